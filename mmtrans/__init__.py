@@ -1,0 +1,19 @@
+"""mmtrans: translate annotated IE datasets with an LLM, keeping every label and span true.
+
+    import mmtrans
+    mmtrans.translate("ner.json", "run.db", mmtrans.Settings(src="ja", tgt="en", labels=["scnm"]))
+    mmtrans.export("run.db", "scnm.en.json", fmt="mre")
+"""
+
+from .checks import CheckResult, Problem, run_checks
+from .errors import ConfigError, InputError, LabelError, MmtransError, ModelError
+from .export import export
+from .llm import Params
+from .pipeline import Settings, translate
+from .records import Argument, Event, Mention, Record, Relation
+
+__all__ = [
+    "Argument", "CheckResult", "ConfigError", "Event", "InputError", "LabelError", "Mention",
+    "MmtransError", "ModelError", "Params", "Problem", "Record", "Relation", "Settings",
+    "export", "run_checks", "translate",
+]

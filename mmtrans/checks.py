@@ -1,0 +1,211 @@
+"""Checks on a translated record: each a pure function returning a list of Problems.
+
+`run_checks` runs them all on the model's parsed output against the expected record (the
+source with its labels already translated) and returns the record, repaired where a
+normalised match allowed it, with its problems and notes.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass, field, replace
+
+import regex
+from langdetect import DetectorFactory, LangDetectException, detect_langs
+
+from .records import Record, locate_mentions, map_anchored
+from .scripts import HAN, KANA, LATIN_RUN, LETTER, is_spaced, language_name, source_residue
+
+CODES = ("format", "count_mismatch", "label_changed", "residual_source", "anchored", "language")
+#: Fewer letters than this left after removing anchored strings: the language check abstains.
+MIN_LETTERS_FOR_LANGDETECT = 20
+
+DetectorFactory.seed = 0  # langdetect is random unless seeded
+
+
+@dataclass
+class Problem:
+    code: str
+    message: str
+    where: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message, "where": self.where}
+
+
+@dataclass
+class CheckResult:
+    record: Record
+    problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+# -- structure ---------------------------------------------------------------------------
+
+def check_counts(expected: Record, target: Record) -> list[Problem]:
+    problems = []
+    for name in ("mentions", "relations", "events"):
+        want, got = len(getattr(expected, name)), len(getattr(target, name))
+        if want != got:
+            problems.append(Problem("count_mismatch", f"expected {want} {name}, got {got}", name))
+    return problems
+
+
+def check_labels(expected: Record, target: Record) -> list[Problem]:
+    """Labels are translated by the tables, never by the model: any change is a defect."""
+    want, got = list(expected.labels()), list(target.labels())
+    if len(want) != len(got):
+        return []  # count_mismatch already names it
+    return [
+        Problem("label_changed", f"label {w!r} came back as {g!r}", where)
+        for (where, w), (_, g) in zip(want, got)
+        if w != g
+    ]
+
+
+# -- scripts and language ----------------------------------------------------------------
+
+def check_residual_source(target: Record, src: str, tgt: str) -> list[Problem]:
+    pattern = source_residue(src, tgt)
+    if pattern is None:
+        return []
+    problems = []
+    for where, s in [("text", target.text), *target.anchored()]:
+        found = pattern.findall(s)
+        if found and (where == "text" or s not in target.text):
+            chars = "".join(dict.fromkeys(found))
+            problems.append(Problem(
+                "residual_source",
+                f"{len(found)} character(s) of the {language_name(src)} source remain: "
+                f"{chars[:30]}",
+                where,
+            ))
+    return problems
+
+
+def _without_anchored(record: Record) -> str:
+    text = record.text
+    for _, s in sorted(record.anchored(), key=lambda x: -len(x[1])):
+        if s:
+            text = text.replace(s, " ")
+    return text
+
+
+def check_language(target: Record, tgt: str) -> list[Problem]:
+    """Is the text in `tgt`? Judged without the anchored strings (names stay in Latin script
+    in any language); by script for Chinese and Japanese, by langdetect otherwise."""
+    rest = _without_anchored(target)
+    if tgt in ("zh", "ja"):
+        rest = LATIN_RUN.sub(" ", rest)
+        letters = LETTER.findall(rest)
+        if len(letters) < 2:
+            return []
+        han = sum(1 for c in letters if HAN.match(c))
+        kana = sum(1 for c in letters if KANA.match(c))
+        if tgt == "zh":
+            ok = han / len(letters) >= 0.6 and kana == 0
+        else:
+            ok = (han + kana) / len(letters) >= 0.6 and (kana > 0 or len(letters) < 10)
+        if ok:
+            return []
+        return [Problem("language", f"text is not {language_name(tgt)}: {han} Han and {kana} "
+                                    f"kana of {len(letters)} letters", "text")]
+    if len(LETTER.findall(rest)) < MIN_LETTERS_FOR_LANGDETECT:
+        return []
+    try:
+        guesses = detect_langs(rest)
+    except LangDetectException:
+        return []
+    top = guesses[0]
+    probability = next((g.prob for g in guesses if g.lang.split("-")[0] == tgt), 0.0)
+    if top.lang.split("-")[0] == tgt or probability >= 0.3:
+        return []
+    return [Problem("language", f"text looks like {top.lang} ({top.prob:.2f}), "
+                                f"not {language_name(tgt)}", "text")]
+
+
+# -- anchored strings --------------------------------------------------------------------
+
+def _normalise_with_map(text: str) -> tuple[str, list[int]]:
+    """NFKC and whitespace-collapsed `text`, and for each of its characters the index of the
+    original character it came from."""
+    out: list[str] = []
+    origin: list[int] = []
+    for i, ch in enumerate(text):
+        for n in unicodedata.normalize("NFKC", ch):
+            if n.isspace():
+                if not out or out[-1] == " ":
+                    continue
+                n = " "
+            out.append(n)
+            origin.append(i)
+    return "".join(out), origin
+
+
+def normalise(s: str) -> str:
+    return " ".join(unicodedata.normalize("NFKC", s).split())
+
+
+def _search(haystack: str, needle: str, spaced: bool) -> tuple[int, int] | None:
+    if spaced:
+        m = regex.search(rf"(?<![\p{{L}}\p{{N}}]){regex.escape(needle)}(?![\p{{L}}\p{{N}}])",
+                         haystack)
+        return m.span() if m else None
+    i = haystack.find(needle)
+    return (i, i + len(needle)) if i >= 0 else None
+
+
+def find_anchor(text: str, s: str, spaced: bool) -> tuple[str | None, bool]:
+    """(the spelling of `s` in `text`, exact?) or (None, False) when it does not occur."""
+    if not s.strip():
+        return None, False
+    if _search(text, s, spaced):
+        return s, True
+    norm, origin = _normalise_with_map(text)
+    span = _search(norm, normalise(s), spaced)
+    if span is None:
+        return None, False
+    start, end = origin[span[0]], origin[span[1] - 1] + 1
+    return text[start:end], False
+
+
+def check_anchored(target: Record, tgt: str) -> CheckResult:
+    """Every anchored string must occur in the text (at word boundaries where words are
+    spaced). A string found only after NFKC and whitespace normalisation is replaced by the
+    text's own spelling and noted, not flagged."""
+    spaced = is_spaced(tgt)
+    problems: list[Problem] = []
+    notes: list[str] = []
+
+    def repair(where: str, s: str) -> str:
+        found, exact = find_anchor(target.text, s, spaced)
+        if found is None:
+            problems.append(Problem("anchored", f"{s!r} does not occur in the translated text",
+                                    where))
+            return s
+        if not exact:
+            notes.append(f"{where}: {s!r} matched {found!r} after normalisation; repaired")
+        return found
+
+    repaired = map_anchored(target, repair)
+    return CheckResult(locate_mentions(repaired), problems, notes)
+
+
+# -- all together ------------------------------------------------------------------------
+
+def run_checks(expected: Record, target: Record, src: str, tgt: str) -> CheckResult:
+    """All checks but `format` (which belongs to parsing the model's reply)."""
+    anchored = check_anchored(target, tgt)
+    record = anchored.record
+    problems = [
+        *check_counts(expected, record),
+        *check_labels(expected, record),
+        *check_residual_source(record, src, tgt),
+        *anchored.problems,
+        *check_language(record, tgt),
+    ]
+    return CheckResult(replace(record, id=expected.id), problems, anchored.notes)

@@ -1,0 +1,167 @@
+"""The `mmtrans` command: options in, one library call, rich output. No logic lives here."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from . import pipeline
+from .errors import MmtransError
+from .export import export as export_run
+from .llm import Params
+from .store import Store
+from .verify import check_files
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Translate annotated IE datasets with an LLM, keeping every span true.")
+console = Console(stderr=True)
+out = Console()
+
+Db = Annotated[Path, typer.Option("--db", help="The run's SQLite file.")]
+Src = Annotated[str, typer.Option("--src", help="Source language (ja, zh, en, ...).")]
+Tgt = Annotated[str, typer.Option("--tgt", help="Target language.")]
+Labels = Annotated[list[str], typer.Option("--labels", help="Label table or .tsv (repeatable).")]
+
+
+def fail(error: Exception) -> typer.Exit:
+    console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+    return typer.Exit(2)
+
+
+@app.command()
+def translate(
+    input: Annotated[Path, typer.Argument(help="Input file (format auto-detected).")],
+    src: Src,
+    tgt: Tgt,
+    labels: Labels,
+    db: Db = Path("mmtrans.db"),
+    model: Annotated[str | None, typer.Option(help="Model name.")] = None,
+    base_url: Annotated[str | None, typer.Option(
+        help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (or OPENAI_BASE_URL)."
+    )] = None,
+    api_key: Annotated[str | None, typer.Option(help="API key (or OPENAI_API_KEY).")] = None,
+    local: Annotated[bool, typer.Option(help="Run a GGUF model in-process (extra local).")] = False,
+    local_model: Annotated[Path | None, typer.Option(help="GGUF file for --local.")] = None,
+    format: Annotated[str | None, typer.Option("--format", help="Input format.")] = None,
+    prompt: Annotated[str | None, typer.Option(help="Prompt name or .toml file.")] = None,
+    concurrency: Annotated[int, typer.Option(min=1)] = 8,
+    temperature: float = 0.0,
+    seed: int | None = None,
+    max_tokens: int | None = None,
+    limit: Annotated[int | None, typer.Option(min=0, help="Only the first N records.")] = None,
+    repair: Annotated[int, typer.Option(min=0, help="Follow-up turns for a flagged record.")] = 0,
+) -> None:
+    """Translate INPUT into the store; the same command resumes an interrupted run."""
+    settings = pipeline.Settings(
+        src=src, tgt=tgt, labels=labels, model=model, base_url=base_url, api_key=api_key,
+        local=local, local_model=str(local_model) if local_model else None,
+        concurrency=concurrency, params=Params(temperature, seed, max_tokens),
+        prompt=prompt, format=format, limit=limit, repair=repair,
+    )
+    columns = (TextColumn("[bold]translating"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[stats]}"), TimeRemainingColumn())
+    bar = Progress(*columns, console=console)
+    task = bar.add_task("translate", total=None, stats="")
+
+    def show(p: pipeline.Progress) -> None:
+        bar.start()  # only once the input has been read and checked: errors print alone
+        stats = (f"[green]{p.accepted} accepted[/] [yellow]{p.flagged} flagged[/] "
+                 f"[red]{p.failed} failed[/] {p.tokens} tokens")
+        bar.update(task, total=p.total, completed=p.done, stats=stats)
+
+    try:
+        result = pipeline.translate(input, db, settings, on_progress=show)
+    except MmtransError as e:
+        raise fail(e) from None
+    finally:
+        bar.stop()
+    console.print(
+        f"{result['done']} translated ({result['accepted']} accepted, {result['flagged']} "
+        f"flagged, {result['failed']} failed), {result['skipped']} already done, "
+        f"{result['requests_sent']} requests sent, {result['rejects']} unreadable input "
+        f"item(s). Store: {db}", highlight=False)
+
+
+@app.command()
+def status(
+    db: Db = Path("mmtrans.db"),
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """Counts by status and by problem code, requests and tokens."""
+    if not db.is_file():
+        raise fail(MmtransError(f"{db}: no such database"))
+    store = Store(db)
+    try:
+        summary = store.status()
+    finally:
+        store.close()
+    if as_json:
+        out.print_json(json.dumps(summary))
+        return
+    table = Table(title=str(db), show_header=False)
+    for key, value in summary.items():
+        if key != "problems":
+            table.add_row(key, str(value))
+    for code, n in summary["problems"].items():
+        table.add_row(f"  problem: {code}", str(n))
+    out.print(table)
+
+
+@app.command()
+def export(
+    out_path: Annotated[Path, typer.Option("--out", help="Output file (.jsonl: JSON Lines).")],
+    db: Db = Path("mmtrans.db"),
+    format: Annotated[str | None, typer.Option("--format", help="Default: the input's.")] = None,
+    run: Annotated[str | None, typer.Option(help="Run id (default: the latest).")] = None,
+    include_flagged: bool = False,
+) -> None:
+    """Write the accepted translations (and flagged ones, if asked) to a file."""
+    try:
+        result = export_run(db, out_path, format, run, include_flagged)
+    except MmtransError as e:
+        raise fail(e) from None
+    console.print(f"{result.written} record(s) written to {result.path} ({result.format}); "
+                  f"{result.skipped} not exported.", highlight=False)
+
+
+@app.command()
+def check(
+    source: Annotated[Path, typer.Argument(help="Source file.")],
+    target: Annotated[Path, typer.Argument(help="Translated file, record for record.")],
+    src: Src,
+    tgt: Tgt,
+    labels: Labels,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per record.")] = False,
+) -> None:
+    """Check a translated file against its source without any model. Exit 1 if any is flagged."""
+    flagged = total = 0
+    try:
+        for verdict in check_files(source, target, src, tgt, labels):
+            total += 1
+            flagged += not verdict.ok
+            if as_json:
+                print(json.dumps(verdict.to_dict(), ensure_ascii=False))
+            elif not verdict.ok:
+                for p in verdict.problems:
+                    out.print(f"{target}:{verdict.line}: {verdict.id}: [{p.code}] {p.message}",
+                              highlight=False, markup=False)
+    except MmtransError as e:
+        raise fail(e) from None
+    if not as_json:
+        console.print(f"{total - flagged} of {total} record(s) pass; {flagged} flagged.")
+    raise typer.Exit(1 if flagged else 0)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        console.print("interrupted; run the same command again to resume")
+        sys.exit(130)

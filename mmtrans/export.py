@@ -1,0 +1,54 @@
+"""Write a run's translated records back out, in the input's format or another."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import formats
+from .errors import MmtransError
+from .records import Record
+from .store import Store
+
+
+@dataclass
+class ExportResult:
+    path: str
+    format: str
+    written: int
+    skipped: int
+
+
+def exportable(store: Store, run_id: str, include_flagged: bool = False) -> Iterator[Record]:
+    """The current target record of every record of the run, in input order: accepted ones,
+    and flagged ones too when asked (a reply that never parsed has nothing to write)."""
+    wanted = {"accepted", "flagged"} if include_flagged else {"accepted"}
+    latest = store.latest_translations(run_id)
+    for source in store.records(run_id):
+        t = latest.get(source.id)
+        if t is not None and t.status in wanted and t.target is not None:
+            yield t.target
+
+
+def export(
+    db_path: str | Path,
+    out: str | Path,
+    fmt: str | None = None,
+    run_id: str | None = None,
+    include_flagged: bool = False,
+) -> ExportResult:
+    if not Path(db_path).is_file():
+        raise MmtransError(f"{db_path}: no such database")
+    store = Store(db_path)
+    try:
+        run_id = run_id or store.latest_run()
+        if run_id is None:
+            raise MmtransError(f"{db_path}: no run to export")
+        run = store.run(run_id)
+        fmt = fmt or run["format"]
+        total = store.db["records"].count_where("run_id = ?", [run_id])
+        written = formats.write(exportable(store, run_id, include_flagged), out, fmt)
+        return ExportResult(str(out), fmt, written, total - written)
+    finally:
+        store.close()

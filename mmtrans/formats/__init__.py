@@ -1,0 +1,45 @@
+"""Format readers and writers, one module each, and auto-detection.
+
+A reader streams `Record`s, and a `Reject` (file, line, what is wrong) for every item it
+cannot read; a writer writes atomically and returns how many records it wrote.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from types import ModuleType
+
+from ..errors import InputError
+from ..records import Record
+from . import mre, stockmark
+from ._io import Reject, first_value
+
+FORMATS: dict[str, ModuleType] = {m.NAME: m for m in (mre, stockmark)}
+
+
+def detect(path: str | Path) -> str:
+    """The name of the format of `path`, judged from its first JSON value."""
+    value = first_value(path)
+    for name, module in FORMATS.items():
+        if module.sniff(value):
+            return name
+    raise InputError(path, 1, f"cannot tell the format; name one of {', '.join(FORMATS)}")
+
+
+def get(name: str) -> ModuleType:
+    try:
+        return FORMATS[name]
+    except KeyError:
+        raise InputError(name, None, f"unknown format; known: {', '.join(FORMATS)}") from None
+
+
+def read(path: str | Path, fmt: str | None = None) -> Iterator[Record | Reject]:
+    return get(fmt or detect(path)).read(path)
+
+
+def write(records: Iterable[Record], path: str | Path, fmt: str) -> int:
+    return get(fmt).write(records, path)
+
+
+__all__ = ["FORMATS", "Reject", "detect", "read", "write"]

