@@ -100,20 +100,22 @@ def check_language(target: Record, tgt: str) -> list[Problem]:
     in any language); by script for Chinese and Japanese, by langdetect otherwise."""
     rest = _without_anchored(target)
     if tgt in ("zh", "ja"):
-        rest = LATIN_RUN.sub(" ", rest)
-        letters = LETTER.findall(rest)
-        if len(letters) < 2:
-            return []
+        # Latin runs are names and codes (IBM, System/360) in any CJK sentence: judge the rest,
+        # unless nothing else is there and the Latin is a sentence of its own.
+        latin = len(LETTER.findall(rest))
+        letters = LETTER.findall(LATIN_RUN.sub(" ", rest))
         han = sum(1 for c in letters if HAN.match(c))
         kana = sum(1 for c in letters if KANA.match(c))
-        if tgt == "zh":
+        if not letters:
+            ok = latin < MIN_LETTERS_FOR_LANGDETECT
+        elif tgt == "zh":
             ok = han / len(letters) >= 0.6 and kana == 0
         else:
             ok = (han + kana) / len(letters) >= 0.6 and (kana > 0 or len(letters) < 10)
         if ok:
             return []
         return [Problem("language", f"text is not {language_name(tgt)}: {han} Han and {kana} "
-                                    f"kana of {len(letters)} letters", "text")]
+                                    f"kana among {len(letters)} non-Latin letters", "text")]
     if len(LETTER.findall(rest)) < MIN_LETTERS_FOR_LANGDETECT:
         return []
     try:
