@@ -55,8 +55,8 @@ def test_mre_none_markers_mean_no_entities(tail):
 
 
 def test_mre_longest_task_word_wins():
-    r = mre.parse({"input": "良い本/Sentiment Adj and N", "output": "positive/Sentiment Adj and N/"},
-                  "x:0", LABELS)
+    item = {"input": "良い本/Sentiment Adj and N", "output": "positive/Sentiment Adj and N/"}
+    r = mre.parse(item, "x:0", LABELS)
     assert r.task == "Sentiment Adj and N" and r.text == "良い本"
 
 
@@ -68,7 +68,8 @@ def test_mre_unknown_labels_still_split_so_the_label_check_can_name_them():
 def test_mre_bad_lines_are_rejected_with_file_and_line_and_the_rest_is_read(tmp_path: Path):
     path = tmp_path / "mixed.jsonl"
     path.write_text("\n".join([
-        json.dumps({"input": "日本の首都/NER", "output": "社会/NER/:地名;日本"}, ensure_ascii=False),
+        json.dumps({"input": "日本の首都/NER", "output": "社会/NER/:地名;日本"},
+                   ensure_ascii=False),
         "{not json",
         json.dumps({"input": "no task word", "output": "x"}),
         json.dumps({"input": "東京/NER", "output": "社会/NER/:地名;東京"}, ensure_ascii=False),

@@ -61,9 +61,8 @@ def test_bad_request_is_not_retried_and_bad_key_stops_everything():
         with pytest.raises(ModelError):
             complete(OpenAIBackend("m", llm.base_url, backoff=0.01))
         assert len(llm.requests) == 1
-    with scripted(Reply(status=401)) as llm:
-        with pytest.raises(FatalModelError):
-            complete(OpenAIBackend("m", llm.base_url, backoff=0.01))
+    with scripted(Reply(status=401)) as llm, pytest.raises(FatalModelError):
+        complete(OpenAIBackend("m", llm.base_url, backoff=0.01))
 
 
 def test_parameters_reach_the_server():
