@@ -11,9 +11,10 @@ from .export import export
 from .llm import Params
 from .pipeline import Settings, translate
 from .records import Argument, Event, Mention, Record, Relation
+from .verify import Verdict, check_files
 
 __all__ = [
     "Argument", "CheckResult", "ConfigError", "Event", "InputError", "LabelError", "Mention",
     "MmtransError", "ModelError", "Params", "Problem", "Record", "Relation", "Settings",
-    "export", "run_checks", "translate",
+    "Verdict", "check_files", "export", "run_checks", "translate",
 ]

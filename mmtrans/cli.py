@@ -56,14 +56,17 @@ def translate(
     seed: int | None = None,
     max_tokens: int | None = None,
     limit: Annotated[int | None, typer.Option(min=0, help="Only the first N records.")] = None,
-    repair: Annotated[int, typer.Option(min=0, help="Follow-up turns for a flagged record.")] = 0,
+    repair: Annotated[int, typer.Option(min=0, help="Follow-up turns for a flagged record.")] = 2,
+    strategy: Annotated[str, typer.Option(
+        help="default: text and strings sent apart (MMM); tagged: strings tagged in the text."
+    )] = "default",
 ) -> None:
     """Translate INPUT into the store; the same command resumes an interrupted run."""
     settings = pipeline.Settings(
         src=src, tgt=tgt, labels=labels, model=model, base_url=base_url, api_key=api_key,
         local=local, local_model=str(local_model) if local_model else None,
         concurrency=concurrency, params=Params(temperature, seed, max_tokens),
-        prompt=prompt, format=format, limit=limit, repair=repair,
+        prompt=prompt, format=format, limit=limit, repair=repair, strategy=strategy,
     )
     columns = (TextColumn("[bold]translating"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[stats]}"), TimeRemainingColumn())
@@ -107,10 +110,14 @@ def status(
         return
     table = Table(title=str(db), show_header=False)
     for key, value in summary.items():
-        if key != "problems":
+        if key not in ("problems", "attempts"):
             table.add_row(key, str(value))
     for code, n in summary["problems"].items():
         table.add_row(f"  problem: {code}", str(n))
+    for attempt, row in summary["attempts"].items():
+        what = "first answers" if attempt == "0" else f"repair {attempt}"
+        table.add_row(f"{what}: accepted/made", f"{row['accepted']}/{row['translations']} "
+                                                f"({row['tokens']} tokens)")
     out.print(table)
 
 

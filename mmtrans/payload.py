@@ -39,7 +39,8 @@ def payload_json(record: Record) -> str:
     return json.dumps(to_payload(record), ensure_ascii=False)
 
 
-def _extract_json(reply: str) -> Any:
+def extract_json(reply: str) -> Any:
+    """The JSON object in a reply, inside a code fence or not."""
     fenced = _FENCE.search(reply)
     body = fenced.group(1) if fenced else reply
     start, end = body.find("{"), body.rfind("}")
@@ -61,7 +62,7 @@ def parse_reply(reply: str, expected: Record) -> tuple[Record | None, list[Probl
     """The model's reply -> a target record (text label and meta carried over from
     `expected`), or None and a `format` problem saying what is wrong."""
     try:
-        data = _extract_json(reply)
+        data = extract_json(reply)
         if not isinstance(data, dict) or not isinstance(data.get("text"), str):
             raise ValueError("the reply needs a string 'text'")
         mentions = [Mention(e["label"], e["text"])

@@ -24,6 +24,7 @@ from .payload import parse_reply, payload_json
 from .prompts import Message, Prompt, load_prompt
 from .records import Record
 from .store import Store, Translation, content_key
+from .tagging import Tagged, parse_tagged_reply, tag, tagged_payload
 
 DEFAULT_MODEL = "gpt-4o-mini"
 
@@ -45,7 +46,7 @@ class Settings:
     prompt: str | None = None
     format: str | None = None
     limit: int | None = None
-    repair: int = 0
+    repair: int = 2
     strategy: str = "default"
 
 
@@ -61,6 +62,7 @@ class Progress:
 
 
 ProgressCallback = Callable[[Progress], None]
+ReplyParser = Callable[[str], tuple[Record | None, list[Problem]]]
 
 
 def make_backend(settings: Settings) -> Backend:
@@ -96,7 +98,7 @@ class Run:
     store: Store
     run_id: str
     backend: Backend
-    prompt: Prompt
+    prompts: dict[str, Prompt]
     table: LabelTable
     settings: Settings
     progress: Progress
@@ -125,11 +127,26 @@ class Run:
         self.store.save_request(key, **row)
         return key, {"response": completion.text}
 
+    def first_turn(self, expected: Record) -> tuple[list[Message], ReplyParser, list[str]]:
+        """The opening messages for a record and how to read the answers, by strategy. A
+        record the tagged strategy cannot mark falls back to the default, with a note."""
+        s = self.settings
+        notes: list[str] = []
+        if s.strategy == "tagged":
+            tagged = tag(expected)
+            if isinstance(tagged, Tagged):
+                messages = self.prompts["tagged"].messages(tagged_payload(tagged), s.src, s.tgt)
+                return messages, lambda reply: parse_tagged_reply(reply, tagged, expected), notes
+            notes.append(f"tagged strategy impossible ({tagged}): used the default strategy")
+        messages = self.prompts["default"].messages(payload_json(expected), s.src, s.tgt)
+        return messages, lambda reply: parse_reply(reply, expected), notes
+
     async def translate_record(self, record: Record, stored_attempts: set[int]) -> str:
-        """Translate one record, with up to `repair` follow-up turns; returns its status."""
+        """Translate one record, with up to `repair` follow-up turns; returns its status.
+        Every attempt is stored; a repaired answer passes the same parser and checks."""
         s = self.settings
         expected = self.table.translate(record)
-        messages = self.prompt.messages(payload_json(expected), s.src, s.tgt)
+        messages, parse, strategy_notes = self.first_turn(expected)
         status = "failed"
         for attempt in range(s.repair + 1):
             try:
@@ -142,11 +159,11 @@ class Run:
                     [{"code": "request", "message": str(e), "where": ""}], [], None))
                 return "failed"
             reply = answer["response"]
-            target, problems = parse_reply(reply, expected)
-            notes: list[str] = []
+            target, problems = parse(reply)
+            notes = list(strategy_notes)
             if target is not None:
                 result = run_checks(expected, target, s.src, s.tgt)
-                target, problems, notes = result.record, result.problems, result.notes
+                target, problems, notes = result.record, result.problems, notes + result.notes
             status = "flagged" if problems else "accepted"
             if attempt not in stored_attempts:
                 self.store.add_translation(self.run_id, Translation(
@@ -155,8 +172,8 @@ class Run:
             if status == "accepted":
                 break
             messages = [*messages, {"role": "assistant", "content": reply},
-                        self.prompt.repair_message(describe_problems(problems, expected),
-                                                   s.src, s.tgt)]
+                        self.prompts["default"].repair_message(
+                            describe_problems(problems, expected), s.src, s.tgt)]
         return status
 
     def _count(self, status: str) -> None:
@@ -205,7 +222,9 @@ def translate(
     and LabelError (labels no table knows) before any request is sent.
     """
     backend = backend or make_backend(settings)
-    prompt = load_prompt(settings.src, settings.tgt, settings.prompt)
+    prompts = {strategy: load_prompt(settings.src, settings.tgt, settings.prompt, strategy)
+               for strategy in {"default", settings.strategy}}
+    prompt = prompts["default"]
     table = load_tables(settings.labels, settings.src, settings.tgt)
     fmt, records, rejects = read_input(input_path, settings.format)
     table.require(records)
@@ -226,7 +245,7 @@ def translate(
         done = store.done_ids(run_id, settings.repair)
         pending = [r for r in chosen if r.id not in done]
         progress = Progress(total=len(pending))
-        run = Run(store, run_id, backend, prompt, table, settings, progress, on_progress)
+        run = Run(store, run_id, backend, prompts, table, settings, progress, on_progress)
         if on_progress:
             on_progress(progress)
         asyncio.run(run.translate_all(pending))

@@ -59,7 +59,14 @@ def prompt_path(src: str, tgt: str, name: str | None = None) -> Path:
     return pair if pair.is_file() else resource_dir("prompts") / "default.toml"
 
 
-def load_prompt(src: str, tgt: str, name: str | None = None) -> Prompt:
+STRATEGIES = ("default", "tagged")
+
+
+def load_prompt(src: str, tgt: str, name: str | None = None, strategy: str = "default") -> Prompt:
+    """The prompt for a language pair; `strategy="tagged"` takes the file's `[tagged]` table
+    (its system text, user template and example) over the defaults."""
+    if strategy not in STRATEGIES:
+        raise InputError(strategy, None, f"unknown strategy; known: {', '.join(STRATEGIES)}")
     path = prompt_path(src, tgt, name)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -67,6 +74,10 @@ def load_prompt(src: str, tgt: str, name: str | None = None) -> Prompt:
         raise InputError(path, None, "no such prompt file") from e
     except tomllib.TOMLDecodeError as e:
         raise InputError(path, None, f"not TOML: {e}") from e
+    if strategy != "default":
+        if strategy not in data:
+            raise InputError(path, None, f"no [{strategy}] table for --strategy {strategy}")
+        data = {**data, **data[strategy]}
     try:
         return Prompt(
             name=path.stem,

@@ -139,8 +139,8 @@ class Record:
 def locate_mentions(record: Record) -> Record:
     """Set each mention's start/end in `text`. A span that already holds the mention's string
     stays; others take the first occurrence that overlaps no span taken so far and comes after
-    the previous mention of the same string (so the k-th repeat gets the k-th occurrence).
-    A string that does not occur gets None."""
+    the previous mention of the same string (so the k-th repeat gets the k-th occurrence),
+    else one nested in another mention. A string that does not occur gets None."""
     text = record.text
     taken: list[tuple[int, int]] = []
     valid = []
@@ -162,9 +162,13 @@ def locate_mentions(record: Record) -> Record:
             continue
         found = [i.start() for i in regex.finditer(regex.escape(m.text), text, overlapped=True)]
         after = last.get(m.text, -1)
-        pos = next((i for i in found if i > after and free(i, i + len(m.text))),
-                   next((i for i in found if free(i, i + len(m.text))),
-                        found[0] if found else None)) if m.text else None
+        preferences = (
+            [i for i in found if i > after and free(i, i + len(m.text))],
+            [i for i in found if free(i, i + len(m.text))],
+            [i for i in found if i > after],  # nested inside another mention
+            found,
+        )
+        pos = next((c[0] for c in preferences if c), None) if m.text else None
         if pos is not None:
             taken.append((pos, pos + len(m.text)))
             last[m.text] = pos

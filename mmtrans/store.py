@@ -207,6 +207,7 @@ class Store:
             "select count(*) as n, coalesce(sum(tokens_in), 0) as tin, "
             "coalesce(sum(tokens_out), 0) as tout from requests where response is not null"))
         rejects = sum(self.db["rejects"].count_where("run_id = ?", [rid]) for rid in run_ids)
+        attempts = self.attempt_stats(run_ids)
         return {
             "records": records,
             "accepted": counts["accepted"],
@@ -218,4 +219,22 @@ class Store:
             "tokens_out": usage["tout"],
             "rejects": rejects,
             "problems": dict(codes.most_common()),
+            "attempts": attempts,
         }
+
+    def attempt_stats(self, run_ids: list[str]) -> dict[str, dict[str, int]]:
+        """Per attempt (0 = first answer, 1.. = repair turns): translations made, records
+        accepted at that attempt (for repairs: rescued), and the tokens it cost."""
+        if not run_ids:
+            return {}
+        marks = ",".join("?" for _ in run_ids)
+        sql = f"""
+            select t.attempt, count(*) as n, sum(t.status = 'accepted') as accepted,
+                   coalesce(sum(r.tokens_in + r.tokens_out), 0) as tokens
+            from translations t left join requests r on r.key = t.request_key
+            where t.run_id in ({marks}) and t.status != 'failed'
+            group by t.attempt order by t.attempt
+        """
+        return {str(row["attempt"]): {"translations": row["n"], "accepted": row["accepted"],
+                                      "tokens": row["tokens"]}
+                for row in self.db.query(sql, run_ids)}

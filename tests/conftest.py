@@ -10,8 +10,7 @@ import pytest
 
 from mmtrans import formats
 from mmtrans.records import Record
-
-from .fake_llm import FakeLLM
+from mmtrans.testing import FakeLLM
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 STOCKMARK = SHARED / "stockmark-ner-wikipedia" / "ner.json"

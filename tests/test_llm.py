@@ -9,8 +9,7 @@ import pytest
 
 from mmtrans.errors import ConfigError, FatalModelError, ModelError
 from mmtrans.llm import OpenAIBackend, Params
-
-from .fake_llm import FakeLLM, Reply
+from mmtrans.testing import FakeLLM, Reply
 
 MESSAGES = [{"role": "system", "content": "s"}, {"role": "user", "content": "{}"},
             {"role": "assistant", "content": "{}"},

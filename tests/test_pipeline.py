@@ -12,8 +12,7 @@ import mmtrans
 from mmtrans import formats
 from mmtrans.errors import LabelError
 from mmtrans.store import Store
-
-from .fake_llm import FakeLLM, Reply, good_translation
+from mmtrans.testing import FakeLLM, Reply, good_translation
 
 DATA_LABELS = Path(__file__).resolve().parent.parent / "data" / "labels"
 
@@ -64,7 +63,7 @@ def test_every_defect_is_flagged_with_its_code_and_kept(tmp_path, sample, llm):
 
     llm.script = script
     db = tmp_path / "run.db"
-    mmtrans.translate(sample(6, [1, 2, 3, 5, 6, 7]), db, settings(llm, concurrency=1))
+    mmtrans.translate(sample(6, [1, 2, 3, 5, 6, 7]), db, settings(llm, concurrency=1, repair=0))
     store = Store(db)
     latest = store.latest_translations(store.latest_run())
     store.close()
@@ -142,3 +141,41 @@ def test_chinese_target(tmp_path, sample):
             json.dumps(good_translation(payload, "zh"), ensure_ascii=False))
         result = mmtrans.translate(sample(5), tmp_path / "zh.db", settings(llm, tgt="zh"))
     assert result["accepted"] == 5
+
+
+def test_repair_turns_name_the_problems_and_rescue_the_record(tmp_path, sample, llm):
+    def script(payload, request):
+        good = good_translation(payload)
+        turn = len(request["messages"])
+        if turn == 4:  # first answer: drop the location, alter the person
+            good["entities"][0]["text"] = "Nobody Atall"
+        elif turn == 6:  # first repair: still leaves kana in the text
+            good["text"] += " まだ"
+        return Reply(json.dumps(good, ensure_ascii=False))
+
+    llm.script = script
+    db = tmp_path / "run.db"
+    result = mmtrans.translate(sample(indexes=[2]), db, settings(llm, repair=2))
+    assert result["accepted"] == 1 and len(llm.requests) == 3
+    repair_1 = llm.requests[1]["messages"][-1]["content"]
+    assert "anchored at mentions[0] (translating '松友美佐紀')" in repair_1
+    assert "'Nobody Atall' does not occur" in repair_1
+    assert llm.requests[1]["messages"][-2]["role"] == "assistant"
+    assert "residual_source" in llm.requests[2]["messages"][-1]["content"]
+    store = Store(db)
+    rows = [(r["attempt"], r["status"]) for r in store.db["translations"].rows]
+    attempts = store.status()["attempts"]
+    store.close()
+    assert rows == [(0, "flagged"), (1, "flagged"), (2, "accepted")]
+    assert {k: v["accepted"] for k, v in attempts.items()} == {"0": 0, "1": 0, "2": 1}
+    assert attempts["2"]["tokens"] == 120
+    # the rerun replays nothing and writes no new row
+    assert mmtrans.translate(sample(indexes=[2]), db, settings(llm, repair=2))["done"] == 0
+
+
+def test_a_record_still_flagged_after_its_repairs_is_kept_flagged(tmp_path, sample, llm):
+    llm.script = lambda payload, request: Reply("no JSON here, sorry")
+    db = tmp_path / "run.db"
+    result = mmtrans.translate(sample(2), db, settings(llm, repair=1))
+    assert result["flagged"] == 2 and len(llm.requests) == 4
+    assert status(db)["flagged"] == 2

@@ -11,8 +11,7 @@ import time
 from collections import Counter
 
 from mmtrans.store import Store
-
-from .fake_llm import Reply, good_translation
+from mmtrans.testing import Reply, good_translation
 
 
 def translate_command(path, db, base_url) -> list[str]:

@@ -1,7 +1,8 @@
 """An OpenAI-compatible chat-completions server on 127.0.0.1 with scripted answers.
 
-Real HTTP through the real openai client: the tests choose, per request, what the "model"
-answers (a good translation, one with a defect, a 429, a 500, a slow answer). The scripted
+For tests and benchmarks: real HTTP through the real openai client, while the caller chooses,
+per request, what the "model" answers (a good translation, one with a defect, a 429, a 500,
+a slow answer). The scripted
 translator is deterministic: each annotated string becomes a made-up target-language name,
 and the sentence is built around them, so every defect is one the test put there on purpose.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -30,7 +32,30 @@ def name_for(s: str, tgt: str) -> str:
     return f"{EN_NAMES[h % 16]} {EN_NAMES[(h >> 4) % 16]}{h % 97}"
 
 
+_TAGGED = re.compile(r"<(m\d+)>(.*?)</\1>", re.S)
+
+
+def _render_tags(tagged: str, tgt: str) -> list[str]:
+    """Each top-level tag of `tagged` with a made-up translation inside, nesting kept."""
+    out = []
+    for m in _TAGGED.finditer(tagged):
+        inner = m.group(2)
+        children = _render_tags(inner, tgt)
+        rest = _TAGGED.sub("", inner)
+        body = " ".join(children + ([name_for(rest, tgt)] if rest.strip() else []))
+        out.append(f"<{m.group(1)}>{body}</{m.group(1)}>")
+    return out
+
+
 def good_translation(payload: dict[str, Any], tgt: str = "en") -> dict[str, Any]:
+    """A translation that passes every check, for the default or the tagged payload."""
+    if "entities" not in payload and "<m" in payload["text"]:
+        names = _render_tags(payload["text"], tgt)
+        joiner = "、" if tgt == "zh" else ", "
+        if tgt == "zh":
+            return {"text": "这是一篇关于" + joiner.join(names) + "的报道，来自市立图书馆的档案。"}
+        return {"text": "This is a report about " + joiner.join(names)
+                + " from the archive of the city library and its many readers."}
     entities = [{"label": e["label"], "text": name_for(e["text"], tgt)}
                 for e in payload.get("entities", [])]
     names = [e["text"] for e in entities]
