@@ -78,6 +78,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     body: dict[str, Any] | None = None
+    usage: dict[str, int] | None = None
 
 
 Script = Callable[[dict[str, Any], dict[str, Any]], Reply]
@@ -122,8 +123,8 @@ class FakeLLM:
                         "model": request.get("model", "fake"),
                         "choices": [{"index": 0, "finish_reason": "stop",
                                      "message": {"role": "assistant", "content": reply.content}}],
-                        "usage": {"prompt_tokens": 100, "completion_tokens": 20,
-                                  "total_tokens": 120},
+                        "usage": reply.usage or {"prompt_tokens": 100, "completion_tokens": 20,
+                                                 "total_tokens": 120},
                     }
                 else:
                     body = reply.body or {"error": {"message": f"scripted {reply.status}",
