@@ -110,10 +110,12 @@ def status(
         return
     table = Table(title=str(db), show_header=False)
     for key, value in summary.items():
-        if key not in ("problems", "attempts"):
+        if key not in ("problems", "attempts", "reviews"):
             table.add_row(key, str(value))
     for code, n in summary["problems"].items():
         table.add_row(f"  problem: {code}", str(n))
+    for decision, n in summary["reviews"].items():
+        table.add_row(f"  reviewed: {decision}", str(n))
     for attempt, row in summary["attempts"].items():
         what = "first answers" if attempt == "0" else f"repair {attempt}"
         table.add_row(f"{what}: accepted/made", f"{row['accepted']}/{row['translations']} "
@@ -164,6 +166,34 @@ def check(
     if not as_json:
         console.print(f"{total - flagged} of {total} record(s) pass; {flagged} flagged.")
     raise typer.Exit(1 if flagged else 0)
+
+
+@app.command()
+def review(
+    db: Db = Path("mmtrans.db"),
+    host: Annotated[str, typer.Option(help="Address; non-local ones need a token.")] = "127.0.0.1",
+    port: int = 8700,
+    token: Annotated[str | None, typer.Option(help="Required on every request.")] = None,
+    annotator: Annotated[str | None, typer.Option(help="Your name (else the page asks).")] = None,
+    spot_check: Annotated[str | None, typer.Option(
+        help="Also queue this share of accepted records, e.g. 5%.")] = None,
+) -> None:
+    """Serve the review page: accept, edit or reject flagged records with the keyboard."""
+    from .review import access_token, parse_share, serve
+
+    try:
+        share = parse_share(spot_check)
+        required = access_token(host, token)
+        if not db.is_file():
+            raise MmtransError(f"{db}: no such database")
+    except MmtransError as e:
+        raise fail(e) from None
+    query = f"/?token={required}" if required else "/"
+    if required and not token:
+        console.print(f"generated token: {required}", highlight=False)
+    console.print(f"reviewing {db} at http://{host}:{port}{query} (Ctrl-C to stop)",
+                  highlight=False)
+    serve(db, host, port, required, annotator, share)
 
 
 def main() -> None:

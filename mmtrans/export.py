@@ -21,13 +21,24 @@ class ExportResult:
 
 
 def exportable(store: Store, run_id: str, include_flagged: bool = False) -> Iterator[Record]:
-    """The current target record of every record of the run, in input order: accepted ones,
-    and flagged ones too when asked (a reply that never parsed has nothing to write)."""
+    """The current target record of every record of the run, in input order.
+
+    A reviewer's latest decision wins: accepted records are written as translated, edited
+    ones as edited, rejected ones not at all. Unreviewed records are written when the checks
+    accepted them, and flagged ones too when asked (a reply that never parsed has nothing to
+    write)."""
     wanted = {"accepted", "flagged"} if include_flagged else {"accepted"}
     latest = store.latest_translations(run_id)
+    decisions = store.decisions(run_id)
     for source in store.records(run_id):
         t = latest.get(source.id)
-        if t is not None and t.status in wanted and t.target is not None:
+        decision = decisions.get(source.id)
+        if decision is not None:
+            if decision.decision == "edit" and decision.record is not None:
+                yield decision.record
+            elif decision.decision == "accept" and t is not None and t.target is not None:
+                yield t.target
+        elif t is not None and t.status in wanted and t.target is not None:
             yield t.target
 
 

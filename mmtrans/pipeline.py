@@ -8,11 +8,12 @@ any point and pays for no request twice.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from . import formats
 from .checks import Problem, run_checks
@@ -27,6 +28,7 @@ from .store import Store, Translation, content_key
 from .tagging import Tagged, parse_tagged_reply, tag, tagged_payload
 
 DEFAULT_MODEL = "gpt-4o-mini"
+T = TypeVar("T")
 
 
 @dataclass
@@ -200,6 +202,17 @@ class Run:
                 await close()
 
 
+def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run `coroutine` to completion, also from a thread whose event loop is already running
+    (a notebook, a sync Playwright test): then in a thread of its own."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
 def read_input(path: str | Path, fmt: str | None) -> tuple[str, list[Record], list[Reject]]:
     fmt = fmt or formats.detect(path)
     records: list[Record] = []
@@ -248,7 +261,7 @@ def translate(
         run = Run(store, run_id, backend, prompts, table, settings, progress, on_progress)
         if on_progress:
             on_progress(progress)
-        asyncio.run(run.translate_all(pending))
+        run_sync(run.translate_all(pending))
         return {"run_id": run_id, "skipped": len(chosen) - len(pending),
                 "rejects": len(rejects), **vars(progress)}
     finally:

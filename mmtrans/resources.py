@@ -12,9 +12,12 @@ _PACKAGED = Path(__file__).parent / "_resources"
 _CHECKOUT = Path(__file__).parent.parent
 
 
+_TOP_LEVEL = {"prompts", "review_ui"}  # the rest live under data/ in a checkout
+
+
 def resource_dir(kind: str) -> Path:
-    """The folder holding `kind` ("prompts", "labels" or "scripts")."""
+    """The folder holding `kind` ("prompts", "labels", "scripts" or "review_ui")."""
     packaged = _PACKAGED / kind
     if packaged.is_dir():
         return packaged
-    return _CHECKOUT / ("prompts" if kind == "prompts" else f"data/{kind}")
+    return _CHECKOUT / (kind if kind in _TOP_LEVEL else f"data/{kind}")

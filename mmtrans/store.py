@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -62,6 +63,12 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     db["rejects"].create_index(["run_id", "path", "line"], unique=True)
 
 
+@migrations()
+def m002_review_undo(db: sqlite_utils.Database) -> None:
+    """An undo is a review row of its own pointing at the decision it takes back."""
+    db["reviews"].add_column("undoes", int)
+
+
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -70,6 +77,29 @@ def content_key(*parts: Any) -> str:
     """sha256 of the canonical JSON of `parts`: the identity of a request or a run."""
     blob = json.dumps(parts, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class Review:
+    id: int
+    record_id: str
+    annotator: str
+    decision: str  # accept, edit, reject
+    record: Record | None
+    created: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "annotator": self.annotator, "decision": self.decision,
+                "record": self.record.to_dict() if self.record else None,
+                "created": self.created}
+
+
+def effective_reviews(rows: Iterable[dict[str, Any]]) -> list[Review]:
+    """The decisions of a record's review rows (in order) that no later undo took back."""
+    undone = {row["undoes"] for row in rows if row["decision"] == "undo"}
+    return [Review(row["id"], row["record_id"], row["annotator"], row["decision"],
+                   Record.from_json(row["record"]) if row["record"] else None, row["created"])
+            for row in rows if row["decision"] != "undo" and row["id"] not in undone]
 
 
 @dataclass
@@ -86,7 +116,9 @@ class Translation:
 class Store:
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.db = sqlite_utils.Database(self.path)
+        # One thread at a time uses a Store, but not always the one that opened it (a run
+        # started from inside a running event loop runs in a worker thread).
+        self.db = sqlite_utils.Database(sqlite3.connect(self.path, check_same_thread=False))
         self.db.enable_wal()
         self.db.execute("PRAGMA busy_timeout = 30000")
         migrations.apply(self.db)
@@ -190,6 +222,39 @@ class Store:
             out.setdefault(row["record_id"], set()).add(row["attempt"])
         return out
 
+    # -- reviews ---------------------------------------------------------------------------
+
+    def add_review(self, run_id: str, record_id: str, annotator: str, decision: str,
+                   record: Record | None = None, undoes: int | None = None) -> int:
+        with self.db.conn:
+            table = self.db["reviews"].insert({
+                "run_id": run_id, "record_id": record_id, "annotator": annotator,
+                "decision": decision, "record": record.to_json() if record else None,
+                "created": now(), "undoes": undoes})
+        return table.last_pk
+
+    def review_rows(self, run_id: str, record_id: str | None = None) -> list[dict[str, Any]]:
+        where, args = "run_id = ?", [run_id]
+        if record_id is not None:
+            where, args = where + " and record_id = ?", [run_id, record_id]
+        return list(self.db["reviews"].rows_where(where, args, order_by="id"))
+
+    def reviews(self, run_id: str, record_id: str) -> list[Review]:
+        """The record's effective decisions, oldest first (undone ones left out)."""
+        return effective_reviews(self.review_rows(run_id, record_id))
+
+    def decisions(self, run_id: str) -> dict[str, Review]:
+        """The current decision on every reviewed record of the run."""
+        rows: dict[str, list[dict[str, Any]]] = {}
+        for row in self.review_rows(run_id):
+            rows.setdefault(row["record_id"], []).append(row)
+        out = {}
+        for record_id, record_rows in rows.items():
+            effective = effective_reviews(record_rows)
+            if effective:
+                out[record_id] = effective[-1]
+        return out
+
     # -- reporting -----------------------------------------------------------------------
 
     def status(self, run_id: str | None = None) -> dict[str, Any]:
@@ -208,6 +273,9 @@ class Store:
             "coalesce(sum(tokens_out), 0) as tout from requests where response is not null"))
         rejects = sum(self.db["rejects"].count_where("run_id = ?", [rid]) for rid in run_ids)
         attempts = self.attempt_stats(run_ids)
+        reviewed: Counter[str] = Counter()
+        for rid in run_ids:
+            reviewed.update(review.decision for review in self.decisions(rid).values())
         return {
             "records": records,
             "accepted": counts["accepted"],
@@ -220,6 +288,8 @@ class Store:
             "rejects": rejects,
             "problems": dict(codes.most_common()),
             "attempts": attempts,
+            "reviews": {"accepted": reviewed["accept"], "edited": reviewed["edit"],
+                        "rejected": reviewed["reject"]},
         }
 
     def attempt_stats(self, run_ids: list[str]) -> dict[str, dict[str, int]]:

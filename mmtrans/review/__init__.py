@@ -1,0 +1,44 @@
+"""`mmtrans review`: annotators accept, edit or reject flagged records in the browser."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from ..errors import ConfigError
+from .app import make_app
+
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+def parse_share(value: str | None) -> float:
+    """`5%` or `0.05` -> 0.05."""
+    if not value:
+        return 0.0
+    try:
+        share = float(value[:-1]) / 100 if value.endswith("%") else float(value)
+    except ValueError:
+        raise ConfigError(f"--spot-check takes a share like 5% or 0.05, not {value!r}") from None
+    if not 0 <= share <= 1:
+        raise ConfigError(f"--spot-check must be between 0% and 100%, not {value!r}")
+    return share
+
+
+def access_token(host: str, token: str | None) -> str | None:
+    """The token to require: the one given, a generated one for a non-local host, or none."""
+    if token:
+        return token
+    return None if host in LOCAL_HOSTS else secrets.token_urlsafe(16)
+
+
+def serve(db: str | Path, host: str = "127.0.0.1", port: int = 8700, token: str | None = None,
+          annotator: str | None = None, spot_check: float = 0.0) -> None:
+    import uvicorn
+
+    if not Path(db).is_file():
+        raise ConfigError(f"{db}: no such database")
+    uvicorn.run(make_app(db, annotator, spot_check, token), host=host, port=port,
+                log_level="warning")
+
+
+__all__ = ["access_token", "make_app", "parse_share", "serve"]

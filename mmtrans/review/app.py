@@ -1,0 +1,186 @@
+"""The review web app: a JSON API over the store, and the static page from `review_ui/`.
+
+Every decision is a new row in `reviews`; nothing the model said or an annotator decided is
+overwritten. Each request opens the SQLite file anew (WAL), so review goes on while a
+`translate` run is still writing to it.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from ..resources import resource_dir
+from ..store import Store
+from .queue import EditError, check_edit, progress, queue, record_view
+
+DECISIONS = ("accept", "edit", "reject")
+COOKIE = "mmtrans_token"
+
+
+class Api:
+    def __init__(self, db: Path, annotator: str | None, spot_check: float, token: str | None):
+        self.db = db
+        self.annotator = annotator
+        self.spot_check = spot_check
+        self.token = token
+
+    def store(self) -> Store:
+        return Store(self.db)
+
+    async def config(self, request: Request) -> Response:
+        return JSONResponse({"annotator": self.annotator, "spot_check": self.spot_check,
+                             "db": str(self.db)})
+
+    async def queue(self, request: Request) -> Response:
+        q = request.query_params
+        store = self.store()
+        try:
+            entries = queue(store, q.get("code") or None, q.get("dataset") or None,
+                            q.get("status") or None, self.spot_check)
+            everything = queue(store, spot_check=self.spot_check)
+        finally:
+            store.close()
+        return JSONResponse({
+            "entries": [e.to_dict() for e in entries],
+            "progress": progress(everything),
+            "codes": sorted({c for e in everything for c in e.codes}),
+            "datasets": sorted({e.dataset for e in everything}),
+        })
+
+    def _find(self, store: Store, run_id: Any, record_id: Any) -> JSONResponse | None:
+        if not isinstance(run_id, str) or not isinstance(record_id, str) or \
+                store.db["records"].count_where("run_id = ? and id = ?", [run_id, record_id]) == 0:
+            return JSONResponse({"error": f"no record {record_id!r} in run {run_id!r}"}, 404)
+        return None
+
+    async def record(self, request: Request) -> Response:
+        run_id, record_id = request.query_params.get("run"), request.query_params.get("id")
+        store = self.store()
+        try:
+            return self._find(store, run_id, record_id) or JSONResponse(
+                record_view(store, run_id, record_id))  # type: ignore[arg-type]
+        finally:
+            store.close()
+
+    async def check(self, request: Request) -> Response:
+        body = await _json(request)
+        store = self.store()
+        try:
+            if missing := self._find(store, body.get("run"), body.get("id")):
+                return missing
+            try:
+                record, problems = check_edit(store, body["run"], body["id"], body.get("record"))
+            except EditError as e:
+                return JSONResponse({"error": str(e)}, 400)
+            return JSONResponse({"record": record.to_dict(),
+                                 "problems": [p.to_dict() for p in problems]})
+        finally:
+            store.close()
+
+    async def decide(self, request: Request) -> Response:
+        body = await _json(request)
+        decision, annotator = body.get("decision"), body.get("annotator")
+        if decision not in DECISIONS:
+            return JSONResponse({"error": f"decision must be one of {DECISIONS}"}, 400)
+        if not isinstance(annotator, str) or not annotator.strip():
+            return JSONResponse({"error": "an annotator name is required"}, 400)
+        store = self.store()
+        try:
+            if missing := self._find(store, body.get("run"), body.get("id")):
+                return missing
+            run_id, record_id = body["run"], body["id"]
+            edited = None
+            if decision == "edit":
+                try:
+                    edited, _ = check_edit(store, run_id, record_id, body.get("record"))
+                except EditError as e:
+                    return JSONResponse({"error": str(e)}, 400)
+            rows = store.review_rows(run_id, record_id)
+            latest = rows[-1]["id"] if rows else 0
+            if latest != body.get("seen", 0) and not body.get("force"):
+                reviews = store.reviews(run_id, record_id)
+                return JSONResponse({"error": "conflict", "seen": latest,
+                                     "theirs": reviews[-1].to_dict() if reviews else None}, 409)
+            review_id = store.add_review(run_id, record_id, annotator.strip(), decision, edited)
+            return JSONResponse({"review": review_id,
+                                 "view": record_view(store, run_id, record_id)})
+        finally:
+            store.close()
+
+    async def undo(self, request: Request) -> Response:
+        body = await _json(request)
+        store = self.store()
+        try:
+            if missing := self._find(store, body.get("run"), body.get("id")):
+                return missing
+            run_id, record_id = body["run"], body["id"]
+            effective = {r.id for r in store.reviews(run_id, record_id)}
+            if body.get("review") not in effective:
+                return JSONResponse({"error": "that decision is not in effect"}, 409)
+            store.add_review(run_id, record_id, str(body.get("annotator") or ""), "undo",
+                             undoes=body["review"])
+            return JSONResponse({"view": record_view(store, run_id, record_id)})
+        finally:
+            store.close()
+
+
+async def _json(request: Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.body())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+class TokenGate:
+    """Every request must carry the token: `Authorization: Bearer`, `?token=` (which sets a
+    cookie, so the page's own files load), or that cookie. Otherwise 401."""
+
+    def __init__(self, app: Callable[..., Awaitable[None]], token: str):
+        self.app = app
+        self.token = token
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        request = Request(scope)
+        given = [request.headers.get("authorization", "").removeprefix("Bearer ").strip(),
+                 request.query_params.get("token", ""), request.cookies.get(COOKIE, "")]
+        if not any(g and secrets.compare_digest(g, self.token) for g in given):
+            return await JSONResponse({"error": "a valid token is required"}, 401)(
+                scope, receive, send)
+        if request.query_params.get("token") == self.token:
+            async def send_with_cookie(message: dict[str, Any]) -> None:
+                if message["type"] == "http.response.start":
+                    cookie = f"{COOKIE}={self.token}; Path=/; HttpOnly; SameSite=Strict"
+                    message["headers"] = [*message.get("headers", []),
+                                          (b"set-cookie", cookie.encode())]
+                await send(message)
+            return await self.app(scope, receive, send_with_cookie)
+        return await self.app(scope, receive, send)
+
+
+def make_app(db: str | Path, annotator: str | None = None, spot_check: float = 0.0,
+             token: str | None = None) -> Any:
+    """The ASGI app for `mmtrans review`; with a token, every request must carry it."""
+    api = Api(Path(db), annotator, spot_check, token)
+    app = Starlette(routes=[
+        Route("/api/config", api.config),
+        Route("/api/queue", api.queue),
+        Route("/api/record", api.record),
+        Route("/api/check", api.check, methods=["POST"]),
+        Route("/api/decision", api.decide, methods=["POST"]),
+        Route("/api/undo", api.undo, methods=["POST"]),
+        Mount("/", StaticFiles(directory=resource_dir("review_ui"), html=True)),
+    ])
+    return TokenGate(app, token) if token else app

@@ -1,0 +1,283 @@
+// mmtrans review page: plain JavaScript over the JSON API in mmtrans/review/app.py.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+const token = params.get("token") || sessionStorage.getItem("mmtrans-token") || "";
+if (token) sessionStorage.setItem("mmtrans-token", token);
+
+const state = {
+  annotator: null, entries: [], index: 0, view: null,
+  editing: false, conflict: null, lastDecision: null, checkTimer: null,
+};
+
+async function api(path, body) {
+  const headers = { "content-type": "application/json" };
+  if (token) headers.authorization = `Bearer ${token}`;
+  const response = await fetch(path, body === undefined ? { headers } :
+    { method: "POST", headers, body: JSON.stringify(body) });
+  const data = await response.json().catch(() => ({}));
+  return { status: response.status, data };
+}
+
+function escapeHtml(s) {
+  return s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+}
+
+const hue = (i) => (i * 137) % 360;
+
+// Text with every located mention highlighted in its own colour, the label after it.
+function highlight(text, mentions) {
+  const spans = mentions.map((m, i) => ({ ...m, i }))
+    .filter((m) => m.start !== null && m.start !== undefined && m.end > m.start);
+  const cuts = new Set([0, text.length]);
+  spans.forEach((m) => { cuts.add(m.start); cuts.add(m.end); });
+  const points = [...cuts].sort((a, b) => a - b);
+  let html = "";
+  for (let k = 0; k < points.length - 1; k++) {
+    const [from, to] = [points[k], points[k + 1]];
+    const covering = spans.filter((m) => m.start <= from && m.end >= to)
+      .sort((a, b) => (a.end - a.start) - (b.end - b.start));
+    const piece = escapeHtml(text.slice(from, to));
+    html += covering.length
+      ? `<mark class="m" data-mention="${covering[0].i}" style="--h:${hue(covering[0].i)}" title="${escapeHtml(covering[0].label)}">${piece}</mark>`
+      : piece;
+    spans.filter((m) => m.end === to).sort((a, b) => b.start - a.start).forEach((m) => {
+      html += `<span class="tag" style="--h:${hue(m.i)}">${escapeHtml(m.label)}</span>`;
+    });
+  }
+  return html;
+}
+
+function say(text, error = false) {
+  $("message").textContent = text;
+  $("message").className = error ? "error" : "";
+}
+
+function problemList(problems) {
+  if (!problems.length) return '<p class="ok">All checks pass.</p>';
+  return "<ul>" + problems.map((p) =>
+    `<li><b>${escapeHtml(p.code)}</b>${p.where ? ` (${escapeHtml(p.where)})` : ""}: ${escapeHtml(p.message)}</li>`).join("") + "</ul>";
+}
+
+async function loadQueue() {
+  const q = new URLSearchParams({
+    code: $("filter-code").value, dataset: $("filter-dataset").value, status: $("filter-status").value,
+  });
+  const { data } = await api(`/api/queue?${q}`);
+  state.entries = data.entries || [];
+  fillSelect($("filter-code"), data.codes || []);
+  fillSelect($("filter-dataset"), data.datasets || []);
+  const p = data.progress;
+  const who = Object.entries(p.by_annotator).map(([name, n]) => `${escapeHtml(name)}: ${n}`).join(", ");
+  $("progress").innerHTML = `reviewed <b id="reviewed">${p.reviewed}</b> / <b id="in-queue">${p.in_queue}</b> in queue${who ? ` (${who})` : ""}`;
+  renderQueue();
+}
+
+function fillSelect(select, values) {
+  const current = select.value;
+  const known = new Set([...select.options].map((o) => o.value));
+  values.filter((v) => !known.has(v)).forEach((v) => select.add(new Option(v, v)));
+  select.value = current;
+}
+
+function renderQueue() {
+  $("queue-list").innerHTML = state.entries.map((e, i) =>
+    `<li data-index="${i}" class="${i === state.index ? "current" : ""}">${escapeHtml(e.id)}
+      <span class="state state-${e.state.replace(" ", "-")}">${escapeHtml(e.state)}</span><br>
+      <span class="muted">${escapeHtml(e.codes.join(", ") || e.status)}</span></li>`).join("");
+}
+
+async function show(index) {
+  if (!state.entries.length) {
+    $("empty").hidden = false; $("view").hidden = true; state.view = null; return;
+  }
+  state.index = Math.max(0, Math.min(index, state.entries.length - 1));
+  const entry = state.entries[state.index];
+  const { status, data } = await api(`/api/record?run=${encodeURIComponent(entry.run_id)}&id=${encodeURIComponent(entry.id)}`);
+  if (status !== 200) { say(data.error || `error ${status}`, true); return; }
+  state.view = data;
+  renderQueue();
+  render();
+}
+
+function render() {
+  const v = state.view;
+  $("empty").hidden = true; $("view").hidden = false;
+  const target = v.target;
+  $("meta").innerHTML = `<span class="badge">${escapeHtml(v.dataset)}</span><span class="badge">${escapeHtml(v.id)}</span>` +
+    `<span class="badge">model: ${escapeHtml(v.status)}</span><span class="badge" id="review-state">review: ${escapeHtml(v.state)}</span>` +
+    `<span class="badge">text label: ${escapeHtml(v.source.label || "—")} → ${escapeHtml((target && target.label) || v.expected_label || "—")}</span>`;
+  $("src-lang").textContent = v.src; $("tgt-lang").textContent = v.tgt;
+  $("source-text").innerHTML = highlight(v.source.text, v.source.mentions);
+  $("target-text").innerHTML = target ? highlight(target.text, target.mentions) : '<span class="muted">no usable translation</span>';
+  const rows = v.source.mentions.map((m, i) => {
+    const t = target && target.mentions[i];
+    return `<tr><td><span class="swatch" style="--h:${hue(i)}"></span> ${i + 1}</td>` +
+      `<td>${escapeHtml(m.label)} → ${escapeHtml((t && t.label) || v.expected_labels[i] || "")}</td>` +
+      `<td>${escapeHtml(m.text)}</td><td>${t ? escapeHtml(t.text) : '<span class="muted">missing</span>'}</td></tr>`;
+  });
+  $("mentions").querySelector("tbody").innerHTML = rows.join("");
+  $("problems").innerHTML = v.problems.length ? "<h2>Problems</h2>" + problemList(v.problems) : "";
+  $("decisions").innerHTML = v.reviews.map((r) =>
+    `${escapeHtml(r.annotator)}: ${escapeHtml(r.decision)} at ${escapeHtml(r.created)}`).join("<br>");
+  $("raw-text").textContent = v.raw || "(none)";
+}
+
+async function decide(decision, record, force = false) {
+  const v = state.view;
+  if (!v) return;
+  const body = { run: v.run_id, id: v.id, annotator: state.annotator, decision, seen: v.seen, force };
+  if (record) body.record = record;
+  const { status, data } = await api("/api/decision", body);
+  if (status === 409) {
+    state.conflict = { decision, record };
+    const t = data.theirs;
+    $("conflict-text").textContent = t
+      ? `${t.annotator} already chose "${t.decision}" at ${t.created}. Your choice: "${decision}".`
+      : `The record's review history changed. Your choice: "${decision}".`;
+    $("conflict").hidden = false;
+    state.view.seen = data.seen;
+    $("conflict-mine").focus();
+    return;
+  }
+  if (status !== 200) { say(data.error || `error ${status}`, true); return; }
+  state.lastDecision = { run: v.run_id, id: v.id, review: data.review };
+  say(`${decision} saved for ${v.id}`);
+  closeEditor();
+  await loadQueue();
+  await show(state.index + 1 < state.entries.length ? state.index + 1 : state.index);
+}
+
+async function undo() {
+  const last = state.lastDecision;
+  if (!last) { say("nothing to undo", true); return; }
+  const { status, data } = await api("/api/undo", { ...last, annotator: state.annotator });
+  if (status !== 200) { say(data.error || `error ${status}`, true); return; }
+  state.lastDecision = null;
+  say(`undid your decision on ${last.id}`);
+  await loadQueue();
+  const index = state.entries.findIndex((e) => e.run_id === last.run && e.id === last.id);
+  await show(index >= 0 ? index : state.index);
+}
+
+// -- editing -----------------------------------------------------------------------------
+
+function openEditor() {
+  const v = state.view;
+  if (!v) return;
+  const base = v.target || { text: "", label: v.expected_label, mentions: v.source.mentions.map((m, i) => ({ label: v.expected_labels[i], text: "" })) };
+  state.editing = true;
+  $("editor").hidden = false;
+  $("edit-label").value = base.label || "";
+  $("edit-text").value = base.text;
+  $("edit-mentions").innerHTML = base.mentions.map((m, i) =>
+    `<div class="mention-edit"><span class="swatch" style="--h:${hue(i)}"></span>` +
+    `<input class="edit-mention-label" aria-label="label ${i + 1}" value="${escapeHtml(m.label)}">` +
+    `<input class="edit-mention-text" aria-label="string ${i + 1}" value="${escapeHtml(m.text)}"></div>`).join("");
+  $("edit-text").focus();
+  scheduleCheck();
+}
+
+function closeEditor() {
+  if ($("editor").contains(document.activeElement)) document.activeElement.blur();
+  state.editing = false;
+  $("editor").hidden = true;
+  $("edit-check").innerHTML = "";
+}
+
+function editedRecord() {
+  const labels = [...document.querySelectorAll(".edit-mention-label")];
+  const texts = [...document.querySelectorAll(".edit-mention-text")];
+  return {
+    text: $("edit-text").value, label: $("edit-label").value || null,
+    mentions: labels.map((l, i) => ({ label: l.value, text: texts[i].value })),
+  };
+}
+
+function scheduleCheck() {
+  clearTimeout(state.checkTimer);
+  state.checkTimer = setTimeout(runCheck, 150);
+}
+
+async function runCheck() {
+  const v = state.view;
+  const { status, data } = await api("/api/check", { run: v.run_id, id: v.id, record: editedRecord() });
+  if (status !== 200) {
+    $("edit-check").innerHTML = `<ul><li>${escapeHtml(data.error || `error ${status}`)}</li></ul>`;
+    return;
+  }
+  $("edit-check").innerHTML = problemList(data.problems);
+  $("target-text").innerHTML = highlight(data.record.text, data.record.mentions);
+}
+
+// -- keys --------------------------------------------------------------------------------
+
+function toggleHelp(show) {
+  $("help").hidden = show === undefined ? !$("help").hidden : !show;
+}
+
+// Key actions run one after another: a key pressed while the previous action is still
+// talking to the server waits for it, so fast typists never see two records interleave.
+let pending = Promise.resolve();
+
+function keyAction(event) {
+  if (!$("name-dialog").hidden) return null;
+  if (!$("conflict").hidden) {
+    if (event.key === "Enter") return async () => { $("conflict").hidden = true; const c = state.conflict; await decide(c.decision, c.record, true); };
+    if (event.key === "Escape") return async () => { $("conflict").hidden = true; closeEditor(); say("kept their decision"); await loadQueue(); await show(state.index); };
+    return null;
+  }
+  if (state.editing) {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) return () => decide("edit", editedRecord());
+    if (event.key === "Escape") return () => { closeEditor(); render(); };
+    return null;
+  }
+  if (event.target.matches("input, textarea, select")) return null;
+  if (event.ctrlKey || event.metaKey || event.altKey) return null;
+  const actions = {
+    a: () => decide("accept"), x: () => decide("reject"), e: openEditor, u: undo,
+    ArrowRight: () => show(state.index + 1), ArrowLeft: () => show(state.index - 1),
+    r: () => { $("raw").open = !$("raw").open; }, "?": () => toggleHelp(), Escape: () => toggleHelp(false),
+  };
+  return actions[event.key] || null;
+}
+
+document.addEventListener("keydown", (event) => {
+  const action = keyAction(event);
+  if (!action) return;
+  event.preventDefault();
+  pending = pending.then(action).catch((error) => say(String(error), true));
+});
+
+$("editor").addEventListener("input", scheduleCheck);
+$("editor").addEventListener("submit", (e) => e.preventDefault());
+$("help-button").addEventListener("click", () => toggleHelp());
+$("conflict-mine").addEventListener("click", async () => { $("conflict").hidden = true; const c = state.conflict; await decide(c.decision, c.record, true); });
+$("conflict-theirs").addEventListener("click", async () => { $("conflict").hidden = true; closeEditor(); await loadQueue(); await show(state.index); });
+$("queue-list").addEventListener("click", (e) => { const li = e.target.closest("li"); if (li) show(Number(li.dataset.index)); });
+$("filters").addEventListener("change", async () => { state.index = 0; await loadQueue(); await show(0); });
+
+function setAnnotator(name) {
+  state.annotator = name;
+  $("annotator").textContent = `annotator: ${name}`;
+}
+
+$("name-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const name = $("name-input").value.trim();
+  if (!name) return;
+  localStorage.setItem("mmtrans-annotator", name);
+  setAnnotator(name);
+  $("name-input").blur();  // hidden inputs may keep focus a moment, and swallow the keys
+  $("name-dialog").hidden = true;
+});
+
+(async function start() {
+  const { status, data } = await api("/api/config");
+  if (status !== 200) { say(data.error || `error ${status}`, true); return; }
+  const name = data.annotator || localStorage.getItem("mmtrans-annotator");
+  if (name) setAnnotator(name); else { $("name-dialog").hidden = false; $("name-input").focus(); }
+  await loadQueue();
+  await show(0);
+})();

@@ -1,0 +1,157 @@
+"""The review page in a real browser: Debian's chromium driven by Playwright, keyboard only."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import socket
+import threading
+import time
+
+import pytest
+import uvicorn
+
+import mmtrans
+from mmtrans.review import make_app
+from mmtrans.store import Store
+from mmtrans.testing import name_for
+
+from .review_data import make_review_db
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    if not shutil.which(CHROMIUM) and not os.environ.get("CI"):
+        pytest.skip("needs Debian's chromium (apt-get install chromium)")
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        yield browser
+        browser.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def served(tmp_path, stockmark_items):
+    """The review app over a fresh run with three flagged records, on 127.0.0.1."""
+    db = make_review_db(tmp_path, stockmark_items)
+    servers = []
+
+    def start(**options):
+        port = free_port()
+        server = uvicorn.Server(uvicorn.Config(make_app(db, **options), host="127.0.0.1",
+                                               port=port, log_level="warning"))
+        threading.Thread(target=server.run, daemon=True).start()
+        deadline = time.monotonic() + 10
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+        servers.append(server)
+        return f"http://127.0.0.1:{port}"
+
+    yield db, start
+    for server in servers:
+        server.should_exit = True
+
+
+def open_page(browser, url):
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(url)
+    page.wait_for_selector("#view:not([hidden])")
+    return page
+
+
+def reviews(db):
+    store = Store(db)
+    try:
+        return [(r["record_id"], r["annotator"], r["decision"]) for r in store.db["reviews"].rows]
+    finally:
+        store.close()
+
+
+def test_three_records_reviewed_with_the_keyboard_only(browser, served, tmp_path):
+    db, start = served
+    page = open_page(browser, start(annotator="aiko"))
+    assert page.locator("#queue-list li").count() == 3
+    assert "松友美佐紀" in page.inner_text("#source-text")
+    # 1: edit, fixing the person's name so that it occurs in the translation
+    page.keyboard.press("e")
+    page.wait_for_selector("#editor:not([hidden])")
+    page.keyboard.press("Tab")  # the first mention's label
+    page.keyboard.press("Tab")  # the first mention's string
+    page.keyboard.press("Control+A")
+    page.keyboard.type(name_for("松友美佐紀", "en"))
+    page.wait_for_selector("#edit-check .ok")
+    page.keyboard.press("Control+Enter")
+    page.wait_for_function("document.querySelector('#source-text').innerText.startsWith('1964')")
+    # 2: accept; 3: reject
+    page.keyboard.press("a")
+    page.wait_for_function("document.querySelector('#source-text').innerText.startsWith('安丹')")
+    page.keyboard.press("x")
+    page.wait_for_function("document.querySelector('#reviewed').innerText === '3'")
+
+    assert reviews(db) == [("scnm:1", "aiko", "edit"), ("scnm:3", "aiko", "accept"),
+                           ("scnm:5", "aiko", "reject")]
+    out = tmp_path / "final.json"
+    mmtrans.export(db, out, fmt="mre")
+    exported = {item["input"]: item["output"] for item in json.loads(out.read_text())}
+    fixed_name = name_for("松友美佐紀", "en")
+    edited = next(o for i, o in exported.items() if fixed_name in i)
+    assert f":Person;{fixed_name}:" in edited
+    assert len(exported) == 5 and not any("安丹" in i for i in exported)
+
+
+def test_undo_help_and_the_name_asked_once(browser, served):
+    db, start = served
+    page = open_page(browser, start())  # no --annotator: the page asks
+    page.wait_for_selector("#name-dialog:not([hidden])")
+    page.keyboard.type("ben")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#name-dialog", state="hidden")
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function("document.querySelector('#source-text').innerText.startsWith('1964')")
+    page.keyboard.press("a")
+    page.wait_for_function("document.querySelector('#reviewed').innerText === '1'")
+    page.keyboard.press("u")
+    page.wait_for_function("document.querySelector('#reviewed').innerText === '0'")
+    assert [d for *_, d in reviews(db)] == ["accept", "undo"]
+    page.keyboard.press("?")
+    page.wait_for_selector("#help:not([hidden])")
+    assert "undo your last decision" in page.inner_text("#help")
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#help", state="hidden")
+
+
+def test_screenshot_of_the_review_page_is_not_blank(browser, served, tmp_path):
+    _, start = served
+    page = open_page(browser, start(annotator="aiko"))
+    shot = tmp_path / "review.png"
+    page.screenshot(path=str(shot), full_page=True)
+    data = base64.b64encode(shot.read_bytes()).decode()
+    colours = page.evaluate("""async (data) => {
+        const img = new Image();
+        img.src = 'data:image/png;base64,' + data;
+        await img.decode();
+        const canvas = document.createElement('canvas');
+        canvas.width = img.width; canvas.height = img.height;
+        const ctx = canvas.getContext('2d');
+        ctx.drawImage(img, 0, 0);
+        const pixels = ctx.getImageData(0, 0, img.width, img.height).data;
+        const seen = new Set();
+        for (let i = 0; i < pixels.length; i += 4 * 7) {
+            seen.add(pixels[i] << 16 | pixels[i + 1] << 8 | pixels[i + 2]);
+        }
+        return seen.size;
+    }""", data)
+    assert shot.stat().st_size > 20_000
+    assert colours > 50  # text, highlights in several colours, borders: not a blank page
