@@ -54,6 +54,9 @@ class Record:
     mentions: list[Mention] = field(default_factory=list)
     relations: list[Relation] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
+    #: Labels the record was annotated against beyond those it holds (IEPile's schema, the
+    #: types a UniversalNER text was asked about): translated like every other label.
+    schema: list[str] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
 
     def anchored(self) -> Iterator[tuple[str, str]]:
@@ -85,6 +88,8 @@ class Record:
             yield f"events[{i}].type", e.type
             for j, a in enumerate(e.arguments):
                 yield f"events[{i}].arguments[{j}].role", a.role
+        for i, label in enumerate(self.schema):
+            yield f"schema[{i}]", label
 
     def map_labels(self, mapping: dict[str, str]) -> Record:
         """A copy with every label replaced by `mapping[label]` (labels not in it stay)."""
@@ -106,6 +111,7 @@ class Record:
                                                   for a in e.arguments])
                 for e in self.events
             ],
+            schema=[mapping.get(x, x) for x in self.schema],
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -128,6 +134,7 @@ class Record:
                 Event(e["type"], e["trigger"], [Argument(**a) for a in e.get("arguments", [])])
                 for e in d.get("events", [])
             ],
+            schema=list(d.get("schema", [])),
             meta=d.get("meta", {}),
         )
 

@@ -12,14 +12,18 @@ from types import ModuleType
 
 from ..errors import InputError
 from ..records import Record
-from . import mre, stockmark
+from . import iepile, iepile_instruction, mre, stockmark, uie, uniner
 from ._io import Reject, first_value
 
-FORMATS: dict[str, ModuleType] = {m.NAME: m for m in (mre, stockmark)}
+FORMATS: dict[str, ModuleType] = {
+    m.NAME: m for m in (mre, stockmark, iepile, iepile_instruction, uniner, uie)
+}
 
 
 def detect(path: str | Path) -> str:
-    """The name of the format of `path`, judged from its first JSON value."""
+    """The name of the format of `path`, judged from its first JSON value (a folder: uie)."""
+    if Path(path).is_dir():
+        return uie.NAME
     value = first_value(path)
     for name, module in FORMATS.items():
         if module.sniff(value):
