@@ -22,6 +22,8 @@ from typing import Any
 EN_NAMES = ["Alder", "Birch", "Cedar", "Dogwood", "Elm", "Fir", "Ginkgo", "Hazel", "Ivy",
             "Juniper", "Kapok", "Larch", "Maple", "Nutmeg", "Oak", "Pine"]
 ZH_NAMES = "松柏杉桦榆槐桂梅竹兰菊荷桃李杏枫"
+JA_NAMES = ["サクラ", "カエデ", "ツバキ", "ヒノキ", "スギ", "マツ", "ウメ", "モモ", "キク", "ハス",
+            "フジ", "ユリ", "ケヤキ", "クリ", "カシ", "ナシ"]
 
 
 def name_for(s: str, tgt: str) -> str:
@@ -29,7 +31,19 @@ def name_for(s: str, tgt: str) -> str:
     h = int(hashlib.sha256(s.encode()).hexdigest(), 16)
     if tgt == "zh":
         return ZH_NAMES[h % 16] + ZH_NAMES[(h >> 4) % 16] + "公司"
+    if tgt == "ja":
+        return JA_NAMES[h % 16] + JA_NAMES[(h >> 4) % 16] + str(h % 97)
     return f"{EN_NAMES[h % 16]} {EN_NAMES[(h >> 4) % 16]}{h % 97}"
+
+
+def _sentence(names: list[str], tgt: str) -> str:
+    if tgt == "zh":
+        return "这是一篇关于" + "、".join(names or ["城市"]) + "的报道，来自市立图书馆的档案。"
+    if tgt == "ja":
+        return ("これは" + "、".join(names or ["町"])
+                + "についての報告で、市立図書館の記録によるものです。")
+    return ("This is a report about " + ", ".join(names or ["the city"])
+            + " from the archive of the city library and its many readers.")
 
 
 _TAGGED = re.compile(r"<(m\d+)>(.*?)</\1>", re.S)
@@ -48,27 +62,32 @@ def _render_tags(tagged: str, tgt: str) -> list[str]:
 
 
 def good_translation(payload: dict[str, Any], tgt: str = "en") -> dict[str, Any]:
-    """A translation that passes every check, for the default or the tagged payload."""
-    if "entities" not in payload and "<m" in payload["text"]:
-        names = _render_tags(payload["text"], tgt)
-        joiner = "、" if tgt == "zh" else ", "
-        if tgt == "zh":
-            return {"text": "这是一篇关于" + joiner.join(names) + "的报道，来自市立图书馆的档案。"}
-        return {"text": "This is a report about " + joiner.join(names)
-                + " from the archive of the city library and its many readers."}
-    entities = [{"label": e["label"], "text": name_for(e["text"], tgt)}
-                for e in payload.get("entities", [])]
-    names = [e["text"] for e in entities]
-    if tgt == "zh":
-        text = "这是一篇关于" + "、".join(names or ["城市"]) + "的报道，来自市立图书馆的档案。"
-    else:
-        text = ("This is a report about " + ", ".join(names or ["the city"])
-                + " from the archive of the city library and its many readers.")
-    out: dict[str, Any] = {"text": text, "entities": entities}
-    for key in ("relations", "events"):
-        if key in payload:
-            out[key] = payload[key]
-    return out
+    """A translation that passes every check, for the default or the tagged payload: every
+    annotated string becomes a made-up name, and the sentence is built around them."""
+    if "entities" not in payload and "relations" not in payload and "events" not in payload:
+        tagged = _render_tags(payload["text"], tgt)
+        return {"text": _sentence(tagged, tgt)}
+    out: dict[str, Any] = {}
+    names: list[str] = []
+
+    def name(s: str) -> str:
+        translated = name_for(s, tgt)
+        if translated not in names:
+            names.append(translated)
+        return translated
+
+    if "entities" in payload:
+        out["entities"] = [{"label": e["label"], "text": name(e["text"])}
+                           for e in payload["entities"]]
+    if "relations" in payload:
+        out["relations"] = [{"head": name(r["head"]), "relation": r["relation"],
+                             "tail": name(r["tail"])} for r in payload["relations"]]
+    if "events" in payload:
+        out["events"] = [{"type": e["type"], "trigger": name(e["trigger"]) if e["trigger"] else "",
+                          "arguments": [{"role": a["role"], "text": name(a["text"])}
+                                        for a in e["arguments"]]}
+                         for e in payload["events"]]
+    return {"text": _sentence(names, tgt), **out}
 
 
 @dataclass
@@ -85,8 +104,12 @@ Script = Callable[[dict[str, Any], dict[str, Any]], Reply]
 
 
 def record_payload(request: dict[str, Any]) -> dict[str, Any]:
-    """The record being translated: the JSON in the fourth message (after the one-shot)."""
-    content = request["messages"][3]["content"]
+    """The record being translated: the JSON in the fourth message (after the one-shot);
+    empty for requests of another shape (label suggestions)."""
+    messages = request["messages"]
+    if len(messages) < 4 or "{" not in messages[3]["content"]:
+        return {}
+    content = messages[3]["content"]
     return json.loads(content[content.index("{"):])
 
 
