@@ -14,7 +14,16 @@ import regex
 from langdetect import DetectorFactory, LangDetectException, detect_langs
 
 from .records import Record, locate_mentions, map_anchored
-from .scripts import HAN, KANA, LATIN_RUN, LETTER, is_spaced, language_name, source_residue
+from .scripts import (
+    ENGLISH_RUN,
+    HAN,
+    KANA,
+    LATIN_RUN,
+    LETTER,
+    is_spaced,
+    language_name,
+    source_residue,
+)
 
 CODES = ("format", "count_mismatch", "label_changed", "residual_source", "anchored", "language")
 #: Fewer letters than this left after removing anchored strings: the language check abstains.
@@ -70,10 +79,18 @@ def check_labels(expected: Record, target: Record) -> list[Problem]:
 # -- scripts and language ----------------------------------------------------------------
 
 def check_residual_source(target: Record, src: str, tgt: str) -> list[Problem]:
+    """Source script left in the translation. From English into Chinese or Japanese, runs of
+    three or more lower-case English words outside the annotated strings (a conservative
+    test: names and codes such as IBM or System/360 are never flagged)."""
+    problems = []
+    if src == "en" and tgt in ("zh", "ja"):
+        runs = ENGLISH_RUN.findall(_without_anchored(target))
+        if runs:
+            problems.append(Problem("residual_source", f"untranslated English remains: "
+                                    f"{'; '.join(runs)[:80]!r}", "text"))
     pattern = source_residue(src, tgt)
     if pattern is None:
-        return []
-    problems = []
+        return problems
     for where, s in [("text", target.text), *target.anchored()]:
         found = pattern.findall(s)
         if found and (where == "text" or s not in target.text):

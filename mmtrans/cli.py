@@ -27,7 +27,8 @@ out = Console()
 Db = Annotated[Path, typer.Option("--db", help="The run's SQLite file.")]
 Src = Annotated[str, typer.Option("--src", help="Source language (ja, zh, en, ...).")]
 Tgt = Annotated[str, typer.Option("--tgt", help="Target language.")]
-Labels = Annotated[list[str], typer.Option("--labels", help="Label table or .tsv (repeatable).")]
+Labels = Annotated[list[str], typer.Option(
+    "--labels", help="Label table or .tsv (repeatable); default: the pair's table that fits.")]
 
 
 def fail(error: Exception) -> typer.Exit:
@@ -40,7 +41,7 @@ def translate(
     input: Annotated[Path, typer.Argument(help="Input file (format auto-detected).")],
     src: Src,
     tgt: Tgt,
-    labels: Labels,
+    labels: Labels = [],  # noqa: B006 (typer reads the default)
     db: Db = Path("mmtrans.db"),
     model: Annotated[str | None, typer.Option(help="Model name.")] = None,
     base_url: Annotated[str | None, typer.Option(
@@ -146,7 +147,7 @@ def check(
     target: Annotated[Path, typer.Argument(help="Translated file, record for record.")],
     src: Src,
     tgt: Tgt,
-    labels: Labels,
+    labels: Labels = [],  # noqa: B006 (typer reads the default)
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per record.")] = False,
 ) -> None:
     """Check a translated file against its source without any model. Exit 1 if any is flagged."""
@@ -194,6 +195,67 @@ def review(
     console.print(f"reviewing {db} at http://{host}:{port}{query} (Ctrl-C to stop)",
                   highlight=False)
     serve(db, host, port, required, annotator, share)
+
+
+labels_app = typer.Typer(no_args_is_help=True,
+                         help="Label tables: what no table covers, and suggestions to confirm.")
+app.add_typer(labels_app, name="labels")
+OptionalLabels = Annotated[list[str], typer.Option("--labels", help="Tables already covering.")]
+
+
+@labels_app.command("missing")
+def labels_missing(
+    input: Annotated[Path, typer.Argument(help="Input file (format auto-detected).")],
+    src: Src,
+    tgt: Tgt,
+    labels: OptionalLabels = [],  # noqa: B006 (typer reads the default)
+    out_path: Annotated[Path | None, typer.Option("--out", help="Write here, not stdout.")] = None,
+) -> None:
+    """List the input's labels that no table covers, as a TSV ready to fill in."""
+    from .suggest import as_tsv, missing_labels
+
+    try:
+        counts = missing_labels(input, src, tgt, labels)
+    except MmtransError as e:
+        raise fail(e) from None
+    text = as_tsv(counts, header=f"labels of {input.name} no table covers, {src} -> {tgt}: "
+                                 "fill in the translations")
+    if out_path:
+        out_path.write_text(text, encoding="utf-8")
+        console.print(f"{len(counts)} label(s) written to {out_path}", highlight=False)
+    else:
+        print(text, end="")
+
+
+@labels_app.command("suggest")
+def labels_suggest(
+    input: Annotated[Path, typer.Argument(help="Input file (format auto-detected).")],
+    src: Src,
+    tgt: Tgt,
+    out_path: Annotated[Path, typer.Option("--out", help="The .suggested.tsv to write.")],
+    labels: OptionalLabels = [],  # noqa: B006 (typer reads the default)
+    model: Annotated[str | None, typer.Option(help="Model name.")] = None,
+    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server.")] = None,
+    api_key: Annotated[str | None, typer.Option(help="API key (or OPENAI_API_KEY).")] = None,
+    local: Annotated[bool, typer.Option(help="Run a GGUF model in-process.")] = False,
+) -> None:
+    """Ask the model to translate the missing labels; write them for a person to confirm."""
+    from .suggest import as_tsv, missing_labels, suggest
+
+    try:
+        backend = pipeline.make_backend(pipeline.Settings(
+            src=src, tgt=tgt, labels=labels, model=model, base_url=base_url, api_key=api_key,
+            local=local))
+        counts = missing_labels(input, src, tgt, labels)
+        suggestions = suggest(sorted(counts), src, tgt, backend)
+    except MmtransError as e:
+        raise fail(e) from None
+    header = (f"suggested by {backend.model} for {input.name}, {src} -> {tgt}. NOT USED until "
+              "a person checks each line\nand moves it into data/labels/<name>."
+              f"{src}-{tgt}.tsv (or passes this file, renamed to .tsv, to --labels).")
+    out_path.write_text(as_tsv(counts, suggestions, header), encoding="utf-8")
+    console.print(f"{len(suggestions)} of {len(counts)} label(s) suggested in {out_path}",
+                  highlight=False)
 
 
 def main() -> None:

@@ -59,7 +59,8 @@ def export(
         run = store.run(run_id)
         fmt = fmt or run["format"]
         total = store.db["records"].count_where("run_id = ?", [run_id])
-        written = formats.write(exportable(store, run_id, include_flagged), out, fmt)
-        return ExportResult(str(out), fmt, written, total - written)
+        chosen = list(exportable(store, run_id, include_flagged))
+        formats.write(chosen, out, fmt)  # counts items, which for uniner are not records
+        return ExportResult(str(out), fmt, len(chosen), total - len(chosen))
     finally:
         store.close()

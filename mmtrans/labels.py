@@ -78,6 +78,28 @@ def load_tables(names: Iterable[str], src: str, tgt: str) -> LabelTable:
     return LabelTable(path, mapping)
 
 
+def pair_tables(src: str, tgt: str) -> list[str]:
+    """The names of the shipped tables for a language pair."""
+    suffix = f".{src}-{tgt}.tsv"
+    return sorted(p.name[: -len(suffix)] for p in resource_dir("labels").glob(f"*{suffix}"))
+
+
+def find_tables(records: Iterable[Record], src: str, tgt: str) -> list[str]:
+    """Tables for a run that names none: the first shipped table of the pair that covers
+    every label of `records`, else all of the pair's tables together (the run then stops
+    on what none of them covers)."""
+    names = pair_tables(src, tgt)
+    if not names:
+        hint = str(resource_dir("labels") / f"<name>.{src}-{tgt}.tsv")
+        missing = Counter(label for r in records for _, label in r.labels())
+        raise LabelError(dict(missing), hint)
+    labels = {label for r in records for _, label in r.labels()}
+    for name in names:
+        if labels <= read_table(table_path(name, src, tgt)).keys():
+            return [name]
+    return names
+
+
 def known_labels() -> set[str]:
     """Every label on either side of every shipped table: what readers split MRE output on."""
     labels: set[str] = set()

@@ -19,7 +19,7 @@ from . import formats
 from .checks import Problem, run_checks
 from .errors import FatalModelError, ModelError
 from .formats import Reject
-from .labels import LabelTable, load_tables
+from .labels import LabelTable, find_tables, load_tables
 from .llm import Backend, LocalBackend, OpenAIBackend, Params, default_local_model
 from .payload import parse_reply, payload_json
 from .prompts import Message, Prompt, load_prompt
@@ -37,7 +37,7 @@ class Settings:
 
     src: str
     tgt: str
-    labels: list[str]
+    labels: list[str] = field(default_factory=list)  # empty: found by find_tables
     model: str | None = None
     base_url: str | None = None
     api_key: str | None = None
@@ -166,6 +166,7 @@ class Run:
             if target is not None:
                 result = run_checks(expected, target, s.src, s.tgt)
                 target, problems, notes = result.record, result.problems, notes + result.notes
+                target.meta = {**target.meta, "lang": s.tgt}  # writers pick templates by it
             status = "flagged" if problems else "accepted"
             if attempt not in stored_attempts:
                 self.store.add_translation(self.run_id, Translation(
@@ -238,15 +239,16 @@ def translate(
     prompts = {strategy: load_prompt(settings.src, settings.tgt, settings.prompt, strategy)
                for strategy in {"default", settings.strategy}}
     prompt = prompts["default"]
-    table = load_tables(settings.labels, settings.src, settings.tgt)
     fmt, records, rejects = read_input(input_path, settings.format)
+    labels = settings.labels or find_tables(records, settings.src, settings.tgt)
+    table = load_tables(labels, settings.src, settings.tgt)
     table.require(records)
 
     store = Store(db_path)
     try:
         run_id = store.upsert_run({
             "input_path": str(Path(input_path).resolve()), "input_hash": file_hash(input_path),
-            "format": fmt, "src": settings.src, "tgt": settings.tgt, "labels": settings.labels,
+            "format": fmt, "src": settings.src, "tgt": settings.tgt, "labels": labels,
             "model": backend.model, "base_url": backend.base_url, "prompt_name": prompt.name,
             "prompt_version": prompt.version, "strategy": settings.strategy,
             "params": {**settings.params.to_dict(), "repair": settings.repair},

@@ -35,6 +35,27 @@ def japanese_only_kanji() -> frozenset[str]:
     return frozenset("".join(x.strip() for x in lines if not x.startswith("#")))
 
 
+def _encodes(char: str, codec: str) -> bool:
+    try:
+        char.encode(codec)
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+@lru_cache(maxsize=1)
+def simplified_only_hanzi() -> frozenset[str]:
+    """Han characters of GB 2312 (Simplified Chinese) that JIS X 0208 (Japanese) lacks:
+    这, 们, 说, ... A Japanese translation of Chinese keeps none of them."""
+    return frozenset(c for c in map(chr, range(0x4E00, 0xA000))
+                     if _encodes(c, "gb2312") and not _encodes(c, "euc_jp"))
+
+
+#: Three or more lower-case English words in a row: a sentence left untranslated, not a name
+#: (names and codes such as IBM or System/360 are capitalised or hold digits).
+ENGLISH_RUN = regex.compile(r"(?<![\p{L}\p{N}])[a-z]{2,}(?:[ \t]+[a-z]{2,}){2,}(?![\p{L}\p{N}])")
+
+
 @lru_cache(maxsize=16)
 def source_residue(src: str, tgt: str) -> regex.Pattern[str] | None:
     """Characters that must not survive translation from `src` into `tgt`, or None."""
@@ -43,6 +64,8 @@ def source_residue(src: str, tgt: str) -> regex.Pattern[str] | None:
         parts.append(r"\p{Hiragana}\p{Katakana}")
         if tgt == "zh":
             parts.append(regex.escape("".join(sorted(japanese_only_kanji()))))
+    if src == "zh" and tgt == "ja":
+        parts.append(regex.escape("".join(sorted(simplified_only_hanzi()))))
     if src in ("ja", "zh") and tgt not in CJK:
         parts.append(r"\p{Han}")
     return regex.compile("[" + "".join(parts) + "]") if parts else None

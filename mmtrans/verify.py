@@ -9,7 +9,7 @@ from pathlib import Path
 from . import formats
 from .checks import Problem, run_checks
 from .formats import Reject
-from .labels import load_tables
+from .labels import find_tables, load_tables
 
 
 @dataclass
@@ -38,8 +38,8 @@ def check_files(
 ) -> Iterator[Verdict]:
     """One verdict per target record, paired with the source record at the same position.
     A target item that cannot be read is a `format` problem at its line."""
-    table = load_tables(labels, src, tgt)
     sources = [r for r in formats.read(source, source_format) if not isinstance(r, Reject)]
+    table = load_tables(labels or find_tables(sources, src, tgt), src, tgt)
     table.require(sources)
     count = 0
     for i, item in enumerate(formats.read(target, target_format)):

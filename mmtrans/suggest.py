@@ -1,0 +1,71 @@
+"""`mmtrans labels`: which labels no table covers, and model-suggested translations for them.
+
+Suggestions go to a separate `.suggested.tsv` file that no run reads: a person checks each
+line and moves it into the real table. Labels are never translated by the model unseen.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+
+from .errors import ModelError
+from .formats import read as read_records
+from .labels import read_table, table_path
+from .llm import Backend, Params
+from .payload import extract_json
+from .pipeline import run_sync
+from .records import Record
+from .scripts import language_name
+
+
+def missing_labels(path: str | Path, src: str, tgt: str, tables: Iterable[str] = (),
+                   fmt: str | None = None) -> Counter[str]:
+    """Every label of the input that the named tables (or none) do not cover, with counts."""
+    known: dict[str, str] = {}
+    for name in tables:
+        table = table_path(name, src, tgt)
+        if table.is_file():
+            known.update(read_table(table))
+    counts: Counter[str] = Counter()
+    for record in read_records(path, fmt):
+        if isinstance(record, Record):
+            counts.update(label for _, label in record.labels() if label not in known)
+    return counts
+
+
+def as_tsv(counts: Counter[str], suggestions: dict[str, str] | None = None,
+           header: str = "") -> str:
+    lines = [f"# {line}" for line in header.splitlines()]
+    for label, n in counts.most_common():
+        lines.append(f"# {n}x")
+        lines.append(f"{label}\t{(suggestions or {}).get(label, '')}")
+    return "\n".join(lines) + "\n"
+
+
+def suggest(labels: list[str], src: str, tgt: str, backend: Backend,
+            params: Params | None = None) -> dict[str, str]:
+    """Ask the model for a translation of each label; returns only well-formed answers."""
+    if not labels:
+        return {}
+    messages = [
+        {"role": "system", "content": (
+            f"You translate the labels of an information-extraction dataset (entity types, "
+            f"relation names, event types, argument roles) from {language_name(src)} into "
+            f"{language_name(tgt)}. Answer with one JSON object mapping each label to its "
+            f"translation: short, in the target language, the usual term of the field.")},
+        {"role": "user", "content": json.dumps(labels, ensure_ascii=False)},
+    ]
+    completion = run_sync(backend.complete(messages, params or Params()))
+    try:
+        data = extract_json(completion.text)
+    except ValueError as e:
+        raise ModelError(f"the model's suggestions are not JSON: {e}") from e
+    if not isinstance(data, dict):
+        raise ModelError("the model's suggestions are not a JSON object")
+    return {k: v.strip() for k, v in data.items()
+            if k in labels and isinstance(v, str) and v.strip()}
+
+
