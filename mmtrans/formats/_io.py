@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from ..errors import InputError
+from ..records import Record
 
 
 @dataclass
@@ -96,6 +97,22 @@ def _array_items(path: str | Path, text: str) -> Iterator[Item]:
         if pos < n and text[pos] == "]":
             return
         raise InputError(path, line, "expected ',' or ']' between array items")
+
+
+def parse_items(path: str | Path, parse: Callable[[Item], Record]) -> Iterator[Record | Reject]:
+    """Every item of `path` through `parse`; an item it refuses (ValueError) or that is not
+    JSON becomes a Reject with its line, and reading goes on."""
+    for item in iter_json_items(path):
+        if isinstance(item, Reject):
+            yield item
+            continue
+        try:
+            record = parse(item)
+        except ValueError as e:
+            yield Reject(str(path), item.line, str(e))
+            continue
+        record.meta["line"] = item.line
+        yield record
 
 
 def first_value(path: str | Path) -> Any:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..records import Argument, Event, Mention, Record, Relation
-from ._io import Reject, iter_json_items, write_json_values
+from ._io import Reject, parse_items, write_json_values
 
 NAME = "iepile"
 KINDS = {"entity": "NER", "relation": "RE", "event": "EE"}
@@ -72,17 +72,7 @@ def parse(item: Any, record_id: str) -> Record:
 
 def read(path: str | Path) -> Iterator[Record | Reject]:
     stem = Path(path).stem
-    for item in iter_json_items(path):
-        if isinstance(item, Reject):
-            yield item
-            continue
-        try:
-            record = parse(item.value, f"{stem}:{item.line}")
-        except ValueError as e:
-            yield Reject(str(path), item.line, str(e))
-            continue
-        record.meta["line"] = item.line
-        yield record
+    return parse_items(path, lambda item: parse(item.value, f"{stem}:{item.line}"))
 
 
 def values_of(record: Record, kind: str) -> list[dict[str, Any]]:

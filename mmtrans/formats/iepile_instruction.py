@@ -21,7 +21,7 @@ from typing import Any
 from ..records import Argument, Event, Mention, Record, Relation
 from ..resources import resource_dir
 from . import iepile
-from ._io import Reject, iter_json_items, write_json_values
+from ._io import Reject, parse_items, write_json_values
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -139,17 +139,7 @@ def parse(item: Any, record_id: str) -> Record:
 
 def read(path: str | Path) -> Iterator[Record | Reject]:
     stem = Path(path).stem
-    for item in iter_json_items(path):
-        if isinstance(item, Reject):
-            yield item
-            continue
-        try:
-            record = parse(item.value, f"{stem}:{item.line}")
-        except ValueError as e:
-            yield Reject(str(path), item.line, str(e))
-            continue
-        record.meta["line"] = item.line
-        yield record
+    return parse_items(path, lambda item: parse(item.value, f"{stem}:{item.line}"))
 
 
 def _schema(record: Record) -> list[Any]:

@@ -19,7 +19,7 @@ import regex
 
 from ..labels import known_labels
 from ..records import Argument, Event, Mention, Record, Relation
-from ._io import Item, Reject, iter_json_items, write_json_values
+from ._io import Item, Reject, parse_items, write_json_values
 
 NAME = "mre"
 
@@ -164,19 +164,13 @@ def read(path: str | Path, labels: Iterable[str] | None = None) -> Iterator[Reco
     known = frozenset(labels) if labels is not None else frozenset(known_labels())
     stem = Path(path).stem
     lines = str(path).endswith(".jsonl")
-    for item in iter_json_items(path):
-        if isinstance(item, Reject):
-            yield item
-            continue
-        record_id = f"{stem}:{item.line if lines else item.index}"
-        try:
-            if not isinstance(item.value, dict):
-                raise ValueError("expected an object with 'input' and 'output'")
-            record = parse(item.value, record_id, known)
-            record.meta["line"] = item.line
-            yield record
-        except ValueError as e:
-            yield Reject(str(path), item.line, str(e))
+
+    def parse_item(item: Item) -> Record:
+        if not isinstance(item.value, dict):
+            raise ValueError("expected an object with 'input' and 'output'")
+        return parse(item.value, f"{stem}:{item.line if lines else item.index}", known)
+
+    return parse_items(path, parse_item)
 
 
 def tuples(record: Record) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..records import Mention, Record, locate_mentions
-from ._io import Reject, iter_json_items, write_json_values
+from ._io import Reject, parse_items, write_json_values
 
 NAME = "stockmark"
 
@@ -38,16 +38,7 @@ def parse(item: Any, record_id: str) -> Record:
 
 def read(path: str | Path) -> Iterator[Record | Reject]:
     stem = Path(path).stem
-    for item in iter_json_items(path):
-        if isinstance(item, Reject):
-            yield item
-            continue
-        try:
-            record = parse(item.value, f"{stem}:{item.index}")
-            record.meta["line"] = item.line
-            yield record
-        except ValueError as e:
-            yield Reject(str(path), item.line, str(e))
+    return parse_items(path, lambda item: parse(item.value, f"{stem}:{item.index}"))
 
 
 def to_item(record: Record) -> dict[str, Any]:

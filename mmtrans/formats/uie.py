@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..records import Argument, Event, Mention, Record, Relation, locate_mentions
-from ._io import Reject, atomic_write, iter_json_items, read_text, write_json_values
+from ._io import Item, Reject, atomic_write, parse_items, read_text, write_json_values
 
 NAME = "uie"
 SPLITS = ("train", "dev", "test")
@@ -84,20 +84,17 @@ def read(path: str | Path) -> Iterator[Record | Reject]:
             file = folder / f"{split}.json"
             if not file.is_file():
                 continue
-            for item in iter_json_items(file):
-                if isinstance(item, Reject):
-                    yield item
-                    continue
-                try:
-                    record = parse(item.value, f"{folder.name}/{split}:{item.index}")
-                except ValueError as e:
-                    yield Reject(str(file), item.line, str(e))
-                    continue
-                record.meta.update(dataset=folder.name, split=split, line=item.line)
-                if first and isinstance(labels, list):
-                    record.schema = [str(x) for x in labels]
-                    record.meta["labels_file"] = True
-                first = False
+
+            def parse_item(item: Item, prefix: str = f"{folder.name}/{split}") -> Record:
+                return parse(item.value, f"{prefix}:{item.index}")
+
+            for record in parse_items(file, parse_item):
+                if isinstance(record, Record):
+                    record.meta.update(dataset=folder.name, split=split)
+                    if first and isinstance(labels, list):
+                        record.schema = [str(x) for x in labels]
+                        record.meta["labels_file"] = True
+                    first = False
                 yield record
 
 
