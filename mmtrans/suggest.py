@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .errors import ModelError
 from .formats import read as read_records
-from .labels import read_table, table_path
+from .labels import pair_tables, read_table, table_path
 from .llm import Backend, Params
 from .payload import extract_json
 from .pipeline import run_sync
@@ -23,9 +23,10 @@ from .scripts import language_name
 
 def missing_labels(path: str | Path, src: str, tgt: str, tables: Iterable[str] = (),
                    fmt: str | None = None) -> Counter[str]:
-    """Every label of the input that the named tables (or none) do not cover, with counts."""
+    """Every label of the input that the named tables (by default: every shipped table of the
+    pair) do not cover, with counts."""
     known: dict[str, str] = {}
-    for name in tables:
+    for name in list(tables) or pair_tables(src, tgt):
         table = table_path(name, src, tgt)
         if table.is_file():
             known.update(read_table(table))

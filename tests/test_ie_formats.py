@@ -237,9 +237,16 @@ def test_labels_missing_lists_a_ready_to_fill_tsv_and_suggest_writes_for_review(
     assert listed.exit_code == 0
     rows = [x.split("\t") for x in listed.stdout.splitlines() if not x.startswith("#")]
     assert ["组织关系-裁员", ""] in rows and ["裁员方", ""] in rows
-    covered = runner.invoke(app, ["labels", "missing", source, "--src", "zh", "--tgt", "en",
-                                  "--labels", "iepile"])
-    assert [x for x in covered.stdout.splitlines() if not x.startswith("#")] == []
+    for named in (["--labels", "iepile"], []):  # by default every table of the pair counts
+        covered = runner.invoke(app, ["labels", "missing", source, "--src", "zh", "--tgt", "en",
+                                      *named])
+        assert [x for x in covered.stdout.splitlines() if not x.startswith("#")] == []
+    partial = tmp_path / "partial.zh-en.tsv"
+    partial.write_text("时间\ttime\n", encoding="utf-8")
+    listed = runner.invoke(app, ["labels", "missing", source, "--src", "zh", "--tgt", "en",
+                                 "--labels", str(partial)])
+    rows = [x.split("\t")[0] for x in listed.stdout.splitlines() if not x.startswith("#")]
+    assert "裁员方" in rows and "时间" not in rows
 
     def answer(payload, request):
         labels = json.loads(request["messages"][1]["content"])
