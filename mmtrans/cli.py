@@ -86,6 +86,11 @@ def translate(
         raise fail(e) from None
     finally:
         bar.stop()
+    for line in result["reject_lines"]:
+        console.print(f"[yellow]unreadable:[/] {line}", highlight=False, markup=True)
+    if result["rejects"] > len(result["reject_lines"]):
+        console.print(f"... and {result['rejects'] - len(result['reject_lines'])} more: "
+                      "see the store's rejects table", highlight=False)
     console.print(
         f"{result['done']} translated ({result['accepted']} accepted, {result['flagged']} "
         f"flagged, {result['failed']} failed), {result['skipped']} already done, "

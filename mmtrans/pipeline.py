@@ -265,6 +265,7 @@ def translate(
             on_progress(progress)
         run_sync(run.translate_all(pending))
         return {"run_id": run_id, "skipped": len(chosen) - len(pending),
-                "rejects": len(rejects), **vars(progress)}
+                "rejects": len(rejects), "reject_lines": [str(r) for r in rejects[:20]],
+                **vars(progress)}
     finally:
         store.close()

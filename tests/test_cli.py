@@ -118,3 +118,13 @@ def test_translate_status_export_from_the_command_line(tmp_path, sample, llm):
                                    "--format", "mre"])
     assert exported.exit_code == 0 and "3 record(s) written" in exported.output
     assert len(json.loads(out.read_text())) == 3
+
+
+def test_translate_names_each_unreadable_line(tmp_path, llm):
+    path = tmp_path / "mixed.jsonl"
+    path.write_text(json.dumps({"input": "日本の首都。/NER", "output": "社会/NER/:地名;日本"},
+                               ensure_ascii=False) + "\n{broken\n", encoding="utf-8")
+    result = runner.invoke(app, ["translate", str(path), "--src", "ja", "--tgt", "en",
+                                 "--db", str(tmp_path / "run.db"), "--base-url", llm.base_url])
+    assert result.exit_code == 0, result.output
+    assert f"unreadable: {path}:2: not JSON" in " ".join(result.output.split())
