@@ -204,3 +204,37 @@ def test_review_works_while_translate_is_writing_to_the_same_file(tmp_path, samp
         assert process.returncode == 0
     assert sizes[0] < 40 and entries(client)[-1]["id"] == "ner:39"
     assert len(entries(client, status="rejected")) == decided == 5
+
+
+def test_the_review_command_serves_and_guards_a_non_local_host(db):
+    import re
+    import socket
+    import urllib.error
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mmtrans", "review", "--db", str(db), "--host", "0.0.0.0",
+         "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        banner = process.stdout.readline() + process.stdout.readline()
+        token = re.search(r"generated token: (\S+)", banner).group(1)
+        url = f"http://127.0.0.1:{port}/api/config"
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                urllib.request.urlopen(url, timeout=1)
+                raise AssertionError("served a request without the token")
+            except urllib.error.HTTPError as e:
+                assert e.code == 401
+                break
+            except OSError:
+                assert time.monotonic() < deadline, banner
+                time.sleep(0.1)
+        request = urllib.request.Request(url, headers={"authorization": f"Bearer {token}"})
+        assert json.loads(urllib.request.urlopen(request, timeout=2).read())["db"] == str(db)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
