@@ -106,11 +106,8 @@ def status(
     """Counts by status and by problem code, requests and tokens."""
     if not db.is_file():
         raise fail(MmtransError(f"{db}: no such database"))
-    store = Store(db)
-    try:
+    with Store(db) as store:
         summary = store.status()
-    finally:
-        store.close()
     if as_json:
         out.print_json(json.dumps(summary))
         return

@@ -51,8 +51,7 @@ def export(
 ) -> ExportResult:
     if not Path(db_path).is_file():
         raise MmtransError(f"{db_path}: no such database")
-    store = Store(db_path)
-    try:
+    with Store(db_path) as store:
         run_id = run_id or store.latest_run()
         if run_id is None:
             raise MmtransError(f"{db_path}: no run to export")
@@ -62,5 +61,3 @@ def export(
         chosen = list(exportable(store, run_id, include_flagged))
         formats.write(chosen, out, fmt)  # counts items, which for uniner are not records
         return ExportResult(str(out), fmt, len(chosen), total - len(chosen))
-    finally:
-        store.close()

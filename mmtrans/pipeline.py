@@ -244,8 +244,7 @@ def translate(
     table = load_tables(labels, settings.src, settings.tgt)
     table.require(records)
 
-    store = Store(db_path)
-    try:
+    with Store(db_path) as store:
         run_id = store.upsert_run({
             "input_path": str(Path(input_path).resolve()), "input_hash": file_hash(input_path),
             "format": fmt, "src": settings.src, "tgt": settings.tgt, "labels": labels,
@@ -267,5 +266,3 @@ def translate(
         return {"run_id": run_id, "skipped": len(chosen) - len(pending),
                 "rejects": len(rejects), "reject_lines": [str(r) for r in rejects[:20]],
                 **vars(progress)}
-    finally:
-        store.close()

@@ -126,6 +126,12 @@ class Store:
     def close(self) -> None:
         self.db.close()
 
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # -- runs and records ----------------------------------------------------------------
 
     def upsert_run(self, config: dict[str, Any]) -> str:

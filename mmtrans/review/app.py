@@ -43,13 +43,10 @@ class Api:
 
     async def queue(self, request: Request) -> Response:
         q = request.query_params
-        store = self.store()
-        try:
+        with self.store() as store:
             entries = queue(store, q.get("code") or None, q.get("dataset") or None,
                             q.get("status") or None, self.spot_check)
             everything = queue(store, spot_check=self.spot_check)
-        finally:
-            store.close()
         return JSONResponse({
             "entries": [e.to_dict() for e in entries],
             "progress": progress(everything),
@@ -65,17 +62,13 @@ class Api:
 
     async def record(self, request: Request) -> Response:
         run_id, record_id = request.query_params.get("run"), request.query_params.get("id")
-        store = self.store()
-        try:
+        with self.store() as store:
             return self._find(store, run_id, record_id) or JSONResponse(
                 record_view(store, run_id, record_id))  # type: ignore[arg-type]
-        finally:
-            store.close()
 
     async def check(self, request: Request) -> Response:
         body = await _json(request)
-        store = self.store()
-        try:
+        with self.store() as store:
             if missing := self._find(store, body.get("run"), body.get("id")):
                 return missing
             try:
@@ -84,8 +77,6 @@ class Api:
                 return JSONResponse({"error": str(e)}, 400)
             return JSONResponse({"record": record.to_dict(),
                                  "problems": [p.to_dict() for p in problems]})
-        finally:
-            store.close()
 
     async def decide(self, request: Request) -> Response:
         body = await _json(request)
@@ -94,8 +85,7 @@ class Api:
             return JSONResponse({"error": f"decision must be one of {DECISIONS}"}, 400)
         if not isinstance(annotator, str) or not annotator.strip():
             return JSONResponse({"error": "an annotator name is required"}, 400)
-        store = self.store()
-        try:
+        with self.store() as store:
             if missing := self._find(store, body.get("run"), body.get("id")):
                 return missing
             run_id, record_id = body["run"], body["id"]
@@ -114,13 +104,10 @@ class Api:
             review_id = store.add_review(run_id, record_id, annotator.strip(), decision, edited)
             return JSONResponse({"review": review_id,
                                  "view": record_view(store, run_id, record_id)})
-        finally:
-            store.close()
 
     async def undo(self, request: Request) -> Response:
         body = await _json(request)
-        store = self.store()
-        try:
+        with self.store() as store:
             if missing := self._find(store, body.get("run"), body.get("id")):
                 return missing
             run_id, record_id = body["run"], body["id"]
@@ -130,8 +117,6 @@ class Api:
             store.add_review(run_id, record_id, str(body.get("annotator") or ""), "undo",
                              undoes=body["review"])
             return JSONResponse({"view": record_view(store, run_id, record_id)})
-        finally:
-            store.close()
 
 
 async def _json(request: Request) -> dict[str, Any]:
