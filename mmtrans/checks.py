@@ -119,12 +119,12 @@ def check_language(target: Record, tgt: str) -> list[Problem]:
     if tgt in ("zh", "ja"):
         # Latin runs are names and codes (IBM, System/360) in any CJK sentence: judge the rest,
         # unless nothing else is there and the Latin is a sentence of its own.
-        latin = len(LETTER.findall(rest))
+        all_letters = len(LETTER.findall(rest))
         letters = LETTER.findall(LATIN_RUN.sub(" ", rest))
         han = sum(1 for c in letters if HAN.match(c))
         kana = sum(1 for c in letters if KANA.match(c))
         if not letters:
-            ok = latin < MIN_LETTERS_FOR_LANGDETECT
+            ok = all_letters < MIN_LETTERS_FOR_LANGDETECT  # a few Latin letters: a name
         elif tgt == "zh":
             ok = han / len(letters) >= 0.6 and kana == 0
         else:
