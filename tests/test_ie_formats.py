@@ -261,3 +261,17 @@ def test_labels_missing_lists_a_ready_to_fill_tsv_and_suggest_writes_for_review(
     text = out.read_text(encoding="utf-8")
     assert "组织关系-裁员\tFR:组织关系-裁员" in text and "NOT USED" in text
     assert not (Path(mmtrans.__file__).parent.parent / "data/labels/iepile.zh-fr.tsv").exists()
+
+
+def test_iepile_events_translate_zh_to_ja(tmp_path):
+    source = IEPILE / "EE" / "sample.json"
+    with FakeLLM(lambda p, r: Reply(json.dumps(good_translation(p, "ja"),
+                                               ensure_ascii=False))) as llm:
+        result = mmtrans.translate(source, tmp_path / "run.db", mmtrans.Settings(
+            src="zh", tgt="ja", base_url=llm.base_url))  # no --labels: iepile.zh-ja is found
+    assert result["accepted"] == len(lines(source))
+    out = tmp_path / "ee.ja.jsonl"
+    mmtrans.export(tmp_path / "run.db", out)
+    first = lines(out)[0]["event"][0]
+    assert first["event_type"] == "組織関係-人員削減"
+    assert {a["role"] for a in first["arguments"]} == {"削減人数", "時間"}
