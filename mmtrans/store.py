@@ -113,6 +113,15 @@ class Translation:
     request_key: str | None
 
 
+def _translation(row: dict[str, Any]) -> Translation:
+    return Translation(
+        record_id=row["record_id"], attempt=row["attempt"], status=row["status"],
+        target=Record.from_json(row["target"]) if row["target"] else None,
+        problems=json.loads(row["problems"] or "[]"),
+        notes=json.loads(row["notes"] or "[]"), request_key=row["request_key"],
+    )
+
+
 class Store:
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -203,15 +212,14 @@ class Store:
             join (select record_id, max(id) as id from translations where run_id = ?
                   group by record_id) latest on latest.id = t.id
         """
-        out = {}
-        for row in self.db.query(sql, [run_id]):
-            out[row["record_id"]] = Translation(
-                record_id=row["record_id"], attempt=row["attempt"], status=row["status"],
-                target=Record.from_json(row["target"]) if row["target"] else None,
-                problems=json.loads(row["problems"] or "[]"),
-                notes=json.loads(row["notes"] or "[]"), request_key=row["request_key"],
-            )
-        return out
+        return {row["record_id"]: _translation(row) for row in self.db.query(sql, [run_id])}
+
+    def latest_translation(self, run_id: str, record_id: str) -> Translation | None:
+        """The current translation of one record (without reading the whole run's)."""
+        rows = list(self.db.query(
+            "select * from translations where run_id = ? and record_id = ? "
+            "order by id desc limit 1", [run_id, record_id]))
+        return _translation(rows[0]) if rows else None
 
     def done_ids(self, run_id: str, repair: int = 0) -> set[str]:
         """Records this run need not touch again: accepted, or flagged with no repair turn left."""

@@ -15,7 +15,7 @@ from ..checks import Problem, run_checks
 from ..errors import MmtransError
 from ..labels import LabelTable, load_tables
 from ..records import Mention, Record, locate_mentions
-from ..store import Review, Store, Translation
+from ..store import Review, Store, Translation, effective_reviews
 
 STATES = ("to review", "accepted", "edited", "rejected")
 _STATE_OF = {"accept": "accepted", "edit": "edited", "reject": "rejected"}
@@ -96,11 +96,10 @@ def _table(run: dict[str, Any]) -> LabelTable | None:
         return None
 
 
-def expected_record(store: Store, run_id: str, record_id: str,
+def expected_record(run: dict[str, Any], source: Record,
                     translation: Translation | None) -> Record:
     """The source with its labels translated (what every target record is checked against)."""
-    source = store.record(run_id, record_id)
-    table = _table(store.run(run_id))
+    table = _table(run)
     if table is not None:
         return table.translate(source)
     if translation is not None and translation.target is not None:  # the table file is gone
@@ -114,14 +113,14 @@ def record_view(store: Store, run_id: str, record_id: str) -> dict[str, Any]:
     """Everything the page shows of one record."""
     run = store.run(run_id)
     source = locate_mentions(store.record(run_id, record_id))
-    t = store.latest_translations(run_id).get(record_id)
+    t = store.latest_translation(run_id, record_id)
     raw = None
     if t is not None and t.request_key:
         row = store.db["requests"].get(t.request_key)
         raw = row["response"] if row else None
     rows = store.review_rows(run_id, record_id)
-    reviews = store.reviews(run_id, record_id)
-    expected = expected_record(store, run_id, record_id, t)
+    reviews = effective_reviews(rows)
+    expected = expected_record(run, source, t)
     return {
         "run_id": run_id, "id": record_id, "dataset": Path(run["input_path"]).name,
         "src": run["src"], "tgt": run["tgt"],
@@ -164,8 +163,8 @@ def check_edit(store: Store, run_id: str, record_id: str, data: Any) -> tuple[Re
                                                                                list[Problem]]:
     """Parse an edit and run every check on it, as on a model's answer."""
     run = store.run(run_id)
-    t = store.latest_translations(run_id).get(record_id)
-    expected = expected_record(store, run_id, record_id, t)
+    t = store.latest_translation(run_id, record_id)
+    expected = expected_record(run, store.record(run_id, record_id), t)
     base = t.target if t is not None and t.target is not None else expected
     edited = parse_edit(data, base)
     result = run_checks(expected, edited, run["src"], run["tgt"])
