@@ -113,6 +113,12 @@ class Translation:
     request_key: str | None
 
 
+def _encoded(row: dict[str, Any]) -> dict[str, Any]:
+    """Lists and dicts as JSON text, for the columns that hold them."""
+    return {k: json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict)) else v
+            for k, v in row.items()}
+
+
 def _translation(row: dict[str, Any]) -> Translation:
     return Translation(
         record_id=row["record_id"], attempt=row["attempt"], status=row["status"],
@@ -146,9 +152,8 @@ class Store:
     def upsert_run(self, config: dict[str, Any]) -> str:
         run_id = content_key(config)[:16]
         if not self.db["runs"].count_where("id = ?", [run_id]):
-            row = {k: (json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict)) else v)
-                   for k, v in config.items()}
-            self.db["runs"].insert({"id": run_id, **row, "created": now()}, alter=True)
+            self.db["runs"].insert({"id": run_id, **_encoded(config), "created": now()},
+                                   alter=True)
         return run_id
 
     def latest_run(self) -> str | None:
@@ -188,10 +193,9 @@ class Store:
         return rows[0] if rows else None
 
     def save_request(self, key: str, **row: Any) -> None:
-        row = {k: (json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict)) else v)
-               for k, v in row.items()}
         with self.db.conn:
-            self.db["requests"].upsert({"key": key, **row, "created": now()}, pk="key")
+            self.db["requests"].upsert({"key": key, **_encoded(row), "created": now()},
+                                       pk="key")
 
     # -- translations --------------------------------------------------------------------
 
@@ -275,9 +279,12 @@ class Store:
         run_ids = [run_id] if run_id else [r["id"] for r in self.db["runs"].rows]
         counts: Counter[str] = Counter()
         codes: Counter[str] = Counter()
-        records = 0
+        reviewed: Counter[str] = Counter()
+        records = rejects = 0
         for rid in run_ids:
             records += self.db["records"].count_where("run_id = ?", [rid])
+            rejects += self.db["rejects"].count_where("run_id = ?", [rid])
+            reviewed.update(review.decision for review in self.decisions(rid).values())
             for t in self.latest_translations(rid).values():
                 counts[t.status] += 1
                 if t.status != "accepted":
@@ -285,11 +292,7 @@ class Store:
         usage = next(self.db.query(
             "select count(*) as n, coalesce(sum(tokens_in), 0) as tin, "
             "coalesce(sum(tokens_out), 0) as tout from requests where response is not null"))
-        rejects = sum(self.db["rejects"].count_where("run_id = ?", [rid]) for rid in run_ids)
         attempts = self.attempt_stats(run_ids)
-        reviewed: Counter[str] = Counter()
-        for rid in run_ids:
-            reviewed.update(review.decision for review in self.decisions(rid).values())
         return {
             "records": records,
             "accepted": counts["accepted"],
