@@ -58,13 +58,23 @@ def _strings(items: Any, name: str, keys: tuple[str, ...]) -> list[dict[str, Any
     return items
 
 
+def reply_object(reply: str) -> dict[str, Any]:
+    """The reply's JSON object, which must hold a string 'text'; ValueError otherwise."""
+    data = extract_json(reply)
+    if not isinstance(data, dict) or not isinstance(data.get("text"), str):
+        raise ValueError("the reply needs a string 'text'")
+    return data
+
+
+def unparsable(error: ValueError) -> list[Problem]:
+    return [Problem("format", f"reply does not parse: {error}", "reply")]
+
+
 def parse_reply(reply: str, expected: Record) -> tuple[Record | None, list[Problem]]:
     """The model's reply -> a target record (text label and meta carried over from
     `expected`), or None and a `format` problem saying what is wrong."""
     try:
-        data = extract_json(reply)
-        if not isinstance(data, dict) or not isinstance(data.get("text"), str):
-            raise ValueError("the reply needs a string 'text'")
+        data = reply_object(reply)
         mentions = [Mention(e["label"], e["text"])
                     for e in _strings(data.get("entities", []), "entities", ("label", "text"))]
         relations = [Relation(r["head"], r["relation"], r["tail"])
@@ -75,8 +85,8 @@ def parse_reply(reply: str, expected: Record) -> tuple[Record | None, list[Probl
             args = _strings(e.get("arguments", []), f"events[{i}].arguments", ("role", "text"))
             events.append(Event(e["type"], e["trigger"],
                                 [Argument(a["role"], a["text"]) for a in args]))
-    except (ValueError, json.JSONDecodeError) as e:
-        return None, [Problem("format", f"reply does not parse: {e}", "reply")]
+    except ValueError as e:  # json.JSONDecodeError is one
+        return None, unparsable(e)
     # Entity types of heads and tails are labels the model never sees: carry them over.
     for i, (r, x) in enumerate(zip(relations, expected.relations)):
         relations[i] = replace(r, head_label=x.head_label, tail_label=x.tail_label)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import regex
 
 from .checks import Problem
-from .payload import extract_json
+from .payload import reply_object, unparsable
 from .records import Record, locate_mentions, map_anchored
 
 TAG = regex.compile(r"<(/?)m(\d+)>")
@@ -136,9 +136,7 @@ def tagged_payload(tagged: Tagged) -> str:
 def parse_tagged_reply(reply: str, tagged: Tagged, expected: Record) -> tuple[Record | None,
                                                                               list[Problem]]:
     try:
-        data = extract_json(reply)
-        if not isinstance(data, dict) or not isinstance(data.get("text"), str):
-            raise ValueError("the reply needs a string 'text'")
-    except (ValueError, json.JSONDecodeError) as e:
-        return None, [Problem("format", f"reply does not parse: {e}", "reply")]
+        data = reply_object(reply)
+    except ValueError as e:
+        return None, unparsable(e)
     return read_tagged(data["text"], tagged, expected)
