@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .errors import ModelError
 from .formats import read as read_records
-from .labels import pair_tables, read_table, table_path
+from .labels import load_tables, pair_tables
 from .llm import Backend, Params
 from .payload import extract_json
 from .pipeline import run_sync
@@ -24,17 +24,12 @@ from .scripts import language_name
 def missing_labels(path: str | Path, src: str, tgt: str, tables: Iterable[str] = (),
                    fmt: str | None = None) -> Counter[str]:
     """Every label of the input that the named tables (by default: every shipped table of the
-    pair) do not cover, with counts."""
-    known: dict[str, str] = {}
-    for name in list(tables) or pair_tables(src, tgt):
-        table = table_path(name, src, tgt)
-        if table.is_file():
-            known.update(read_table(table))
-    counts: Counter[str] = Counter()
-    for record in read_records(path, fmt):
-        if isinstance(record, Record):
-            counts.update(label for _, label in record.labels() if label not in known)
-    return counts
+    pair) do not cover, with counts. A named table that does not exist is an InputError."""
+    records = [r for r in read_records(path, fmt) if isinstance(r, Record)]
+    names = list(tables) or pair_tables(src, tgt)
+    if not names:  # no table for this pair yet: every label is missing
+        return Counter(label for r in records for _, label in r.labels())
+    return load_tables(names, src, tgt).missing(records)
 
 
 def as_tsv(counts: Counter[str], suggestions: dict[str, str] | None = None,

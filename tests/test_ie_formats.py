@@ -247,6 +247,9 @@ def test_labels_missing_lists_a_ready_to_fill_tsv_and_suggest_writes_for_review(
                                  "--labels", str(partial)])
     rows = [x.split("\t")[0] for x in listed.stdout.splitlines() if not x.startswith("#")]
     assert "裁员方" in rows and "时间" not in rows
+    typo = runner.invoke(app, ["labels", "missing", source, "--src", "zh", "--tgt", "en",
+                               "--labels", "iepil"])
+    assert typo.exit_code == 2 and "no label table 'iepil'" in typo.output
 
     def answer(payload, request):
         labels = json.loads(request["messages"][1]["content"])
