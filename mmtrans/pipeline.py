@@ -76,10 +76,17 @@ def make_backend(settings: Settings) -> Backend:
 
 
 def file_hash(path: str | Path) -> str:
+    """sha256 of the input: of a file's bytes, or of a folder's files (a uie dataset) with
+    their relative paths, in name order."""
+    path = Path(path)
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
+    for file in files:
+        if path.is_dir():
+            digest.update(str(file.relative_to(path)).encode("utf-8") + b"\0")
+        with open(file, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
     return digest.hexdigest()
 
 

@@ -278,3 +278,19 @@ def test_iepile_events_translate_zh_to_ja(tmp_path):
     first = lines(out)[0]["event"][0]
     assert first["event_type"] == "組織関係-人員削減"
     assert {a["role"] for a in first["arguments"]} == {"削減人数", "時間"}
+
+
+def test_a_uie_folder_translates_end_to_end_into_a_folder(tmp_path):
+    root = uie_dataset(tmp_path / "in")
+    table = tmp_path / "demo.ja-en.tsv"
+    table.write_text("地名\tLocation\n人名\tPerson\n", encoding="utf-8")
+    with FakeLLM() as llm:
+        result = mmtrans.translate(root, tmp_path / "run.db", mmtrans.Settings(
+            src="ja", tgt="en", labels=[str(table)], base_url=llm.base_url))
+    assert result["accepted"] == 1
+    out = tmp_path / "out"
+    mmtrans.export(tmp_path / "run.db", out)
+    (item,) = json.loads((out / "b2nerd_demo" / "train.json").read_text())
+    assert all(item["sentence"][s:e] == ent["name"] for ent in item["entities"]
+               for s, e in [ent["pos"]])
+    assert json.loads((out / "b2nerd_demo" / "labels.json").read_text()) == ["Location", "Person"]
