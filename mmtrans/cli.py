@@ -4,16 +4,25 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
+from rich.text import Text
 
 from . import pipeline
-from .errors import MmtransError
+from .errors import EndpointDownError, MmtransError
 from .export import export as export_run
 from .llm import Params
 from .store import Store
@@ -29,6 +38,17 @@ Src = Annotated[str, typer.Option("--src", help="Source language (ja, zh, en, ..
 Tgt = Annotated[str, typer.Option("--tgt", help="Target language.")]
 Labels = Annotated[list[str], typer.Option(
     "--labels", help="Label table or .tsv (repeatable); default: the pair's table that fits.")]
+
+
+class WaitingColumn(ProgressColumn):
+    """Why the run waits, read afresh at every refresh (a hanging server shows at once)."""
+
+    def __init__(self, text: Callable[[], str]):
+        super().__init__()
+        self.text = text
+
+    def render(self, task: object) -> Text:
+        return Text(self.text(), style="yellow")
 
 
 def fail(error: Exception) -> typer.Exit:
@@ -61,29 +81,51 @@ def translate(
     strategy: Annotated[str, typer.Option(
         help="default: text and strings sent apart (MMM); tagged: strings tagged in the text."
     )] = "default",
+    timeout: Annotated[float, typer.Option(
+        min=0.1, help="Seconds to wait for one answer before retrying.")] = 60.0,
+    max_attempts: Annotated[int, typer.Option(
+        min=1, help="Attempts per request (429, 5xx, timeouts, empty answers).")] = 6,
 ) -> None:
-    """Translate INPUT into the store; the same command resumes an interrupted run."""
+    """Translate INPUT into the store; the same command resumes an interrupted run.
+
+    Exit status: 0 when every record was translated (accepted or flagged), 1 when any
+    failed or the server could not be reached, 2 for bad input or settings."""
     settings = pipeline.Settings(
         src=src, tgt=tgt, labels=labels, model=model, base_url=base_url, api_key=api_key,
         local=local, local_model=str(local_model) if local_model else None,
         concurrency=concurrency, params=Params(temperature, seed, max_tokens),
         prompt=prompt, format=format, limit=limit, repair=repair, strategy=strategy,
+        timeout=timeout, max_attempts=max_attempts,
     )
+    progress: list[pipeline.Progress] = []
     columns = (TextColumn("[bold]translating"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[stats]}"), TimeRemainingColumn())
+               TextColumn("{task.fields[stats]}"), TimeRemainingColumn(),
+               WaitingColumn(lambda: progress[0].waiting(timeout) if progress else ""))
     bar = Progress(*columns, console=console)
     task = bar.add_task("translate", total=None, stats="")
 
     def show(p: pipeline.Progress) -> None:
+        progress[:] = [p]
         bar.start()  # only once the input has been read and checked: errors print alone
         stats = (f"[green]{p.accepted} accepted[/] [yellow]{p.flagged} flagged[/] "
                  f"[red]{p.failed} failed[/] {p.tokens} tokens")
         bar.update(task, total=p.total, completed=p.done, stats=stats)
 
+    def notice(text: str) -> None:
+        console.print(f"[yellow]note:[/] {text}", highlight=False)
+
     try:
-        result = pipeline.translate(input, db, settings, on_progress=show)
+        result = pipeline.translate(input, db, settings, on_progress=show, on_notice=notice)
+    except EndpointDownError as e:
+        bar.stop()
+        console.print(f"[red]stopped:[/red] {e}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
     except MmtransError as e:
         raise fail(e) from None
+    except KeyboardInterrupt:
+        bar.stop()
+        console.print("interrupted; run the same command again to resume", highlight=False)
+        raise typer.Exit(130) from None
     finally:
         bar.stop()
     for line in result["reject_lines"]:
@@ -95,26 +137,44 @@ def translate(
         f"{result['done']} translated ({result['accepted']} accepted, {result['flagged']} "
         f"flagged, {result['failed']} failed), {result['skipped']} already done, "
         f"{result['requests_sent']} requests sent, {result['rejects']} unreadable input "
-        f"item(s). Store: {db}", highlight=False)
+        f"item(s). Run {result['run_id']} in {db}", highlight=False)
+    unfinished = result["failed"] + result["unreachable"]
+    if unfinished:
+        console.print(f"[red]{unfinished} record(s) failed[/red]: run the same command again "
+                      "to retry them", highlight=False)
+        raise typer.Exit(1)
+
+
+RunOption = Annotated[str | None, typer.Option(
+    "--run", help="Run id or a unique prefix (default: the run last used; see `mmtrans runs`).")]
 
 
 @app.command()
 def status(
     db: Db = Path("mmtrans.db"),
+    run: RunOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
 ) -> None:
-    """Counts by status and by problem code, requests and tokens."""
-    if not db.is_file():
-        raise fail(MmtransError(f"{db}: no such database"))
-    with Store(db) as store:
-        summary = store.status()
+    """One run's accounting: items read per file, records by status, problems, tokens."""
+    try:
+        with Store(db, create=False) as store:
+            summary = store.status(run)
+    except MmtransError as e:
+        raise fail(e) from None
     if as_json:
-        out.print_json(json.dumps(summary))
+        out.print_json(json.dumps(summary, ensure_ascii=False))
         return
-    table = Table(title=str(db), show_header=False)
+    table = Table(title=f"{db}: run {summary['run']}", show_header=False)
     for key, value in summary.items():
-        if key not in ("problems", "attempts", "reviews"):
+        if key not in ("run", "files", "problems", "attempts", "reviews"):
             table.add_row(key, str(value))
+    for f in summary["files"]:
+        sums = f"{f['records']} records + {f['rejects']} unreadable"
+        if f["ok"]:
+            table.add_row(f"  file: {f['path']}", f"{f['items_read']} items read = {sums}")
+        else:
+            table.add_row(f"  file: {f['path']}",
+                          f"[red]{f['items_read']} items read, but {sums}: items are missing[/]")
     for code, n in summary["problems"].items():
         table.add_row(f"  problem: {code}", str(n))
     for decision, n in summary["reviews"].items():
@@ -124,6 +184,36 @@ def status(
         table.add_row(f"{what}: accepted/made", f"{row['accepted']}/{row['translations']} "
                                                 f"({row['tokens']} tokens)")
     out.print(table)
+    if not all(f["ok"] for f in summary["files"]):
+        console.print("[red]items read and items stored differ[/red]: see the files above",
+                      highlight=False)
+
+
+@app.command()
+def runs(
+    db: Db = Path("mmtrans.db"),
+    as_json: Annotated[bool, typer.Option("--json", help="A JSON list.")] = False,
+) -> None:
+    """The store's runs, last used first, with their settings and counts."""
+    try:
+        with Store(db, create=False) as store:
+            rows = store.runs()
+    except MmtransError as e:
+        raise fail(e) from None
+    if as_json:
+        out.print_json(json.dumps(rows, ensure_ascii=False))
+        return
+    table = Table(title=str(db))
+    for column in ("run", "input", "languages", "model", "prompt", "records", "accepted",
+                   "flagged", "failed", "pending", "last used"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(r["id"], Path(r["input"] or "").name, f"{r['src']}->{r['tgt']}",
+                      f"{r['model']} @ {r['endpoint']}", f"{r['prompt']} ({r['strategy']})",
+                      *(str(r[k]) for k in ("records", "accepted", "flagged", "failed",
+                                            "pending")),
+                      r["last_used"] or r["created"])
+    out.print(table)
 
 
 @app.command()
@@ -131,7 +221,7 @@ def export(
     out_path: Annotated[Path, typer.Option("--out", help="Output file (.jsonl: JSON Lines).")],
     db: Db = Path("mmtrans.db"),
     format: Annotated[str | None, typer.Option("--format", help="Default: the input's.")] = None,
-    run: Annotated[str | None, typer.Option(help="Run id (default: the latest).")] = None,
+    run: RunOption = None,
     include_flagged: bool = False,
 ) -> None:
     """Write the accepted translations (and flagged ones, if asked) to a file."""
@@ -240,6 +330,8 @@ def labels_suggest(
     base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server.")] = None,
     api_key: Annotated[str | None, typer.Option(help="API key (or OPENAI_API_KEY).")] = None,
     local: Annotated[bool, typer.Option(help="Run a GGUF model in-process.")] = False,
+    timeout: Annotated[float, typer.Option(min=0.1, help="Seconds to wait for the answer.")] = 60.0,
+    max_attempts: Annotated[int, typer.Option(min=1, help="Attempts for the request.")] = 6,
 ) -> None:
     """Ask the model to translate the missing labels; write them for a person to confirm."""
     from .suggest import as_tsv, missing_labels, suggest
@@ -247,7 +339,7 @@ def labels_suggest(
     try:
         backend = pipeline.make_backend(pipeline.Settings(
             src=src, tgt=tgt, labels=labels, model=model, base_url=base_url, api_key=api_key,
-            local=local))
+            local=local, timeout=timeout, max_attempts=max_attempts))
         counts = missing_labels(input, src, tgt, labels)
         suggestions = suggest(sorted(counts), src, tgt, backend)
     except MmtransError as e:

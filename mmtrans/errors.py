@@ -37,9 +37,32 @@ class ConfigError(MmtransError):
     """A setting is missing or contradicts another."""
 
 
+class StoreError(MmtransError):
+    """The --db path is not an mmtrans store (a directory, another SQLite file, not SQLite)."""
+
+
+class RunBusyError(MmtransError):
+    """Another process is translating the same run right now."""
+
+
 class ModelError(MmtransError):
-    """The model server failed in a way retrying does not fix."""
+    """The model server failed in a way retrying does not fix.
+
+    `kind` says how: "connect" (no connection), "timeout", "fault" (an answer that is no
+    answer: empty, null, not JSON), or "status" (an HTTP error status)."""
+
+    def __init__(self, message: str, kind: str = "status"):
+        super().__init__(message)
+        self.kind = kind
+
+
+class EndpointDownError(ModelError):
+    """Several records in a row could not reach the server at all: the run stops, and the
+    records not translated stay pending for the next run."""
 
 
 class FatalModelError(ModelError):
     """The server refuses every request alike (bad key, unknown model): the run stops."""
+
+    def __init__(self, message: str):
+        super().__init__(message, "fatal")

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import formats
-from .errors import MmtransError
 from .records import Record
 from .store import Store
 
@@ -49,12 +48,8 @@ def export(
     run_id: str | None = None,
     include_flagged: bool = False,
 ) -> ExportResult:
-    if not Path(db_path).is_file():
-        raise MmtransError(f"{db_path}: no such database")
-    with Store(db_path) as store:
-        run_id = run_id or store.latest_run()
-        if run_id is None:
-            raise MmtransError(f"{db_path}: no run to export")
+    with Store(db_path, create=False) as store:
+        run_id = store.resolve_run(run_id)
         run = store.run(run_id)
         fmt = fmt or run["format"]
         total = store.db["records"].count_where("run_id = ?", [run_id])

@@ -1,20 +1,24 @@
 """Chat-completion backends: any OpenAI-compatible server, or a GGUF model in-process.
 
-The OpenAI SDK's own retries are off; tenacity retries 429, 5xx, timeouts and connection
-errors with exponential backoff and jitter, and waits as long as a `Retry-After` header asks.
+The OpenAI SDK's own retries are off; tenacity retries 429, 5xx, timeouts, connection errors
+and answers that hold no answer (empty, null, not JSON) with exponential backoff and jitter,
+and waits as long as a `Retry-After` header asks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
+import hashlib
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import openai
+from openai.types.chat import ChatCompletion
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -53,14 +57,61 @@ class Backend(Protocol):
     model: str
     base_url: str
 
+    @property
+    def endpoint(self) -> str:
+        """What answers, for the cache key: a server's URL, or a GGUF file's sha256."""
+        ...
+
     async def complete(self, messages: list[Message], params: Params) -> Completion: ...
 
 
+class ServerFault(Exception):
+    """A 200 answer that is no answer (no choices, null or empty content, a body that is not
+    JSON or not a chat completion): a fault of the server, retried like a 5xx, never cached."""
+
+
 def _retryable(exc: BaseException) -> bool:
-    if isinstance(exc, (openai.APITimeoutError, openai.APIConnectionError,
+    if isinstance(exc, (ServerFault, openai.APITimeoutError, openai.APIConnectionError,
                         openai.RateLimitError)):
         return True
     return isinstance(exc, openai.APIStatusError) and exc.status_code >= 500
+
+
+def _kind(exc: BaseException) -> str:
+    if isinstance(exc, openai.APITimeoutError):
+        return "timeout"
+    if isinstance(exc, openai.APIConnectionError):
+        return "connect"
+    return "fault" if isinstance(exc, ServerFault) else "status"
+
+
+def describe_failure(exc: BaseException, timeout: float) -> str:
+    """One short phrase a person reads on the progress line."""
+    kind = _kind(exc)
+    if kind == "timeout":
+        return f"no answer within {timeout:g} s"
+    if kind == "connect":
+        return "cannot connect"
+    if isinstance(exc, openai.APIStatusError):
+        return f"HTTP {exc.status_code}"
+    return str(exc)
+
+
+def answer_text(response: Any) -> str:
+    """The text of a chat completion; ServerFault when the answer holds none."""
+    if not isinstance(response, ChatCompletion):
+        shown = str(response)[:60].replace("\n", " ")
+        raise ServerFault(f"the answer is not a chat completion: {shown!r}")
+    try:
+        content = response.choices[0].message.content if response.choices else None
+    except (AttributeError, TypeError, IndexError) as e:
+        raise ServerFault(f"the answer is malformed: {e}") from e
+    if not response.choices:
+        raise ServerFault("the answer has no choices")
+    if not isinstance(content, str) or not content.strip():
+        raise ServerFault("the answer's content is empty" if content is not None
+                          else "the answer's content is null")
+    return content
 
 
 def retry_after_seconds(exc: BaseException | None) -> float | None:
@@ -84,6 +135,9 @@ def retry_after_seconds(exc: BaseException | None) -> float | None:
         return max(0.0, parsed.timestamp() - time.time()) if parsed else None
 
 
+RetryListener = Callable[[str], None]
+
+
 @dataclass
 class OpenAIBackend:
     """Any server that speaks the OpenAI chat-completions API (OpenAI, vLLM, Ollama, llama.cpp)."""
@@ -91,10 +145,12 @@ class OpenAIBackend:
     model: str
     base_url: str | None = None
     api_key: str | None = None
-    timeout: float = 120.0
+    timeout: float = 60.0
     max_attempts: int = 6
     backoff: float = 1.0
     max_backoff: float = 60.0
+    #: Told "retrying in N s: why" before each wait, for the progress line.
+    on_retry: RetryListener | None = None
     _client: openai.AsyncOpenAI | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -105,7 +161,11 @@ class OpenAIBackend:
                 "no model server: set OPENAI_API_KEY for OpenAI, or pass --base-url "
                 "(or set OPENAI_BASE_URL) for vLLM, Ollama or llama.cpp, or use --local"
             )
-        self.base_url = self.base_url or "https://api.openai.com/v1"
+        self.base_url = (self.base_url or "https://api.openai.com/v1").rstrip("/")
+
+    @property
+    def endpoint(self) -> str:
+        return str(self.base_url)
 
     @property
     def client(self) -> openai.AsyncOpenAI:
@@ -119,9 +179,29 @@ class OpenAIBackend:
         return self._client
 
     def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if exc is not None and _kind(exc) == "connect":
+            # Refused at once: retry soon, so a dead server is told apart in seconds.
+            return wait_random_exponential(multiplier=self.backoff / 4, max=2.0)(state)
+        asked = retry_after_seconds(exc)
         exponential = wait_random_exponential(multiplier=self.backoff, max=self.max_backoff)
-        asked = retry_after_seconds(state.outcome.exception() if state.outcome else None)
         return min(asked, self.max_backoff) if asked is not None else exponential(state)
+
+    def _before_sleep(self, state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        if self.on_retry and exc is not None and state.next_action is not None:
+            self.on_retry(f"retrying in {state.next_action.sleep:.0f} s "
+                          f"(attempt {state.attempt_number + 1} of {self.max_attempts}): "
+                          f"{describe_failure(exc, self.timeout)}")
+
+    async def _create(self, messages: list[Message], params: Params) -> tuple[str, Any]:
+        try:
+            response = await self.client.chat.completions.create(
+                model=self.model, messages=messages, **params.to_dict()  # type: ignore[arg-type]
+            )
+        except ValueError as e:  # the SDK could not decode the body as JSON
+            raise ServerFault(f"the answer is not JSON: {e}") from e
+        return answer_text(response), getattr(response, "usage", None)
 
     async def complete(self, messages: list[Message], params: Params) -> Completion:
         started = time.monotonic()
@@ -131,24 +211,22 @@ class OpenAIBackend:
                 retry=retry_if_exception(_retryable),
                 wait=self._wait,
                 stop=stop_after_attempt(self.max_attempts),
+                before_sleep=self._before_sleep,
                 reraise=True,
             ):
                 with attempt:
                     attempts += 1
-                    response = await self.client.chat.completions.create(
-                        model=self.model, messages=messages, **params.to_dict()  # type: ignore[arg-type]
-                    )
+                    text, usage = await self._create(messages, params)
         except (openai.AuthenticationError, openai.PermissionDeniedError,
                 openai.NotFoundError) as e:
             raise FatalModelError(f"{self.base_url}: {type(e).__name__}: {e}") from e
-        except openai.OpenAIError as e:
-            raise ModelError(f"{self.base_url}: {type(e).__name__}: {e}") from e
-        choice = response.choices[0] if response.choices else None
-        usage = response.usage
+        except (openai.OpenAIError, ServerFault) as e:
+            raise ModelError(f"{self.base_url}: {describe_failure(e, self.timeout)} "
+                             f"after {attempts} attempt(s)", _kind(e)) from e
         return Completion(
-            text=(choice.message.content or "") if choice else "",
-            tokens_in=usage.prompt_tokens if usage else 0,
-            tokens_out=usage.completion_tokens if usage else 0,
+            text=text,
+            tokens_in=getattr(usage, "prompt_tokens", 0) or 0,
+            tokens_out=getattr(usage, "completion_tokens", 0) or 0,
             latency=time.monotonic() - started,
             attempts=attempts,
         )
@@ -178,6 +256,7 @@ class LocalBackend:
     n_ctx: int = 4096
     model: str = ""
     base_url: str = ""
+    _sha256: str = field(default="", init=False, repr=False)
     _llama: Any = field(default=None, init=False, repr=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
 
@@ -186,6 +265,17 @@ class LocalBackend:
             raise ConfigError(f"{self.model_path}: no such GGUF file")
         self.model = self.model or Path(self.model_path).name
         self.base_url = f"local:{Path(self.model_path).resolve()}"
+
+    @property
+    def endpoint(self) -> str:
+        """The GGUF file's sha256: the same weights answer alike wherever the file lies."""
+        if not self._sha256:
+            digest = hashlib.sha256()
+            with open(self.model_path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+            self._sha256 = digest.hexdigest()
+        return f"gguf:sha256:{self._sha256}"
 
     def _load(self) -> Any:
         if self._llama is None:

@@ -10,14 +10,17 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import hashlib
-from collections.abc import Callable, Coroutine
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 from . import formats
 from .checks import Problem, run_checks
-from .errors import FatalModelError, ModelError
+from .errors import ConfigError, EndpointDownError, FatalModelError, InputError, ModelError
 from .formats import Reject
 from .labels import LabelTable, find_tables, load_tables
 from .llm import Backend, LocalBackend, OpenAIBackend, Params, default_local_model
@@ -50,6 +53,10 @@ class Settings:
     limit: int | None = None
     repair: int = 2
     strategy: str = "default"
+    timeout: float = 60.0
+    max_attempts: int = 6
+    #: Records in a row that cannot reach the server before the run stops.
+    unreachable_limit: int = 3
 
 
 @dataclass
@@ -59,8 +66,23 @@ class Progress:
     accepted: int = 0
     flagged: int = 0
     failed: int = 0
+    unreachable: int = 0
     tokens: int = 0
     requests_sent: int = 0
+    #: Why the run waits, when it does ("retrying in 4 s ...: HTTP 503").
+    note: str = ""
+    #: Start times (monotonic) of the requests on the wire, by request key.
+    in_flight: dict[str, float] = field(default_factory=dict)
+
+    def waiting(self, timeout: float, now: float | None = None) -> str:
+        """What the run is waiting for, for the progress line: a request unanswered for
+        more than 5 s, else the last retry note."""
+        if self.in_flight:
+            oldest = (now or time.monotonic()) - min(self.in_flight.values())
+            if oldest > 5:
+                return (f"waiting {oldest:.0f} s for the server "
+                        f"({len(self.in_flight)} request(s), timeout {timeout:g} s)")
+        return self.note
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -72,7 +94,8 @@ def make_backend(settings: Settings) -> Backend:
     if settings.local:
         path = Path(settings.local_model) if settings.local_model else default_local_model()
         return LocalBackend(path)
-    return OpenAIBackend(settings.model or DEFAULT_MODEL, settings.base_url, settings.api_key)
+    return OpenAIBackend(settings.model or DEFAULT_MODEL, settings.base_url, settings.api_key,
+                         timeout=settings.timeout, max_attempts=settings.max_attempts)
 
 
 def file_hash(path: str | Path) -> str:
@@ -112,29 +135,48 @@ class Run:
     settings: Settings
     progress: Progress
     on_progress: ProgressCallback | None = None
+    #: Identical requests in flight at once share one answer.
+    _in_flight: dict[str, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
+    _unreachable_streak: int = 0
+
+    def request_key(self, messages: list[Message]) -> str:
+        """The cache key: what answers (endpoint, model or weights), what it is asked, how."""
+        return content_key(self.backend.endpoint, self.backend.model, messages,
+                           self.settings.params.to_dict())
 
     async def _ask(self, messages: list[Message]) -> tuple[str, dict[str, Any]]:
-        params = self.settings.params.to_dict()
-        key = content_key(self.backend.model, messages, params)
+        key = self.request_key(messages)
         cached = self.store.cached_response(key)
         if cached is not None:
             return key, cached
+        if key in self._in_flight:
+            return key, await asyncio.shield(self._in_flight[key])
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._in_flight[key] = future
+        self.progress.in_flight[key] = time.monotonic()
         try:
             completion = await self.backend.complete(messages, self.settings.params)
-        except FatalModelError:
+        except asyncio.CancelledError:
+            future.cancel()
             raise
-        except ModelError as e:
-            self.store.save_request(key, model=self.backend.model, base_url=self.backend.base_url,
-                                    messages=messages, params=params, error=str(e))
+        except BaseException as e:
+            future.set_exception(e)
+            future.exception()  # retrieved: a lone request leaves no "never retrieved" warning
             raise
+        finally:
+            del self._in_flight[key]
+            self.progress.in_flight.pop(key, None)
         self.progress.requests_sent += 1
         self.progress.tokens += completion.tokens_in + completion.tokens_out
-        row = {"model": self.backend.model, "base_url": self.backend.base_url,
-               "messages": messages, "params": params, "response": completion.text,
-               "tokens_in": completion.tokens_in, "tokens_out": completion.tokens_out,
-               "latency": completion.latency, "attempts": completion.attempts, "error": None}
-        self.store.save_request(key, **row)
-        return key, {"response": completion.text}
+        self.progress.note = ""
+        self.store.save_request(
+            key, model=self.backend.model, base_url=self.backend.endpoint, messages=messages,
+            params=self.settings.params.to_dict(), response=completion.text,
+            tokens_in=completion.tokens_in, tokens_out=completion.tokens_out,
+            latency=completion.latency, attempts=completion.attempts, error=None)
+        answer = {"response": completion.text}
+        future.set_result(answer)
+        return key, answer
 
     def first_turn(self, expected: Record) -> tuple[list[Message], ReplyParser, list[str]]:
         """The opening messages for a record and how to read the answers, by strategy. A
@@ -152,7 +194,9 @@ class Run:
 
     async def translate_record(self, record: Record, stored_attempts: set[int]) -> str:
         """Translate one record, with up to `repair` follow-up turns; returns its status.
-        Every attempt is stored; a repaired answer passes the same parser and checks."""
+        Every attempt is stored; a repaired answer passes the same parser and checks. A
+        record whose server could not be reached at all is `unreachable` and stays pending
+        (no row): it is not the record's fault."""
         s = self.settings
         expected = self.table.translate(record)
         messages, parse, strategy_notes = self.first_turn(expected)
@@ -163,6 +207,8 @@ class Run:
             except FatalModelError:
                 raise
             except ModelError as e:
+                if e.kind == "connect":
+                    return "unreachable"
                 self.store.add_translation(self.run_id, Translation(
                     record.id, attempt, "failed", None,
                     [{"code": "request", "message": str(e), "where": ""}], [], None))
@@ -190,21 +236,41 @@ class Run:
         p = self.progress
         p.done += 1
         setattr(p, status, getattr(p, status) + 1)
+        if status == "unreachable":
+            self._unreachable_streak += 1
+            if self._unreachable_streak >= self.settings.unreachable_limit:
+                raise EndpointDownError(
+                    f"cannot reach {self.backend.endpoint}: {self._unreachable_streak} records "
+                    "in a row failed to connect on every attempt; the run stopped and the "
+                    "records not translated stay pending (run the same command again once "
+                    "the server is up)", "connect")
+        else:
+            self._unreachable_streak = 0
         if self.on_progress:
             self.on_progress(p)
 
-    async def translate_all(self, records: list[Record]) -> None:
-        semaphore = asyncio.Semaphore(max(1, self.settings.concurrency))
+    def note(self, text: str) -> None:
+        self.progress.note = text
+        if self.on_progress:
+            self.on_progress(self.progress)
+
+    async def translate_all(self, records: Iterable[Record]) -> None:
+        """A fixed pool of workers takes records from `records` as they come."""
         attempts = self.store.stored_attempts(self.run_id)
+        source = iter(records)
 
-        async def one(record: Record) -> None:
-            async with semaphore:
-                status = await self.translate_record(record, attempts.get(record.id, set()))
-            self._count(status)
+        async def worker() -> None:
+            for record in source:  # shared: each record goes to exactly one worker
+                self._count(await self.translate_record(record, attempts.get(record.id, set())))
 
+        workers = [asyncio.ensure_future(worker())
+                   for _ in range(max(1, self.settings.concurrency))]
         try:
-            await asyncio.gather(*(one(r) for r in records))
+            await asyncio.gather(*workers)
         finally:
+            for w in workers:
+                w.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
             close = getattr(self.backend, "close", None)
             if close:
                 await close()
@@ -221,13 +287,64 @@ def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
         return pool.submit(asyncio.run, coroutine).result()
 
 
-def read_input(path: str | Path, fmt: str | None) -> tuple[str, list[Record], list[Reject]]:
+def read_input(path: str | Path, fmt: str | None
+               ) -> tuple[str, list[Record], list[Reject], dict[str, int]]:
+    """The input's format, records, unreadable items, and items read per file (resolved
+    path). A forced format under which not one item is readable is an InputError."""
+    forced = fmt is not None
     fmt = fmt or formats.detect(path)
     records: list[Record] = []
     rejects: list[Reject] = []
+    items: Counter[str] = Counter()
+    default_path = str(Path(path).resolve())
     for item in formats.read(path, fmt):
-        (rejects if isinstance(item, Reject) else records).append(item)  # type: ignore[arg-type]
-    return fmt, records, rejects
+        if isinstance(item, Reject):
+            rejects.append(item)
+            items[str(Path(item.path).resolve())] += 1
+        else:
+            records.append(item)
+            covered = item.meta.get("items")
+            items[item.meta.get("path", default_path)] += (
+                len(covered) if isinstance(covered, list) else 1)
+    if forced and not records and rejects:
+        raise InputError(path, None, f"no item is readable as --format {fmt} "
+                                     f"({len(rejects)} tried; the first: {rejects[0]})")
+    return fmt, records, rejects, dict(items)
+
+
+#: What each part of a run's configuration is called when it changes.
+CONFIG_WORDS = {
+    "input_path": "the input path", "input_hash": "the input file's content",
+    "format": "the format", "src": "the source language", "tgt": "the target language",
+    "labels": "the label tables", "label_hash": "the label tables' content",
+    "model": "the model", "base_url": "the endpoint", "prompt_name": "the prompt",
+    "prompt_version": "the prompt's version", "prompt_hash": "the prompt's text",
+    "strategy": "the strategy", "params": "the sampling parameters",
+}
+
+
+def describe_changes(old: dict[str, Any], new: dict[str, Any]) -> str:
+    """What differs between two run configurations, in words."""
+    changed = [CONFIG_WORDS.get(k, k) for k in CONFIG_WORDS.keys() | new.keys()
+               if old.get(k) != new.get(k)]
+    return ", ".join(sorted(changed)) or "the settings"
+
+
+def run_config(input_path: str | Path, fmt: str, settings: Settings, labels: list[str],
+               table: LabelTable, backend: Backend, prompts: dict[str, Prompt]
+               ) -> dict[str, Any]:
+    """Everything a run's results depend on: its identity. Any change makes a new run."""
+    prompt = prompts["default"]
+    return {
+        "input_path": str(Path(input_path).resolve()), "input_hash": file_hash(input_path),
+        "format": fmt, "src": settings.src, "tgt": settings.tgt, "labels": labels,
+        "label_hash": content_key(table.mapping), "model": backend.model,
+        "base_url": backend.endpoint, "prompt_name": prompt.name,
+        "prompt_version": prompt.version,
+        "prompt_hash": content_key({k: vars(p) for k, p in sorted(prompts.items())}),
+        "strategy": settings.strategy,
+        "params": {**settings.params.to_dict(), "repair": settings.repair},
+    }
 
 
 def translate(
@@ -236,40 +353,51 @@ def translate(
     settings: Settings,
     on_progress: ProgressCallback | None = None,
     backend: Backend | None = None,
+    on_notice: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Translate `input_path` into the store at `db_path`; resumes a run stopped earlier.
 
-    Raises ConfigError (no model configured), InputError (unreadable input, table or prompt)
-    and LabelError (labels no table knows) before any request is sent.
+    Raises ConfigError (no model configured, same languages), InputError (unreadable input,
+    table or prompt), LabelError (labels no table knows), StoreError (--db is not a store)
+    and RunBusyError (another process translates this run) before any request is sent;
+    EndpointDownError when the server cannot be reached for several records in a row.
     """
+    if settings.src == settings.tgt:
+        raise ConfigError(f"--src and --tgt are both {settings.src!r}: nothing to translate")
     backend = backend or make_backend(settings)
     prompts = {strategy: load_prompt(settings.src, settings.tgt, settings.prompt, strategy)
                for strategy in {"default", settings.strategy}}
-    prompt = prompts["default"]
-    fmt, records, rejects = read_input(input_path, settings.format)
+    fmt, records, rejects, items_read = read_input(input_path, settings.format)
     labels = settings.labels or find_tables(records, settings.src, settings.tgt)
     table = load_tables(labels, settings.src, settings.tgt)
     table.require(records)
+    config = run_config(input_path, fmt, settings, labels, table, backend, prompts)
 
     with Store(db_path) as store:
-        run_id = store.upsert_run({
-            "input_path": str(Path(input_path).resolve()), "input_hash": file_hash(input_path),
-            "format": fmt, "src": settings.src, "tgt": settings.tgt, "labels": labels,
-            "model": backend.model, "base_url": backend.base_url, "prompt_name": prompt.name,
-            "prompt_version": prompt.version, "strategy": settings.strategy,
-            "params": {**settings.params.to_dict(), "repair": settings.repair},
-        })
-        store.add_records(run_id, records)
-        for reject in rejects:
-            store.add_reject(run_id, reject.path, reject.line, reject.message)
-        chosen = records[: settings.limit] if settings.limit is not None else records
-        done = store.done_ids(run_id, settings.repair)
-        pending = [r for r in chosen if r.id not in done]
-        progress = Progress(total=len(pending))
-        run = Run(store, run_id, backend, prompts, table, settings, progress, on_progress)
-        if on_progress:
-            on_progress(progress)
-        run_sync(run.translate_all(pending))
-        return {"run_id": run_id, "skipped": len(chosen) - len(pending),
+        previous = store.previous_run(config["input_path"])
+        run_id = store.upsert_run(config)
+        changed = None
+        if previous is not None and previous["id"] != run_id:
+            old = json.loads(previous["config"]) if previous.get("config") else previous
+            changed = (f"{describe_changes(old, config)} changed since run {previous['id']}: "
+                       f"this is run {run_id} (answers already paid for are reused)")
+            if on_notice:
+                on_notice(changed)
+        with store.lock_run(run_id):
+            stored = store.add_records(run_id, records, str(Path(input_path).resolve()))
+            store.add_rejects(run_id, rejects)
+            store.set_items_read(run_id, items_read)
+            chosen = records[: settings.limit] if settings.limit is not None else records
+            done = store.done_ids(run_id, settings.repair)
+            pending = [r for r in chosen if r.id not in done]
+            progress = Progress(total=len(pending))
+            run = Run(store, run_id, backend, prompts, table, settings, progress, on_progress)
+            if isinstance(backend, OpenAIBackend):
+                backend.on_retry = run.note
+            if on_progress:
+                on_progress(progress)
+            run_sync(run.translate_all(pending))
+        return {"run_id": run_id, "changed": changed, "skipped": len(chosen) - len(pending),
+                "records": stored, "items": sum(items_read.values()),
                 "rejects": len(rejects), "reject_lines": [str(r) for r in rejects[:20]],
-                **vars(progress)}
+                **{k: v for k, v in vars(progress).items() if k not in ("in_flight", "note")}}

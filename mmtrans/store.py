@@ -7,11 +7,14 @@ killed at any moment resumes from what is here.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+import os
 import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,6 +23,7 @@ from typing import Any
 import sqlite_utils
 from sqlite_utils import Migrations
 
+from .errors import RunBusyError, StoreError
 from .records import Record
 
 migrations = Migrations("mmtrans")
@@ -67,6 +71,20 @@ def m001_initial(db: sqlite_utils.Database) -> None:
 def m002_review_undo(db: sqlite_utils.Database) -> None:
     """An undo is a review row of its own pointing at the decision it takes back."""
     db["reviews"].add_column("undoes", int)
+
+
+@migrations()
+def m003_integrity(db: sqlite_utils.Database) -> None:
+    """Run identity by content (`config`), the run last used, which file each record and
+    reject came from, several rejects per line (one per item), and items read per file."""
+    db["runs"].add_column("config", str)
+    db["runs"].add_column("last_used", str)
+    db["runs"].add_column("locked_by", str)
+    db["records"].add_column("path", str)
+    db["rejects"].add_column("item", int)
+    db.execute("drop index if exists idx_rejects_run_id_path_line")
+    db["rejects"].create_index(["run_id", "path", "line", "item"], unique=True)
+    db["inputs"].create({"run_id": str, "path": str, "items": int}, pk=("run_id", "path"))
 
 
 def now() -> str:
@@ -128,14 +146,48 @@ def _translation(row: dict[str, Any]) -> Translation:
     )
 
 
+def _check_store(path: Path, conn: sqlite3.Connection) -> None:
+    """Refuse a file that is not an mmtrans store before anything is written to it: no
+    migration, no WAL switch on somebody else's database."""
+    try:
+        tables = {row[0] for row in conn.execute(
+            "select name from sqlite_master where type = 'table'")}
+    except sqlite3.DatabaseError:
+        raise StoreError(f"{path}: not an mmtrans store (not an SQLite database)") from None
+    if not tables:
+        return
+    ours = "_sqlite_migrations" in tables and conn.execute(
+        "select count(*) from _sqlite_migrations where migration_set = ?",
+        [migrations.name]).fetchone()[0]
+    if not ours:
+        shown = ", ".join(sorted(tables)[:5])
+        raise StoreError(f"{path}: not an mmtrans store (an SQLite database with tables {shown})")
+
+
 class Store:
-    def __init__(self, path: str | Path):
+    """An mmtrans store. `create=False` (every command but `translate`) refuses a path that
+    does not exist yet, instead of leaving an empty database behind."""
+
+    def __init__(self, path: str | Path, create: bool = True):
         self.path = Path(path)
-        # One thread at a time uses a Store, but not always the one that opened it (a run
-        # started from inside a running event loop runs in a worker thread).
-        self.db = sqlite_utils.Database(sqlite3.connect(self.path, check_same_thread=False))
-        self.db.enable_wal()
+        if self.path.is_dir():
+            raise StoreError(f"{self.path}: is a directory; --db takes a file")
+        if not create and not self.path.is_file():
+            raise StoreError(f"{self.path}: no such database")
+        try:
+            # One thread at a time uses a Store, but not always the one that opened it (a
+            # run started from inside a running event loop runs in a worker thread).
+            conn = sqlite3.connect(self.path, check_same_thread=False)
+        except sqlite3.Error as e:
+            raise StoreError(f"{self.path}: cannot open: {e}") from None
+        try:
+            _check_store(self.path, conn)
+        except StoreError:
+            conn.close()
+            raise
+        self.db = sqlite_utils.Database(conn)
         self.db.execute("PRAGMA busy_timeout = 30000")
+        self.db.enable_wal()
         migrations.apply(self.db)
 
     def close(self) -> None:
@@ -147,34 +199,153 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- runs and records ----------------------------------------------------------------
+    # -- runs ------------------------------------------------------------------------------
 
     def upsert_run(self, config: dict[str, Any]) -> str:
+        """The run of this configuration (created on first use); it becomes the run last
+        used, which `status`, `export` and `review` act on by default."""
         run_id = content_key(config)[:16]
-        if not self.db["runs"].count_where("id = ?", [run_id]):
-            self.db["runs"].insert({"id": run_id, **_encoded(config), "created": now()},
-                                   alter=True)
+        with self.db.conn:
+            if not self.db["runs"].count_where("id = ?", [run_id]):
+                legacy = {k: v for k, v in config.items() if k in self.db["runs"].columns_dict}
+                self.db["runs"].insert({**_encoded(legacy), "id": run_id, "created": now(),
+                                        "config": json.dumps(config, ensure_ascii=False,
+                                                             sort_keys=True)})
+            self.db["runs"].update(run_id, {"last_used": now()})
         return run_id
 
+    def previous_run(self, input_path: str) -> dict[str, Any] | None:
+        """The run last used on this input, whatever its settings."""
+        rows = list(self.db.query(
+            "select * from runs where input_path = ? order by coalesce(last_used, created) "
+            "desc, rowid desc limit 1", [input_path]))
+        return rows[0] if rows else None
+
     def latest_run(self) -> str | None:
-        rows = list(self.db.query("select id from runs order by rowid desc limit 1"))
+        """The run last used (not last created)."""
+        rows = list(self.db.query(
+            "select id from runs order by coalesce(last_used, created) desc, rowid desc limit 1"))
         return rows[0]["id"] if rows else None
+
+    def resolve_run(self, run_id: str | None) -> str:
+        """The run a command acts on: `run_id` if given (a unique prefix will do), else the
+        run last used."""
+        if run_id is None:
+            latest = self.latest_run()
+            if latest is None:
+                raise StoreError(f"{self.path}: holds no run yet")
+            return latest
+        found = [row["id"] for row in self.db.query(
+            "select id from runs where id like ? || '%'", [run_id])]
+        if len(found) == 1:
+            return found[0]
+        known = ", ".join(row["id"] for row in self.db.query("select id from runs")) or "none"
+        what = "is ambiguous" if found else "is not a run of this store"
+        raise StoreError(f"{self.path}: --run {run_id} {what}; runs: {known}")
 
     def run(self, run_id: str) -> dict[str, Any]:
         return self.db["runs"].get(run_id)
 
-    def add_records(self, run_id: str, records: Iterable[Record]) -> None:
+    def run_config(self, run_id: str) -> dict[str, Any]:
+        row = self.run(run_id)
+        return json.loads(row["config"]) if row.get("config") else {}
+
+    def runs(self) -> list[dict[str, Any]]:
+        """Every run, last used first, with its settings and record counts."""
+        out = []
+        for row in self.db.query(
+                "select * from runs order by coalesce(last_used, created) desc, rowid desc"):
+            counts = self.counts(row["id"])
+            out.append({"id": row["id"], "input": row["input_path"], "format": row["format"],
+                        "src": row["src"], "tgt": row["tgt"], "model": row["model"],
+                        "endpoint": row["base_url"], "labels": json.loads(row["labels"] or "[]"),
+                        "prompt": f"{row['prompt_name']} v{row['prompt_version']}",
+                        "strategy": row["strategy"], "params": json.loads(row["params"] or "{}"),
+                        "created": row["created"], "last_used": row.get("last_used"),
+                        **counts})
+        return out
+
+    @contextmanager
+    def lock_run(self, run_id: str) -> Iterator[None]:
+        """Hold `run_id` for this process while it translates. A POSIX record lock on one
+        byte of the store's `-lock` file: the kernel drops it when the holder exits, even by
+        kill -9, so a lock is never left behind."""
+        fd = os.open(f"{self.path}-lock", os.O_RDWR | os.O_CREAT, 0o644)
+        offset = int(run_id[:7], 16)
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, offset)
+        except OSError:
+            os.close(fd)
+            holder = self.run(run_id).get("locked_by") or "another process"
+            raise RunBusyError(
+                f"run {run_id} is being translated by {holder}; wait for it to finish (or "
+                "stop it), then run this command again") from None
+        try:
+            with self.db.conn:
+                self.db["runs"].update(run_id, {"locked_by": f"pid {os.getpid()} since {now()}"})
+            yield
+        finally:
+            fcntl.lockf(fd, fcntl.LOCK_UN, 1, offset)
+            os.close(fd)
+
+    # -- records and what could not be read -----------------------------------------------
+
+    def add_records(self, run_id: str, records: Iterable[Record], default_path: str) -> int:
+        """Store the run's source records (once); returns how many the store holds."""
         with self.db.conn:
             self.db["records"].insert_all(
-                ({"run_id": run_id, "id": r.id, "position": i, "source": r.to_json()}
+                ({"run_id": run_id, "id": r.id, "position": i, "source": r.to_json(),
+                  "path": r.meta.get("path", default_path)}
                  for i, r in enumerate(records)),
+                ignore=True, batch_size=1000,
+            )
+        return self.db["records"].count_where("run_id = ?", [run_id])
+
+    def add_rejects(self, run_id: str, rejects: Iterable[Any]) -> None:
+        """Store unreadable input items (`formats.Reject`), one row per item."""
+        with self.db.conn:
+            self.db["rejects"].insert_all(
+                ({"run_id": run_id, "path": r.path, "line": r.line,
+                  "item": -1 if getattr(r, "index", None) is None else r.index,
+                  "error": r.message, "created": now()} for r in rejects),
                 ignore=True, batch_size=1000,
             )
 
     def add_reject(self, run_id: str, path: str, line: int, error: str) -> None:
         with self.db.conn:
             self.db["rejects"].insert({"run_id": run_id, "path": path, "line": line,
-                                       "error": error, "created": now()}, ignore=True)
+                                       "item": -1, "error": error, "created": now()},
+                                      ignore=True)
+
+    def set_items_read(self, run_id: str, items: dict[str, int]) -> None:
+        """How many input items each file of the run holds, as its reader counted them."""
+        with self.db.conn:
+            self.db["inputs"].upsert_all(
+                ({"run_id": run_id, "path": path, "items": n} for path, n in items.items()),
+                pk=("run_id", "path"))
+
+    def accounting(self, run_id: str) -> list[dict[str, Any]]:
+        """Per input file: items read, records and rejects stored, and whether they add up.
+        Records merged from several items (UniversalNER) count every item they hold."""
+        stored: dict[str, Counter[str]] = {}
+        for row in self.db.query(
+                "select path, source from records where run_id = ?", [run_id]):
+            items = json.loads(row["source"]).get("meta", {}).get("items")
+            stored.setdefault(row["path"] or "", Counter())["records"] += 1
+            stored[row["path"] or ""]["items"] += len(items) if isinstance(items, list) else 1
+        for row in self.db.query("select path, count(*) as n from rejects where run_id = ? "
+                                 "group by path", [run_id]):
+            stored.setdefault(row["path"], Counter())["rejects"] += row["n"]
+            stored[row["path"]]["items"] += row["n"]
+        read = {row["path"]: row["items"]
+                for row in self.db["inputs"].rows_where("run_id = ?", [run_id])}
+        out = []
+        for path in sorted(set(read) | set(stored)):
+            c = stored.get(path, Counter())
+            out.append({"path": path, "items_read": read.get(path), "records": c["records"],
+                        "rejects": c["rejects"],
+                        "ok": read.get(path) is None or read[path] == c["items"]})
+        return out
 
     def records(self, run_id: str) -> Iterator[Record]:
         for row in self.db.query("select source from records where run_id = ? order by position",
@@ -193,6 +364,7 @@ class Store:
         return rows[0] if rows else None
 
     def save_request(self, key: str, **row: Any) -> None:
+        """Cache a real answer (never a fault: those are retried, not stored)."""
         with self.db.conn:
             self.db["requests"].upsert({"key": key, **_encoded(row), "created": now()},
                                        pk="key")
@@ -275,36 +447,43 @@ class Store:
 
     # -- reporting -----------------------------------------------------------------------
 
+    def counts(self, run_id: str) -> dict[str, int]:
+        """Records of the run by current status (pending: no translation row yet)."""
+        records = self.db["records"].count_where("run_id = ?", [run_id])
+        counts: Counter[str] = Counter(
+            row["status"] for row in self.db.query("""
+                select t.status from translations t
+                join (select record_id, max(id) as id from translations where run_id = ?
+                      group by record_id) latest on latest.id = t.id""", [run_id]))
+        return {"records": records, "accepted": counts["accepted"], "flagged": counts["flagged"],
+                "failed": counts["failed"],
+                "pending": records - counts["accepted"] - counts["flagged"] - counts["failed"]}
+
     def status(self, run_id: str | None = None) -> dict[str, Any]:
-        run_ids = [run_id] if run_id else [r["id"] for r in self.db["runs"].rows]
-        counts: Counter[str] = Counter()
+        """One run's accounting (default: the run last used): items read per file, records
+        by status, problems, the requests it used and their tokens, attempts and reviews."""
+        run_id = self.resolve_run(run_id)
         codes: Counter[str] = Counter()
-        reviewed: Counter[str] = Counter()
-        records = rejects = 0
-        for rid in run_ids:
-            records += self.db["records"].count_where("run_id = ?", [rid])
-            rejects += self.db["rejects"].count_where("run_id = ?", [rid])
-            reviewed.update(review.decision for review in self.decisions(rid).values())
-            for t in self.latest_translations(rid).values():
-                counts[t.status] += 1
-                if t.status != "accepted":
-                    codes.update({p["code"] for p in t.problems})
-        usage = next(self.db.query(
-            "select count(*) as n, coalesce(sum(tokens_in), 0) as tin, "
-            "coalesce(sum(tokens_out), 0) as tout from requests where response is not null"))
-        attempts = self.attempt_stats(run_ids)
+        for t in self.latest_translations(run_id).values():
+            if t.status != "accepted":
+                codes.update({p["code"] for p in t.problems})
+        reviewed = Counter(review.decision for review in self.decisions(run_id).values())
+        usage = next(self.db.query("""
+            select count(*) as n, coalesce(sum(tokens_in), 0) as tin,
+                   coalesce(sum(tokens_out), 0) as tout from requests
+            where key in (select request_key from translations where run_id = ?)""", [run_id]))
+        files = self.accounting(run_id)
         return {
-            "records": records,
-            "accepted": counts["accepted"],
-            "flagged": counts["flagged"],
-            "failed": counts["failed"],
-            "pending": records - counts["accepted"] - counts["flagged"] - counts["failed"],
+            "run": run_id,
+            **self.counts(run_id),
+            "rejects": sum(f["rejects"] for f in files),
+            "items_read": sum(f["items_read"] or 0 for f in files),
+            "files": files,
             "requests": usage["n"],
             "tokens_in": usage["tin"],
             "tokens_out": usage["tout"],
-            "rejects": rejects,
             "problems": dict(codes.most_common()),
-            "attempts": attempts,
+            "attempts": self.attempt_stats([run_id]),
             "reviews": {"accepted": reviewed["accept"], "edited": reviewed["edit"],
                         "rejected": reviewed["reject"]},
         }

@@ -98,6 +98,9 @@ class Reply:
     delay: float = 0.0
     body: dict[str, Any] | None = None
     usage: dict[str, int] | None = None
+    #: Bytes sent as they are (an HTML error page, `null`, a truncated body), with this type.
+    raw: bytes | None = None
+    content_type: str = "application/json"
 
 
 Script = Callable[[dict[str, Any], dict[str, Any]], Reply]
@@ -152,9 +155,10 @@ class FakeLLM:
                 else:
                     body = reply.body or {"error": {"message": f"scripted {reply.status}",
                                                     "type": "test"}}
-                data = json.dumps(body, ensure_ascii=False).encode()
+                data = reply.raw if reply.raw is not None else \
+                    json.dumps(body, ensure_ascii=False).encode()
                 self.send_response(reply.status)
-                self.send_header("content-type", "application/json")
+                self.send_header("content-type", reply.content_type)
                 self.send_header("content-length", str(len(data)))
                 for k, v in reply.headers.items():
                     self.send_header(k, v)
