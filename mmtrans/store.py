@@ -87,8 +87,8 @@ def m003_integrity(db: sqlite_utils.Database) -> None:
     db["inputs"].create({"run_id": str, "path": str, "items": int}, pk=("run_id", "path"))
 
 
-def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+def now(timespec: str = "seconds") -> str:
+    return datetime.now(timezone.utc).isoformat(timespec=timespec)
 
 
 def content_key(*parts: Any) -> str:
@@ -211,7 +211,8 @@ class Store:
                 self.db["runs"].insert({**_encoded(legacy), "id": run_id, "created": now(),
                                         "config": json.dumps(config, ensure_ascii=False,
                                                              sort_keys=True)})
-            self.db["runs"].update(run_id, {"last_used": now()})
+            # Microseconds: runs used within one second still come in the order used.
+            self.db["runs"].update(run_id, {"last_used": now("microseconds")})
         return run_id
 
     def previous_run(self, input_path: str) -> dict[str, Any] | None:
