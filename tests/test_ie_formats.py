@@ -17,8 +17,9 @@ from mmtrans.formats import iepile_instruction, mre, uniner
 from mmtrans.records import Mention, Record, Relation
 from mmtrans.testing import FakeLLM, Reply, good_translation
 
-from .conftest import SHARED
+from .conftest import SHARED, needs_shared
 
+pytestmark = needs_shared
 IEPILE = SHARED / "iepile"
 CROSSNER = SHARED / "universal-ner" / "CrossNER_AI.json"
 RAW = ["NER", "RE", "EE", "EET", "EEA", "SPO"]
