@@ -385,6 +385,9 @@ def translate(
                 on_notice(changed)
         with store.lock_run(run_id):
             stored = store.add_records(run_id, records, str(Path(input_path).resolve()))
+            if stored != len(records) and on_notice:
+                on_notice(f"{len(records)} records read but the run holds {stored}: records "
+                          "with the same id are stored once (see `mmtrans status`)")
             store.add_rejects(run_id, rejects)
             store.set_items_read(run_id, items_read)
             chosen = records[: settings.limit] if settings.limit is not None else records
