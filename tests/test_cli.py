@@ -71,7 +71,7 @@ def test_check_names_each_defect_by_its_code(tmp_path):
     verdicts = [json.loads(x) for x in result.stdout.splitlines()]
     codes = [[p["code"] for p in v["problems"]] for v in verdicts]
     assert codes == [["residual_source"], ["anchored"], ["label_changed"], ["format"]]
-    assert verdicts[3]["line"] == 4 and verdicts[1]["id"] == "src:2"
+    assert verdicts[3]["line"] == 4 and verdicts[1]["id"] == "src.jsonl:1"
 
 
 def test_check_without_json_prints_file_line_and_code(tmp_path):
@@ -127,4 +127,4 @@ def test_translate_names_each_unreadable_line(tmp_path, llm):
     result = runner.invoke(app, ["translate", str(path), "--src", "ja", "--tgt", "en",
                                  "--db", str(tmp_path / "run.db"), "--base-url", llm.base_url])
     assert result.exit_code == 0, result.output
-    assert f"unreadable: {path}:2: not JSON" in " ".join(result.output.split())
+    assert f"unreadable: {path}:2: item 1: not JSON" in " ".join(result.output.split())

@@ -44,10 +44,11 @@ def decide(client, entry, decision, annotator="ann", record=None, seen=0, force=
 def test_queue_holds_flagged_records_first_with_filters(client):
     queue = entries(client)
     assert [(e["id"], e["codes"]) for e in queue] == [
-        ("scnm:1", ["anchored"]), ("scnm:3", ["residual_source"]), ("scnm:5", ["format"])]
-    assert [e["id"] for e in entries(client, code="format")] == ["scnm:5"]
-    assert [e["id"] for e in entries(client, dataset="scnm.json")] == ["scnm:1", "scnm:3",
-                                                                       "scnm:5"]
+        ("scnm.json:1", ["anchored"]), ("scnm.json:3", ["residual_source"]),
+        ("scnm.json:5", ["format"])]
+    assert [e["id"] for e in entries(client, code="format")] == ["scnm.json:5"]
+    assert [e["id"] for e in entries(client, dataset="scnm.json")] == [
+        "scnm.json:1", "scnm.json:3", "scnm.json:5"]
     assert entries(client, dataset="other.json") == []
     assert len(entries(client, status="to review")) == 3
     assert entries(client, status="rejected") == []
@@ -202,7 +203,7 @@ def test_review_works_while_translate_is_writing_to_the_same_file(tmp_path, samp
                 assert decide(client, todo[0], "reject").status_code == 200
                 decided += 1
         assert process.returncode == 0
-    assert sizes[0] < 40 and entries(client)[-1]["id"] == "ner:39"
+    assert sizes[0] < 40 and entries(client)[-1]["id"] == "ner.json:39"
     assert len(entries(client, status="rejected")) == decided == 5
 
 

@@ -9,22 +9,35 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from ..errors import InputError
 from ..records import Record
 
+T = TypeVar("T")
+
 
 @dataclass
 class Reject:
-    """An input item that could not be read; the run records it and goes on."""
+    """An input item that could not be read; the run records it and goes on.
+
+    `path` is resolved (one file named two ways is one file); `index` is the item's 0-based
+    position in its file, None when the file itself could not be read."""
 
     path: str
-    line: int
+    line: int | None
     message: str
+    index: int | None = None
 
     def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.message}"
+        where = self.path if self.line is None else f"{self.path}:{self.line}"
+        item = "" if self.index is None else f" item {self.index}:"
+        return f"{where}:{item} {self.message}"
+
+
+def resolved(path: str | Path) -> str:
+    """The absolute path that names a file however it was given (./a.json, a.json, x/../a.json)."""
+    return str(Path(path).resolve())
 
 
 @dataclass
@@ -48,21 +61,24 @@ def read_text(path: str | Path) -> str:
 def iter_json_items(path: str | Path) -> Iterator[Item | Reject]:
     """The values of a JSON array, or of a JSON Lines file, each with the line it starts on.
 
-    A bad JSON Lines line becomes a Reject and reading goes on; a JSON array that breaks
-    mid-way cannot be resynchronised, so it raises InputError at the line where it broke.
+    An item's index counts items (blank lines are none). A bad JSON Lines line becomes a
+    Reject and reading goes on; a JSON array that breaks mid-way cannot be resynchronised,
+    so it raises InputError at the line where it broke.
     """
     text = read_text(path)
     stripped = text.lstrip()
     if stripped.startswith("["):
         yield from _array_items(path, text)
         return
+    index = 0
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
-            yield Item(n, n - 1, json.loads(line))
+            yield Item(n, index, json.loads(line))
         except json.JSONDecodeError as e:
-            yield Reject(str(path), n, f"not JSON: {e.msg} at column {e.colno}")
+            yield Reject(resolved(path), n, f"not JSON: {e.msg} at column {e.colno}", index)
+        index += 1
 
 
 def _array_items(path: str | Path, text: str) -> Iterator[Item]:
@@ -99,20 +115,55 @@ def _array_items(path: str | Path, text: str) -> Iterator[Item]:
         raise InputError(path, line, "expected ',' or ']' between array items")
 
 
-def parse_items(path: str | Path, parse: Callable[[Item], Record]) -> Iterator[Record | Reject]:
-    """Every item of `path` through `parse`; an item it refuses (ValueError) or that is not
-    JSON becomes a Reject with its line, and reading goes on."""
+def refusal(error: Exception) -> str:
+    """What a Reject says about an item its reader raised `error` on: a reader's ValueError
+    is its own sentence; anything else is named by its type, so a reader's slip is visible."""
+    if isinstance(error, ValueError):
+        return str(error)
+    return f"cannot read this item ({type(error).__name__}: {error})"
+
+
+def checked_items(path: str | Path, parse: Callable[[Item], T]
+                  ) -> Iterator[tuple[Item, T] | Reject]:
+    """Every item of `path` with what `parse` makes of it. Whatever `parse` raises on one item
+    (any Exception) and every line that is not JSON becomes a Reject naming the file, the line
+    and the item's index, and reading goes on: one bad item never costs the others."""
+    file = resolved(path)
     for item in iter_json_items(path):
         if isinstance(item, Reject):
             yield item
             continue
         try:
-            record = parse(item)
-        except ValueError as e:
-            yield Reject(str(path), item.line, str(e))
+            yield item, parse(item)
+        except Exception as e:  # noqa: BLE001 (every item's fault is reported, not raised)
+            yield Reject(file, item.line, refusal(e), item.index)
+
+
+def parse_items(path: str | Path, parse: Callable[[Any, str], Record],
+                name: str | None = None) -> Iterator[Record | Reject]:
+    """Every item of `path` as a Record (`parse(value, record_id)`) or a Reject.
+
+    The record id is `<name>:<index>` (`name` defaults to the file's name), unique in a run
+    whatever ids the dataset repeats; the item's own `id`, if it has one, is kept as read in
+    `meta["id"]` (unless `parse` set it from another field), with `meta["line"]` and the
+    resolved `meta["path"]`."""
+    file = resolved(path)
+    name = name or Path(path).name
+    for checked in checked_items(path, lambda item: parse(item.value, f"{name}:{item.index}")):
+        if isinstance(checked, Reject):
+            yield checked
             continue
+        item, record = checked
+        if isinstance(item.value, dict) and "id" in item.value:
+            record.meta.setdefault("id", item.value["id"])
         record.meta["line"] = item.line
+        record.meta["path"] = file
         yield record
+
+
+def with_own_id(record: Record, item: dict[str, Any]) -> dict[str, Any]:
+    """`item` with the dataset's own id first, as it was read, when the record has one."""
+    return {"id": record.meta["id"], **item} if "id" in record.meta else item
 
 
 def first_value(path: str | Path) -> Any:

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from ..records import Argument, Event, Mention, Record, Relation
-from ._io import Reject, parse_items, write_json_values
+from . import _fields as fields
+from ._io import Reject, parse_items, with_own_id, write_json_values
 
 NAME = "iepile"
 KINDS = {"entity": "NER", "relation": "RE", "event": "EE"}
@@ -26,39 +27,32 @@ def sniff(value: Any) -> bool:
         any(k in value for k in KINDS)
 
 
-def _str(item: dict[str, Any], key: str, where: str) -> str:
-    value = item.get(key)
-    if not isinstance(value, str):
-        raise ValueError(f"{where} needs a string '{key}'")
-    return value
-
-
 def add_values(record: Record, kind: str, values: Any) -> None:
     """Read a raw `entity`, `relation` or `event` list into `record` (IEPile's instruction
-    test files carry the same lists as their `label`)."""
-    if not isinstance(values, list):
-        raise ValueError(f"'{kind}' must be a list")
-    for i, v in enumerate(values):
+    test files carry the same lists as their `label`). Raises ValueError naming the field."""
+    for i, v in enumerate(fields.array(values, f"'{kind}'")):
         where = f"{kind}[{i}]"
-        if not isinstance(v, dict):
-            raise ValueError(f"{where} must be an object")
+        v = fields.obj(v, where)
         if kind == "entity":
-            record.mentions.append(Mention(_str(v, "entity_type", where), _str(v, "entity", where)))
+            record.mentions.append(Mention(fields.string(v, "entity_type", where),
+                                           fields.string(v, "entity", where)))
         elif kind == "relation":
             head, tail = ("subject", "object") if "subject" in v else ("head", "tail")
             record.meta["keys"] = [head, tail]
             record.relations.append(Relation(
-                _str(v, head, where), _str(v, "relation", where), _str(v, tail, where),
-                v.get("head_type"), v.get("tail_type")))
+                fields.string(v, head, where), fields.string(v, "relation", where),
+                fields.string(v, tail, where), fields.optional_string(v, "head_type", where),
+                fields.optional_string(v, "tail_type", where)))
         else:
-            arguments = v.get("arguments", [])
-            if not isinstance(arguments, list):
-                raise ValueError(f"{where}.arguments must be a list")
-            record.events.append(Event(
-                _str(v, "event_type", where), v.get("event_trigger") or "",
-                [Argument(_str(a, "role", f"{where}.arguments[{j}]"),
-                          _str(a, "argument", f"{where}.arguments[{j}]"))
-                 for j, a in enumerate(arguments)]))
+            arguments = []
+            for j, a in enumerate(fields.array(v.get("arguments", []), f"{where}.arguments")):
+                at = f"{where}.arguments[{j}]"
+                a = fields.obj(a, at)
+                arguments.append(Argument(fields.string(a, "role", at),
+                                          fields.string(a, "argument", at)))
+            record.events.append(Event(fields.string(v, "event_type", where),
+                                       fields.optional_string(v, "event_trigger", where) or "",
+                                       arguments))
 
 
 def parse(item: Any, record_id: str) -> Record:
@@ -71,8 +65,7 @@ def parse(item: Any, record_id: str) -> Record:
 
 
 def read(path: str | Path) -> Iterator[Record | Reject]:
-    stem = Path(path).stem
-    return parse_items(path, lambda item: parse(item.value, f"{stem}:{item.line}"))
+    return parse_items(path, parse)
 
 
 def values_of(record: Record, kind: str) -> list[dict[str, Any]]:
@@ -102,7 +95,7 @@ def kind_of(record: Record) -> str:
 
 def to_item(record: Record) -> dict[str, Any]:
     kind = kind_of(record)
-    return {"text": record.text, kind: values_of(record, kind)}
+    return with_own_id(record, {"text": record.text, kind: values_of(record, kind)})
 
 
 def write(records: Iterable[Record], path: str | Path) -> int:

@@ -20,6 +20,7 @@ from typing import Any
 
 from ..records import Argument, Event, Mention, Record, Relation
 from ..resources import resource_dir
+from . import _fields as fields
 from . import iepile
 from ._io import Reject, parse_items, write_json_values
 
@@ -65,31 +66,55 @@ def _task(item: dict[str, Any], sentence: str, schema: list[Any]) -> str:
 
 def _read_output(record: Record, task: str, output: dict[str, Any]) -> None:
     for label, values in output.items():
-        if not isinstance(values, list):
-            raise ValueError(f"output[{label!r}] must be a list")
-        for v in values:
+        where = f"output[{label!r}]"
+        for k, v in enumerate(fields.array(values, where)):
+            at = f"{where}[{k}]"
             if task == "NER":
                 if not isinstance(v, str):
-                    raise ValueError(f"output[{label!r}] must hold strings")
+                    raise ValueError(f"{where} must hold strings")
                 record.mentions.append(Mention(label, v))
             elif task in ("RE", "SPO"):
-                if not isinstance(v, dict):
-                    raise ValueError(f"output[{label!r}] must hold objects")
+                v = fields.obj(v, at)
                 head, tail = ("subject", "object") if "subject" in v else ("head", "tail")
                 record.meta["keys"] = [head, tail]
-                record.relations.append(Relation(str(v.get(head, "")), label,
-                                                 str(v.get(tail, ""))))
+                record.relations.append(Relation(fields.string(v, head, at), label,
+                                                 fields.string(v, tail, at)))
             else:
-                if not isinstance(v, dict):
-                    raise ValueError(f"output[{label!r}] must hold objects")
-                arguments = []
-                if v.get("arguments") == {}:  # written back as {}, not as all-NAN
-                    record.meta.setdefault("empty_arguments", []).append(len(record.events))
-                for role, value in (v.get("arguments") or {}).items():
-                    for text in value if isinstance(value, list) else [value]:
-                        if text != NAN:
-                            arguments.append(Argument(role, str(text)))
-                record.events.append(Event(label, str(v.get("trigger", "")), arguments))
+                record.events.append(_event(record, label, fields.obj(v, at), at))
+
+
+def _event(record: Record, label: str, value: dict[str, Any], where: str) -> Event:
+    """One EE output value: {trigger, arguments: {role: value | NAN | [values]}}."""
+    given = value.get("arguments")
+    if given == {}:  # written back as {}, not as all-NAN
+        record.meta.setdefault("empty_arguments", []).append(len(record.events))
+    arguments = []
+    for role, texts in fields.obj(given or {}, f"{where}.arguments").items():
+        at = f"{where}.arguments[{role!r}]"
+        for text in fields.strings(texts if isinstance(texts, list) else [texts], at):
+            if text != NAN:
+                arguments.append(Argument(role, text))
+    trigger = fields.optional_string(value, "trigger", where) or ""
+    return Event(label, trigger, arguments)
+
+
+def _read_schema(record: Record, schema: list[Any]) -> None:
+    """The schema's labels into `record.schema`, its shape (which entries are EE objects,
+    their other keys) into meta, so the writer rebuilds the same schema."""
+    shape = []
+    for i, entry in enumerate(schema):
+        where = f"schema[{i}]"
+        if isinstance(entry, dict):  # EE: {event_type, trigger, arguments}
+            roles = fields.strings(entry.get("arguments", []), f"{where}.arguments")
+            record.schema.extend([fields.string(entry, "event_type", where), *roles])
+            shape.append({k: (len(roles) if k == "arguments" else v)
+                          for k, v in entry.items() if k != "event_type"})
+        elif isinstance(entry, str):
+            record.schema.append(entry)
+            shape.append(None)
+        else:
+            raise ValueError(f"{where} must be a label or an event object, got {entry!r}"[:200])
+    record.meta["shape"] = shape
 
 
 def parse(item: Any, record_id: str) -> Record:
@@ -105,41 +130,33 @@ def parse(item: Any, record_id: str) -> Record:
     if not isinstance(text, str) or not isinstance(schema, list):
         raise ValueError("instruction needs a string 'input' and a list 'schema'")
     sentence = instruction.get("instruction", "")
+    if not isinstance(sentence, str):
+        raise ValueError("instruction.instruction must be a string")
     task = _task(item, sentence, schema)
     known = template_of(sentence)
-    record = Record(id=str(item.get("id") or record_id), text=text, task=task, meta={
+    record = Record(id=record_id, text=text, task=task, meta={
         "keys": None, "item_keys": list(item), "lang": known[0] if known else None,
         "sentence": None if known else sentence,
         "extra": {k: item[k] for k in ("task", "source") if k in item},
     })
-    shape = []
-    for entry in schema:
-        if isinstance(entry, dict):  # EE: {event_type, trigger, arguments}
-            roles = entry.get("arguments", [])
-            record.schema.extend([entry["event_type"], *roles])
-            shape.append({k: (len(roles) if k == "arguments" else v)
-                          for k, v in entry.items() if k != "event_type"})
-        else:
-            record.schema.append(entry)
-            shape.append(None)
-    record.meta["shape"] = shape
+    _read_schema(record, schema)
     try:
         if "output" in item:
-            output = json.loads(item["output"])
+            output = json.loads(fields.string(item, "output", "the item"))
             if not isinstance(output, dict):
                 raise ValueError("'output' must be a JSON object")
             record.meta["output_keys"] = list(output)
             _read_output(record, task, output)
         else:
-            iepile.add_values(record, RAW_KIND.get(task, "entity"), json.loads(item["label"]))
+            label = json.loads(fields.string(item, "label", "the item"))
+            iepile.add_values(record, RAW_KIND.get(task, "entity"), label)
     except json.JSONDecodeError as e:
         raise ValueError(f"'output'/'label' is not JSON: {e.msg}") from None
     return record
 
 
 def read(path: str | Path) -> Iterator[Record | Reject]:
-    stem = Path(path).stem
-    return parse_items(path, lambda item: parse(item.value, f"{stem}:{item.line}"))
+    return parse_items(path, parse)
 
 
 def _schema(record: Record) -> list[Any]:
@@ -191,8 +208,8 @@ def to_item(record: Record) -> dict[str, Any]:
         sentence = templates().get(lang or "en", {}).get(record.task, sentence or "")
     schema = _schema(record)
     item: dict[str, Any] = dict(record.meta.get("extra", {}))
-    if "id" in record.meta.get("item_keys", []):
-        item["id"] = record.id
+    if "id" in record.meta:
+        item["id"] = record.meta["id"]
     item["instruction"] = json.dumps({"instruction": sentence, "schema": schema,
                                       "input": record.text}, ensure_ascii=False)
     if "label" in record.meta.get("item_keys", []):

@@ -19,7 +19,7 @@ import regex
 
 from ..labels import known_labels
 from ..records import Argument, Event, Mention, Record, Relation
-from ._io import Item, Reject, parse_items, write_json_values
+from ._io import Item, Reject, parse_items, with_own_id, write_json_values
 
 NAME = "mre"
 
@@ -147,7 +147,7 @@ def parse(item: dict[str, Any], record_id: str, labels: frozenset[str]) -> Recor
         label, tail = output[: -len(task) - 1], ""
     else:
         raise ValueError(f"output has no '{marker}'")
-    meta = {k: v for k, v in item.items() if k not in ("input", "output")}
+    meta = {k: v for k, v in item.items() if k not in ("input", "output", "id")}
     record = Record(id=record_id, text=text, task=task, label=label or None,
                     meta={"extra": meta} if meta else {})
     kind = TASKS[task]
@@ -162,13 +162,11 @@ def parse(item: dict[str, Any], record_id: str, labels: frozenset[str]) -> Recor
 
 def read(path: str | Path, labels: Iterable[str] | None = None) -> Iterator[Record | Reject]:
     known = frozenset(labels) if labels is not None else frozenset(known_labels())
-    stem = Path(path).stem
-    lines = str(path).endswith(".jsonl")
 
-    def parse_item(item: Item) -> Record:
-        if not isinstance(item.value, dict):
+    def parse_item(value: Any, record_id: str) -> Record:
+        if not isinstance(value, dict):
             raise ValueError("expected an object with 'input' and 'output'")
-        return parse(item.value, f"{stem}:{item.line if lines else item.index}", known)
+        return parse(value, record_id, known)
 
     return parse_items(path, parse_item)
 
@@ -190,7 +188,7 @@ def to_item(record: Record) -> dict[str, Any]:
     item = {"input": f"{record.text}/{record.task}",
             "output": f"{record.label or ''}/{record.task}/{pairs}"}
     item.update(record.meta.get("extra", {}))
-    return item
+    return with_own_id(record, item)
 
 
 def write(records: Iterable[Record], path: str | Path) -> int:

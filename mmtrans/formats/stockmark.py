@@ -1,7 +1,7 @@
 """stockmark Japanese Wikipedia NER: a JSON array of {curid, text, entities:[{name, span, type}]}.
 
 `curid` names the article, not the sentence (several sentences share one), so a record's id
-is `<file stem>:<index>` and `curid` travels in `meta`.
+is `<file name>:<index>` and `curid` is the item's own id, `meta["id"]`, written back as read.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..records import Mention, Record, locate_mentions
+from . import _fields as fields
 from ._io import Reject, parse_items, write_json_values
 
 NAME = "stockmark"
@@ -21,30 +22,28 @@ def sniff(value: Any) -> bool:
 
 
 def parse(item: Any, record_id: str) -> Record:
-    if not isinstance(item, dict) or not isinstance(item.get("text"), str):
-        raise ValueError("expected an object with a string 'text'")
-    entities = item.get("entities")
-    if not isinstance(entities, list):
-        raise ValueError("'entities' must be a list")
+    item = fields.obj(item, "the item")
+    text = fields.string(item, "text", "the item")
     mentions = []
-    for i, e in enumerate(entities):
-        if not isinstance(e, dict) or not isinstance(e.get("name"), str) or not e.get("type"):
-            raise ValueError(f"entities[{i}] needs a string 'name' and a 'type'")
-        span = e.get("span") or [None, None]
-        mentions.append(Mention(e["type"], e["name"], span[0], span[1]))
-    return Record(id=record_id, text=item["text"], task="NER", mentions=mentions,
-                  meta={"curid": item.get("curid")})
+    for i, e in enumerate(fields.array(item.get("entities"), "'entities'")):
+        where = f"entities[{i}]"
+        e = fields.obj(e, where)
+        label, name = fields.string(e, "type", where), fields.string(e, "name", where)
+        start, end = fields.span(e.get("span"), f"{where}.span")
+        mentions.append(Mention(label, name, start, end))
+    return Record(id=record_id, text=text, task="NER", mentions=mentions,
+                  meta={"id": item["curid"]} if "curid" in item else {})
 
 
 def read(path: str | Path) -> Iterator[Record | Reject]:
-    stem = Path(path).stem
-    return parse_items(path, lambda item: parse(item.value, f"{stem}:{item.index}"))
+    return parse_items(path, parse)
 
 
 def to_item(record: Record) -> dict[str, Any]:
     located = locate_mentions(record)
     return {
-        "curid": record.meta.get("curid", record.id),
+        # `curid` in meta: records stored before the article id became `meta["id"]`
+        "curid": record.meta.get("id", record.meta.get("curid")),
         "text": record.text,
         "entities": [
             {"name": m.text, "span": [m.start, m.end], "type": m.label} for m in located.mentions

@@ -16,7 +16,16 @@ from typing import Any
 
 from ..errors import InputError
 from ..records import Argument, Event, Mention, Record, Relation, locate_mentions
-from ._io import Item, Reject, atomic_write, parse_items, read_text, write_json_values
+from . import _fields as fields
+from ._io import (
+    Reject,
+    atomic_write,
+    parse_items,
+    read_text,
+    resolved,
+    with_own_id,
+    write_json_values,
+)
 
 NAME = "uie"
 SPLITS = ("train", "dev", "test")
@@ -41,29 +50,42 @@ def datasets(path: Path) -> list[Path]:
 
 
 def _named(value: Any, where: str) -> dict[str, Any]:
-    if not isinstance(value, dict) or not isinstance(value.get("name"), str):
-        raise ValueError(f"{where} needs a string 'name'")
+    value = fields.obj(value, where)
+    fields.string(value, "name", where)
     return value
 
 
+def _label(value: dict[str, Any], key: str, where: str) -> str:
+    return fields.optional_string(value, key, where) or ""
+
+
 def parse(item: Any, record_id: str) -> Record:
+    """One item -> Record; raises ValueError naming the field that is wrong."""
     if not sniff(item):
         raise ValueError("expected {sentence, entities}")
     record = Record(id=record_id, text=item["sentence"], task="NER")
-    for i, e in enumerate(item.get("entities") or []):
-        e = _named(e, f"entities[{i}]")
-        pos = e.get("pos") or [None, None]
-        record.mentions.append(Mention(str(e.get("type", "")), e["name"], pos[0], pos[1]))
-    for i, r in enumerate(item.get("relations") or []):
-        head, tail = _named(r.get("head"), f"relations[{i}].head"), \
-            _named(r.get("tail"), f"relations[{i}].tail")
-        record.relations.append(Relation(head["name"], str(r.get("type", "")), tail["name"],
-                                         head.get("type"), tail.get("type")))
-    for i, e in enumerate(item.get("events") or []):
-        args = [_named(a, f"events[{i}].arguments[{j}]") for j, a in
-                enumerate(e.get("arguments") or [])]
-        record.events.append(Event(str(e.get("type", "")), str(e.get("trigger", "")),
-                                   [Argument(str(a.get("role", "")), a["name"]) for a in args]))
+    for i, e in enumerate(fields.array(item.get("entities") or [], "'entities'")):
+        where = f"entities[{i}]"
+        e = _named(e, where)
+        start, end = fields.span(e.get("pos"), f"{where}.pos")
+        record.mentions.append(Mention(_label(e, "type", where), e["name"], start, end))
+    for i, r in enumerate(fields.array(item.get("relations") or [], "'relations'")):
+        where = f"relations[{i}]"
+        r = fields.obj(r, where)
+        head, tail = _named(r.get("head"), f"{where}.head"), _named(r.get("tail"), f"{where}.tail")
+        record.relations.append(Relation(
+            head["name"], _label(r, "type", where), tail["name"],
+            fields.optional_string(head, "type", f"{where}.head"),
+            fields.optional_string(tail, "type", f"{where}.tail")))
+    for i, e in enumerate(fields.array(item.get("events") or [], "'events'")):
+        where = f"events[{i}]"
+        e = fields.obj(e, where)
+        args = [_named(a, f"{where}.arguments[{j}]") for j, a in
+                enumerate(fields.array(e.get("arguments") or [], f"{where}.arguments"))]
+        record.events.append(Event(
+            _label(e, "type", where), _label(e, "trigger", where),
+            [Argument(_label(a, "role", f"{where}.arguments[{j}]"), a["name"])
+             for j, a in enumerate(args)]))
     if record.relations:
         record.task = "RE"
     elif record.events:
@@ -72,30 +94,41 @@ def parse(item: Any, record_id: str) -> Record:
     return record
 
 
+def _labels_file(path: Path) -> Any:
+    """A dataset's labels.json (a list of labels), or None when there is none."""
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(read_text(path))
+    except json.JSONDecodeError as e:
+        raise InputError(path, e.lineno, f"not JSON: {e.msg} at column {e.colno}") from None
+
+
 def read(path: str | Path) -> Iterator[Record | Reject]:
+    """Every split file of every dataset under `path`; a record's id is `<file path relative
+    to path>:<index>`. A split file that breaks off (a JSON array cut short) becomes a
+    Reject for the file (index None) and the other files are still read."""
     root = Path(path)
     if not root.is_dir():
         raise InputError(root, None, "the uie format reads a folder of datasets")
     for folder in datasets(root):
-        labels_path = folder / "labels.json"
-        labels = json.loads(read_text(labels_path)) if labels_path.is_file() else None
+        labels = _labels_file(folder / "labels.json")
         first = True
         for split in SPLITS:
             file = folder / f"{split}.json"
             if not file.is_file():
                 continue
-
-            def parse_item(item: Item, prefix: str = f"{folder.name}/{split}") -> Record:
-                return parse(item.value, f"{prefix}:{item.index}")
-
-            for record in parse_items(file, parse_item):
-                if isinstance(record, Record):
-                    record.meta.update(dataset=folder.name, split=split)
-                    if first and isinstance(labels, list):
-                        record.schema = [str(x) for x in labels]
-                        record.meta["labels_file"] = True
-                    first = False
-                yield record
+            try:
+                for record in parse_items(file, parse, file.relative_to(root).as_posix()):
+                    if isinstance(record, Record):
+                        record.meta.update(dataset=folder.name, split=split)
+                        if first and isinstance(labels, list):
+                            record.schema = [str(x) for x in labels]
+                            record.meta["labels_file"] = True
+                        first = False
+                    yield record
+            except InputError as e:
+                yield Reject(resolved(file), e.line, e.message)
 
 
 def _span(text: str, name: str, pos: tuple[int | None, int | None] | None) -> list[int] | None:
@@ -129,7 +162,7 @@ def to_item(record: Record) -> dict[str, Any]:
              "arguments": [{"name": a.text, "role": a.role,
                             "pos": _span(record.text, a.text, None)} for a in e.arguments]}
             for e in record.events]
-    return item
+    return with_own_id(record, item)
 
 
 def write(records: Iterable[Record], path: str | Path) -> int:

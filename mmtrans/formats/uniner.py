@@ -16,7 +16,7 @@ from typing import Any
 import regex
 
 from ..records import Mention, Record
-from ._io import Item, Reject, iter_json_items, write_json_values
+from ._io import Reject, checked_items, resolved, write_json_values
 
 NAME = "uniner"
 READ = "I've read this text."
@@ -28,47 +28,55 @@ def sniff(value: Any) -> bool:
 
 
 def parse_item(value: Any) -> tuple[str, str, list[str]]:
-    """(text, type, answer strings) of one conversation, or ValueError."""
+    """(text, type, answer strings) of one conversation, or one ValueError naming every
+    turn that is wrong (so one look at the reject shows all there is to fix)."""
     turns = value.get("conversations") if isinstance(value, dict) else None
-    if not isinstance(turns, list) or len(turns) != 4 or \
-            not all(isinstance(t, dict) and isinstance(t.get("value"), str) for t in turns):
-        raise ValueError("expected 4 conversation turns with string values")
-    text, question, answer = turns[0]["value"], turns[2]["value"], turns[3]["value"]
-    if not text.startswith("Text: "):
-        raise ValueError("the first turn must start with 'Text: '")
-    asked = QUESTION.match(question)
-    if not asked:
-        raise ValueError("the third turn must ask 'What describes <type> in the text?'")
-    try:
-        strings = json.loads(answer)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"the answer is not a JSON list: {e.msg}") from None
-    if not isinstance(strings, list) or not all(isinstance(s, str) for s in strings):
-        raise ValueError("the answer must be a JSON list of strings")
+    if not isinstance(turns, list) or len(turns) != 4:
+        raise ValueError("expected 4 conversation turns")
+    values = [t.get("value") if isinstance(t, dict) else None for t in turns]
+    bad = [f"turn {i + 1} has no string 'value'" for i, v in enumerate(values)
+           if not isinstance(v, str)]
+    text, question, answer = (v if isinstance(v, str) else None for v in
+                              (values[0], values[2], values[3]))
+    if text is not None and not text.startswith("Text: "):
+        bad.append("the first turn must start with 'Text: '")
+    asked = QUESTION.match(question) if question is not None else None
+    if question is not None and not asked:
+        bad.append("the third turn must ask 'What describes <type> in the text?'")
+    strings: Any = []
+    if answer is not None:
+        try:
+            strings = json.loads(answer)
+        except json.JSONDecodeError as e:
+            bad.append(f"the answer is not a JSON list: {e.msg}")
+        else:
+            if not isinstance(strings, list) or not all(isinstance(s, str) for s in strings):
+                bad.append("the answer must be a JSON list of strings")
+    if bad or text is None or asked is None:
+        raise ValueError("; ".join(bad))
     return text[len("Text: "):], asked.group(1), strings
 
 
 def read(path: str | Path) -> Iterator[Record | Reject]:
-    """Records in order of their text's first appearance (the whole file is grouped first)."""
+    """Records in order of their text's first appearance (the whole file is grouped first).
+    A merged record's id is that of its first item; every item's own id stays in
+    `meta["items"]` and the first one in `meta["id"]`."""
     records: dict[str, Record] = {}
-    for item in iter_json_items(path):
-        if isinstance(item, Reject):
-            yield item
+    name, file = Path(path).name, resolved(path)
+    for checked in checked_items(path, lambda item: parse_item(item.value)):
+        if isinstance(checked, Reject):
+            yield checked
             continue
-        assert isinstance(item, Item)
-        try:
-            text, label, strings = parse_item(item.value)
-        except ValueError as e:
-            yield Reject(str(path), item.line, str(e))
-            continue
+        item, (text, label, strings) = checked
+        own_id = item.value.get("id")
         record = records.get(text)
         if record is None:
+            meta: dict[str, Any] = {"id": own_id} if "id" in item.value else {}
             record = records[text] = Record(
-                id=str(item.value.get("id", f"{Path(path).stem}:{item.index}")), text=text,
-                task="NER", meta={"line": item.line, "items": []})
+                id=f"{name}:{item.index}", text=text, task="NER",
+                meta={**meta, "line": item.line, "path": file, "items": []})
         record.schema.append(label)
-        record.meta["items"].append([item.index, item.value.get("id"), len(record.mentions),
-                                     len(strings)])
+        record.meta["items"].append([item.index, own_id, len(record.mentions), len(strings)])
         record.mentions.extend(Mention(label, s) for s in strings)
     yield from records.values()
 

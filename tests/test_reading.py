@@ -1,0 +1,266 @@
+"""Every input item is accounted for: each one a Record with its own identity, or a Reject
+that names its file, line and item index. Real IEPile / UniversalNER files where they exist."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import mmtrans
+from mmtrans import formats
+from mmtrans.formats import Reject
+from mmtrans.formats._io import parse_items
+from mmtrans.labels import load_tables
+from mmtrans.records import Record
+from mmtrans.testing import FakeLLM
+
+from .conftest import SHARED
+
+IEPILE = SHARED / "iepile"
+CROSSNER = SHARED / "universal-ner" / "CrossNER_AI.json"
+needs_iepile = pytest.mark.skipif(not IEPILE.is_dir(), reason=f"no IEPile data at {IEPILE}")
+needs_crossner = pytest.mark.skipif(not CROSSNER.is_file(),
+                                    reason=f"no UniversalNER data at {CROSSNER}")
+
+
+def read(path: str | Path, fmt: str | None = None) -> tuple[list[Record], list[Reject]]:
+    items = list(formats.read(path, fmt))
+    return ([r for r in items if isinstance(r, Record)],
+            [r for r in items if isinstance(r, Reject)])
+
+
+def jsonl(path: Path, values: list[Any]) -> Path:
+    path.write_text("".join(json.dumps(v, ensure_ascii=False) + "\n" for v in values),
+                    encoding="utf-8")
+    return path
+
+
+def instruction(schema: list[Any], output: dict[str, Any], task: str = "EE") -> dict[str, Any]:
+    return {"task": task, "source": task, "output": json.dumps(output, ensure_ascii=False),
+            "instruction": json.dumps({"instruction": "x", "schema": schema, "input": "公司裁员"},
+                                      ensure_ascii=False)}
+
+
+# -- identity -------------------------------------------------------------------------------
+
+@needs_iepile
+@pytest.mark.parametrize(("name", "count"), [("RE/test.json", 72), ("EE/test.json", 96)])
+def test_iepile_test_files_keep_every_item_though_they_repeat_ids(tmp_path, name, count):
+    source = IEPILE / name
+    items = [json.loads(x) for x in source.read_text(encoding="utf-8").splitlines() if x.strip()]
+    assert len(items) == count and len({i["id"] for i in items}) == 6  # the dataset repeats ids
+    records, rejects = read(source)
+    assert rejects == [] and len(records) == count
+    assert [r.id for r in records] == [f"test.json:{i}" for i in range(count)]
+    assert [r.meta["id"] for r in records] == [i["id"] for i in items]
+    assert [r.meta["line"] for r in records] == list(range(1, count + 1))
+    assert {r.meta["path"] for r in records} == {str(source.resolve())}
+    for record, item in zip(records, items):  # each keeps its own schema, not its id-mate's
+        schema = json.loads(item["instruction"])["schema"]
+        first = schema[0]["event_type"] if isinstance(schema[0], dict) else schema[0]
+        assert record.schema[0] == first
+    out = tmp_path / "back.jsonl"
+    assert formats.write(records, out, "iepile-instruction") == count
+    back = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
+    assert back == items
+
+
+def test_a_dataset_id_of_any_json_type_is_written_back_as_read(tmp_path):
+    values = [{"id": 7, "input": "東京/NER", "output": "社会/NER/:地名;東京"},
+              {"id": [1, "a"], "input": "日本/NER", "output": "社会/NER/:地名;日本"},
+              {"input": "大阪/NER", "output": "社会/NER/:地名;大阪"}]
+    path = jsonl(tmp_path / "ids.jsonl", values)
+    records, _ = read(path)
+    assert [r.id for r in records] == ["ids.jsonl:0", "ids.jsonl:1", "ids.jsonl:2"]
+    assert [r.meta.get("id", "absent") for r in records] == [7, [1, "a"], "absent"]
+    out = tmp_path / "back.jsonl"
+    formats.write(records, out, "mre")
+    assert [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()] == values
+
+
+def test_raw_iepile_and_uie_items_keep_their_own_ids(tmp_path):
+    raw = [{"id": "a1", "text": "周星驰", "entity": [{"entity": "周星驰", "entity_type": "人物"}]}]
+    records, _ = read(jsonl(tmp_path / "raw.jsonl", raw))
+    assert records[0].meta["id"] == "a1"
+    formats.write(records, tmp_path / "raw.out.jsonl", "iepile")
+    assert json.loads((tmp_path / "raw.out.jsonl").read_text(encoding="utf-8")) == raw[0]
+    folder = tmp_path / "uie" / "demo"
+    folder.mkdir(parents=True)
+    item = {"id": 3, "sentence": "东京", "entities": [{"name": "东京", "type": "地名",
+                                                     "pos": [0, 2]}]}
+    (folder / "dev.json").write_text(json.dumps([item], ensure_ascii=False), encoding="utf-8")
+    records, _ = read(tmp_path / "uie")
+    assert [(r.id, r.meta["id"]) for r in records] == [("demo/dev.json:0", 3)]
+    formats.write(records, tmp_path / "uie.out", "uie")
+    assert json.loads((tmp_path / "uie.out" / "demo" / "dev.json").read_text()) == [item]
+
+
+def test_stockmark_curid_is_the_items_own_id(tmp_path):
+    items = [{"curid": "42", "text": "東京と大阪", "entities": [
+        {"name": "東京", "span": [0, 2], "type": "地名"}]},
+             {"curid": "42", "text": "大阪", "entities": []}]
+    path = tmp_path / "ner.json"
+    path.write_text(json.dumps(items, ensure_ascii=False), encoding="utf-8")
+    records, _ = read(path)
+    assert [(r.id, r.meta["id"]) for r in records] == [("ner.json:0", "42"), ("ner.json:1", "42")]
+    formats.write(records, tmp_path / "out.json", "stockmark")
+    assert json.loads((tmp_path / "out.json").read_text(encoding="utf-8")) == items
+
+
+def test_json_lines_index_counts_items_not_lines(tmp_path):
+    path = tmp_path / "gaps.jsonl"
+    path.write_text('\n{"input": "a/NER", "output": "/NER/"}\n\n{oops\n'
+                    '{"input": "b/NER", "output": "/NER/"}\n', encoding="utf-8")
+    records, rejects = read(path)
+    assert [(r.id, r.meta["line"]) for r in records] == [("gaps.jsonl:0", 2), ("gaps.jsonl:2", 5)]
+    assert [(r.line, r.index) for r in rejects] == [(4, 1)]
+
+
+@needs_crossner
+def test_uniner_merged_record_takes_its_first_items_identity():
+    items = json.loads(CROSSNER.read_text(encoding="utf-8"))
+    records, rejects = read(CROSSNER)
+    assert rejects == [] and len(records) == 430
+    assert len({r.id for r in records}) == 430
+    first_of = {}
+    for index, item in enumerate(items):
+        first_of.setdefault(item["conversations"][0]["value"], (index, item["id"]))
+    for record in records:
+        index, own = first_of["Text: " + record.text]
+        assert (record.id, record.meta["id"]) == (f"CrossNER_AI.json:{index}", own)
+        assert record.meta["path"] == str(CROSSNER.resolve())
+    assert sum(len(r.meta["items"]) for r in records) == len(items)
+
+
+# -- rejects ----------------------------------------------------------------------------------
+
+MALFORMED = {
+    "stockmark integer span": ("stockmark", "ner.json", [
+        {"curid": "1", "text": "東京", "entities": [{"name": "東京", "span": 3, "type": "地名"}]}],
+        "entities[0].span"),
+    "iepile non-object argument": ("iepile", "raw.jsonl", [
+        {"text": "公司裁员", "event": [{"event_type": "裁员", "event_trigger": "裁员",
+                                        "arguments": ["公司"]}]}],
+        "event[0].arguments[0] must be an object"),
+    "uie non-object relation": ("uie", None, [
+        {"sentence": "东京", "entities": [], "relations": ["东京"]}],
+        "relations[0] must be an object"),
+    "iepile-instruction schema entry without event_type": ("iepile-instruction", "i.jsonl", [
+        instruction([{"trigger": True, "arguments": ["时间"]}], {})],
+        "schema[0] needs a string 'event_type'"),
+    "iepile-instruction arguments given as a list": ("iepile-instruction", "i.jsonl", [
+        instruction([{"event_type": "裁员", "trigger": True, "arguments": ["时间"]}],
+                    {"裁员": [{"trigger": "裁员", "arguments": ["时间"]}]})],
+        "output['裁员'][0].arguments must be an object"),
+    "iepile-instruction schema roles not a list": ("iepile-instruction", "i.jsonl", [
+        instruction([{"event_type": "裁员", "trigger": True, "arguments": "时间"}], {})],
+        "schema[0].arguments must be a list of strings"),
+}
+
+
+@pytest.mark.parametrize("case", MALFORMED, ids=list(MALFORMED))
+def test_a_malformed_item_is_a_reject_and_the_next_item_is_read(tmp_path, case):
+    fmt, name, bad, message = MALFORMED[case]
+    good = {"stockmark": {"curid": "2", "text": "大阪", "entities": []},
+            "iepile": {"text": "大阪", "entity": []},
+            "uie": {"sentence": "大阪", "entities": []},
+            "iepile-instruction": instruction(["地名"], {"地名": []}, "NER")}[fmt]
+    if fmt == "uie":
+        (tmp_path / "d").mkdir()
+        path = tmp_path / "d" / "train.json"
+        path.write_text(json.dumps([*bad, good], ensure_ascii=False), encoding="utf-8")
+        records, rejects = read(tmp_path, fmt)
+    else:
+        path = tmp_path / name
+        if name.endswith(".jsonl"):
+            jsonl(path, [*bad, good])
+        else:
+            path.write_text(json.dumps([*bad, good], ensure_ascii=False), encoding="utf-8")
+        records, rejects = read(path, fmt)
+    assert len(records) == 1 and records[0].id.endswith(":1")
+    (reject,) = rejects
+    assert (reject.path, reject.line, reject.index) == (str(path.resolve()), 1, 0)
+    assert message in reject.message
+    assert str(reject).startswith(f"{path.resolve()}:1: item 0: ")
+
+
+def test_any_exception_a_reader_raises_on_one_item_is_a_reject(tmp_path):
+    path = jsonl(tmp_path / "x.jsonl", [{"a": 1}, {"b": 2}, {"a": 3}])
+
+    def parse(value: dict[str, Any], record_id: str) -> Record:
+        return Record(record_id, str(value["a"]))  # KeyError on the second item
+
+    items = list(parse_items(path, parse))
+    assert [type(i).__name__ for i in items] == ["Record", "Reject", "Record"]
+    reject = items[1]
+    assert isinstance(reject, Reject) and (reject.line, reject.index) == (2, 1)
+    assert "KeyError" in reject.message and f"{path}:2: item 1: " in str(reject)
+
+
+def test_several_bad_items_on_one_line_are_each_recorded(tmp_path):
+    path = tmp_path / "one-line.json"
+    path.write_text(json.dumps([
+        {"curid": "1", "text": "a", "entities": [{"name": "a", "span": 0, "type": "x"}]},
+        {"curid": "2", "text": "b", "entities": "none"},
+        {"curid": "3", "text": "c", "entities": []},
+        {"curid": "4", "text": 4, "entities": []}]), encoding="utf-8")
+    records, rejects = read(path, "stockmark")
+    assert [r.id for r in records] == ["one-line.json:2"]
+    assert [(r.line, r.index) for r in rejects] == [(1, 0), (1, 1), (1, 3)]
+    assert len({str(r) for r in rejects}) == 3
+
+
+def test_a_uniner_conversation_names_each_bad_part(tmp_path):
+    item = {"id": "x", "conversations": [
+        {"from": "human", "value": "no prefix"}, {"from": "gpt", "value": "ok"},
+        {"from": "human", "value": "What is this?"}, {"from": "gpt", "value": "[oops"}]}
+    path = tmp_path / "u.json"
+    path.write_text(json.dumps([item, item]), encoding="utf-8")
+    records, rejects = read(path, "uniner")
+    assert records == [] and [r.index for r in rejects] == [0, 1]
+    for part in ("'Text: '", "What describes", "not a JSON list"):
+        assert part in rejects[0].message
+
+
+def test_one_file_named_two_ways_is_one_file(tmp_path, monkeypatch):
+    (tmp_path / "sub").mkdir()
+    jsonl(tmp_path / "a.jsonl", [{"input": "a/NER", "output": "/NER/"}, {"input": "b"}])
+    monkeypatch.chdir(tmp_path / "sub")
+    seen = set()
+    for name in ("../a.jsonl", "../sub/../a.jsonl", str(tmp_path / "a.jsonl")):
+        records, rejects = read(name)
+        seen.add((records[0].meta["path"], rejects[0].path))
+    assert seen == {(str((tmp_path / "a.jsonl").resolve()),) * 2}
+
+
+def test_a_uie_split_file_cut_short_is_a_reject_and_the_other_files_are_read(tmp_path):
+    folder = tmp_path / "demo"
+    folder.mkdir()
+    (folder / "train.json").write_text('[{"sentence": "a", "entities": []},\n {"sent', "utf-8")
+    (folder / "test.json").write_text('[{"sentence": "b", "entities": []}]', "utf-8")
+    records, rejects = read(tmp_path)
+    assert [r.id for r in records] == ["demo/train.json:0", "demo/test.json:0"]
+    (reject,) = rejects
+    assert reject.path == str((folder / "train.json").resolve()) and reject.index is None
+    assert reject.line == 2
+
+
+@needs_iepile
+@pytest.mark.parametrize(("name", "count"), [("RE/test.json", 72), ("EE/test.json", 96)])
+def test_iepile_test_files_translate_and_export_every_item_with_its_own_schema(
+        tmp_path, name, count):
+    source = IEPILE / name
+    with FakeLLM() as llm:
+        result = mmtrans.translate(source, tmp_path / "run.db", mmtrans.Settings(
+            src="zh", tgt="en", labels=["iepile"], base_url=llm.base_url))
+    assert (result["records"], result["accepted"]) == (count, count)
+    out = tmp_path / "en.jsonl"
+    assert mmtrans.export(tmp_path / "run.db", out).written == count
+    exported, _ = read(out)
+    sources, _ = read(source)
+    table = load_tables(["iepile"], "zh", "en")
+    assert [r.meta["id"] for r in exported] == [r.meta["id"] for r in sources]
+    assert [r.schema for r in exported] == [table.translate(r).schema for r in sources]
