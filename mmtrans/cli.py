@@ -245,14 +245,18 @@ def check(
     """Check a translated file against its source without any model. Exit 1 if any is flagged."""
     flagged = total = 0
     try:
-        for verdict in check_files(source, target, src, tgt, labels):
+        checked = check_files(source, target, src, tgt, labels)
+        if checked.note:
+            console.print(checked.note, highlight=False, markup=False)
+        for verdict in checked:
             total += 1
             flagged += not verdict.ok
             if as_json:
                 print(json.dumps(verdict.to_dict(), ensure_ascii=False))
             elif not verdict.ok:
                 for p in verdict.problems:
-                    out.print(f"{target}:{verdict.line}: {verdict.id}: [{p.code}] {p.message}",
+                    where = target if verdict.line is None else f"{target}:{verdict.line}"
+                    out.print(f"{where}: {verdict.id}: [{p.code}] {p.message}",
                               highlight=False, markup=False)
     except MmtransError as e:
         raise fail(e) from None

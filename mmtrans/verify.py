@@ -10,6 +10,13 @@ from . import formats
 from .checks import Problem, run_checks
 from .formats import Reject
 from .labels import find_tables, load_tables
+from .pairing import by_position, pair
+from .records import Record
+
+#: What `check` says when the files carry no ids to pair their records by.
+BY_POSITION = ("the records carry no ids: each translated record is paired with the source "
+               "record at its position (a source record whose labels cannot match is taken "
+               "as left out)")
 
 
 @dataclass
@@ -27,6 +34,18 @@ class Verdict:
                 "problems": [{"code": p.code, "message": p.message} for p in self.problems]}
 
 
+@dataclass
+class Comparison:
+    """The verdicts of one check, and how its records were paired (`note` says so when
+    pairing had to go by position). Iterating yields the verdicts."""
+
+    note: str | None
+    verdicts: list[Verdict]
+
+    def __iter__(self) -> Iterator[Verdict]:
+        return iter(self.verdicts)
+
+
 def check_files(
     source: str | Path,
     target: str | Path,
@@ -35,24 +54,48 @@ def check_files(
     labels: list[str],
     source_format: str | None = None,
     target_format: str | None = None,
-) -> Iterator[Verdict]:
-    """One verdict per target record, paired with the source record at the same position.
-    A target item that cannot be read is a `format` problem at its line."""
-    sources = [r for r in formats.read(source, source_format) if not isinstance(r, Reject)]
+) -> Comparison:
+    """One verdict per translated record, checked against the source record it translates
+    (paired by id, see `pairing`), in the translated file's order; then one verdict per source
+    record that has no translated record. A translated item that cannot be read is a `format`
+    problem at its line."""
+    sources = [r for r in formats.read(source, source_format) if isinstance(r, Record)]
     table = load_tables(labels or find_tables(sources, src, tgt), src, tgt)
     table.require(sources)
-    count = 0
-    for i, item in enumerate(formats.read(target, target_format)):
-        count = i + 1
+    expected = [table.translate(r) for r in sources]
+    items = list(formats.read(target, target_format))
+    targets = [r for r in items if isinstance(r, Record)]
+    by_target = {p.target: p.source for p in pair(expected, targets) if p.target is not None}
+    verdicts, k = [], 0
+    for item in items:
         if isinstance(item, Reject):
-            yield Verdict(item.line, f"#{i}", [Problem("format", item.message, "line")])
+            where = f"item {item.index}" if item.index is not None else "file"
+            verdicts.append(Verdict(item.line, where, [Problem("format", item.message, "line")]))
             continue
-        line = item.meta.get("line")
-        if i >= len(sources):
-            yield Verdict(line, item.id, [Problem("format", "no source record at this position")])
-            continue
-        expected = table.translate(sources[i])
-        yield Verdict(line, expected.id, run_checks(expected, item, src, tgt).problems)
-    # A missing target record is a defect too, not a silent pass.
-    for missing in sources[count:]:
-        yield Verdict(None, missing.id, [Problem("format", "no translated record")])
+        verdicts.append(_verdict(item, by_target[k], expected, src, tgt))
+        k += 1
+    paired = set(by_target.values())
+    # A source record left out of the translation is a defect too, never a silent pass.
+    verdicts += [Verdict(None, r.id, [Problem("format", f"no translated record ({_named(r)})")])
+                 for i, r in enumerate(sources) if i not in paired]
+    note = BY_POSITION if by_position(expected, targets) else None
+    return Comparison(note, verdicts)
+
+
+def _verdict(item: Record, source: int | None, expected: list[Record], src: str,
+             tgt: str) -> Verdict:
+    line = item.meta.get("line")
+    if source is None:
+        what = "with this id" if "id" in item.meta else "left to pair it with"
+        return Verdict(line, item.id, [Problem("format", f"no source record {what}")])
+    return Verdict(line, expected[source].id,
+                   run_checks(expected[source], item, src, tgt).problems)
+
+
+def _named(record: Record) -> str:
+    """Where a source record is, for a person: its line, and its own id if it has one."""
+    own = f", id {record.meta['id']}" if record.meta.get("id") is not None else ""
+    return f"source line {record.meta.get('line')}{own}"
+
+
+__all__ = ["BY_POSITION", "Comparison", "Verdict", "check_files"]

@@ -161,9 +161,17 @@ def parse_items(path: str | Path, parse: Callable[[Any, str], Record],
         yield record
 
 
+def own_id(record: Record) -> dict[str, Any]:
+    """`{"id": <the dataset's own id, as read>}` when the record's item had an `id` field,
+    else nothing (not when its id came from another field, such as stockmark's `curid`)."""
+    if "id" not in record.meta or record.meta.get("id_field", "id") != "id":
+        return {}
+    return {"id": record.meta["id"]}
+
+
 def with_own_id(record: Record, item: dict[str, Any]) -> dict[str, Any]:
-    """`item` with the dataset's own id first, as it was read, when the record has one."""
-    return {"id": record.meta["id"], **item} if "id" in record.meta else item
+    """`item` with the record's own id first (see `own_id`)."""
+    return {**own_id(record), **item}
 
 
 def first_value(path: str | Path) -> Any:

@@ -22,7 +22,7 @@ from ..records import Argument, Event, Mention, Record, Relation
 from ..resources import resource_dir
 from . import _fields as fields
 from . import iepile
-from ._io import Reject, parse_items, write_json_values
+from ._io import Reject, own_id, parse_items, write_json_values
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -208,8 +208,7 @@ def to_item(record: Record) -> dict[str, Any]:
         sentence = templates().get(lang or "en", {}).get(record.task, sentence or "")
     schema = _schema(record)
     item: dict[str, Any] = dict(record.meta.get("extra", {}))
-    if "id" in record.meta:
-        item["id"] = record.meta["id"]
+    item.update(own_id(record))
     item["instruction"] = json.dumps({"instruction": sentence, "schema": schema,
                                       "input": record.text}, ensure_ascii=False)
     if "label" in record.meta.get("item_keys", []):

@@ -32,7 +32,7 @@ def parse(item: Any, record_id: str) -> Record:
         start, end = fields.span(e.get("span"), f"{where}.span")
         mentions.append(Mention(label, name, start, end))
     return Record(id=record_id, text=text, task="NER", mentions=mentions,
-                  meta={"id": item["curid"]} if "curid" in item else {})
+                  meta={"id": item["curid"], "id_field": "curid"} if "curid" in item else {})
 
 
 def read(path: str | Path) -> Iterator[Record | Reject]:
