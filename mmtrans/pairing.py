@@ -22,6 +22,8 @@ from .records import Record
 
 #: Above this many candidate pairings a block of records that differ is paired in order.
 _MAX_BLOCK = 250_000
+#: Records of the agreeing stretches on each side that the weighing of a gap may reassign.
+_MARGIN = 3
 _TOKEN = regex.compile(r"[A-Za-z0-9]{2,}")
 
 
@@ -82,20 +84,41 @@ def pair(expected: Sequence[Record], targets: Sequence[Record]) -> list[Pair]:
 def align(source_ix: Sequence[int], target_ix: Sequence[int], expected: Sequence[Record],
           targets: Sequence[Record]) -> list[Pair]:
     """Order-preserving pairing of two runs of records that maximises their likeness. Long
-    runs (whole files paired by position) first pair the stretches whose signatures agree
-    one to one, and weigh only the stretches in between."""
+    runs (whole files paired by position) first find the stretches whose signatures agree
+    one to one, and weigh only the stretches in between, each with `_MARGIN` records of its
+    neighbours on either side (which of several alike records is the one left out)."""
     if len(source_ix) * len(target_ix) <= _MAX_BLOCK:
         return _best_in_order(source_ix, target_ix, expected, targets)
     a = [signature(expected[i]) for i in source_ix]
     b = [signature(targets[j]) for j in target_ix]
-    pairs = []
-    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
-    for op, s0, s1, t0, t1 in matcher.get_opcodes():
-        if op == "equal":
-            pairs += [Pair(source_ix[s0 + k], target_ix[t0 + k]) for k in range(s1 - s0)]
-        else:
-            pairs += _best_in_order(source_ix[s0:s1], target_ix[t0:t1], expected, targets)
-    return pairs
+    ops = difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes()
+    pairs: list[Pair] = []
+    window_s: list[int] = []
+    window_t: list[int] = []
+    for n, (op, s0, s1, t0, t1) in enumerate(ops):
+        if op != "equal":
+            window_s += source_ix[s0:s1]
+            window_t += target_ix[t0:t1]
+            continue
+        head = min(max(_MARGIN, _run(a, s0, s1, 1)), s1 - s0) if n > 0 else 0
+        tail = min(max(_MARGIN, _run(a, s1 - 1, s0 - 1, -1)), s1 - s0 - head) \
+            if n < len(ops) - 1 else 0
+        window_s += source_ix[s0:s0 + head]
+        window_t += target_ix[t0:t0 + head]
+        pairs += _best_in_order(window_s, window_t, expected, targets)
+        pairs += [Pair(source_ix[k], target_ix[t0 + k - s0])
+                  for k in range(s0 + head, s1 - tail)]
+        window_s, window_t = list(source_ix[s1 - tail:s1]), list(target_ix[t1 - tail:t1])
+    return pairs + _best_in_order(window_s, window_t, expected, targets)
+
+
+def _run(signatures: Sequence[Hashable], start: int, stop: int, step: int) -> int:
+    """How many records from `start` towards `stop` share the signature of the one at
+    `start`: a gap next to such a run may lie anywhere in it."""
+    k = start
+    while k != stop and signatures[k] == signatures[start]:
+        k += step
+    return abs(k - start)
 
 
 def _best_in_order(source_ix: Sequence[int], target_ix: Sequence[int],
