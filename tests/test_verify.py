@@ -88,15 +88,20 @@ def test_check_says_it_pairs_by_position_when_the_files_carry_no_ids(tmp_path, s
     assert f"{len(ARTICLE) - 2} of {len(ARTICLE)} record(s) pass; 2 flagged." in output
 
 
-@needs_iepile
-def test_repeated_iepile_ids_pair_within_their_group(tmp_path):
-    source = IEPILE / "RE" / "test.json"
+def translated_lines(source: Path, tmp_path: Path) -> list[str]:
+    """The lines of `source` (IEPile JSON Lines) translated zh -> en and exported."""
     with FakeLLM() as llm:
         mmtrans.translate(source, tmp_path / "run.db", mmtrans.Settings(
             src="zh", tgt="en", labels=["iepile"], base_url=llm.base_url))
     full = tmp_path / "full.jsonl"
     mmtrans.export(tmp_path / "run.db", full)
-    lines = full.read_text(encoding="utf-8").splitlines()
+    return full.read_text(encoding="utf-8").splitlines()
+
+
+@needs_iepile
+def test_repeated_iepile_ids_pair_within_their_group(tmp_path):
+    source = IEPILE / "RE" / "test.json"
+    lines = translated_lines(source, tmp_path)
     assert len(lines) == 72
     out = tmp_path / "gaps.jsonl"
     out.write_text("".join(x + "\n" for i, x in enumerate(lines) if i not in MISSING), "utf-8")
@@ -108,12 +113,8 @@ def test_repeated_iepile_ids_pair_within_their_group(tmp_path):
 @needs_iepile
 def test_unique_ids_pair_whatever_the_order(tmp_path):
     source = IEPILE / "NER" / "test.json"
-    with FakeLLM() as llm:
-        mmtrans.translate(source, tmp_path / "run.db", mmtrans.Settings(
-            src="zh", tgt="en", labels=["iepile"], base_url=llm.base_url))
+    lines = translated_lines(source, tmp_path)
     out = tmp_path / "en.jsonl"
-    mmtrans.export(tmp_path / "run.db", out)
-    lines = out.read_text(encoding="utf-8").splitlines()
     out.write_text("".join(x + "\n" for x in reversed(lines)), "utf-8")
     checked = mmtrans.check_files(source, out, "zh", "en", ["iepile"])
     assert checked.note is None
