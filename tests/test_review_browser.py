@@ -100,8 +100,9 @@ def test_three_records_reviewed_with_the_keyboard_only(browser, served, tmp_path
     page.keyboard.press("x")
     page.wait_for_function("document.querySelector('#reviewed').innerText === '3'")
 
-    assert reviews(db) == [("scnm:1", "aiko", "edit"), ("scnm:3", "aiko", "accept"),
-                           ("scnm:5", "aiko", "reject")]
+    assert reviews(db) == [("scnm.json:1", "aiko", "edit"),
+                           ("scnm.json:3", "aiko", "accept"),
+                           ("scnm.json:5", "aiko", "reject")]
     out = tmp_path / "final.json"
     mmtrans.export(db, out, fmt="mre")
     exported = {item["input"]: item["output"] for item in json.loads(out.read_text())}
