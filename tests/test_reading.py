@@ -14,7 +14,7 @@ from mmtrans import formats
 from mmtrans.formats import Reject
 from mmtrans.formats._io import parse_items
 from mmtrans.labels import load_tables
-from mmtrans.records import Record
+from mmtrans.records import Record, Relation
 from mmtrans.testing import FakeLLM
 
 from .conftest import SHARED
@@ -264,3 +264,18 @@ def test_iepile_test_files_translate_and_export_every_item_with_its_own_schema(
     table = load_tables(["iepile"], "zh", "en")
     assert [r.meta["id"] for r in exported] == [r.meta["id"] for r in sources]
     assert [r.schema for r in exported] == [table.translate(r).schema for r in sources]
+
+
+@needs_iepile
+def test_a_relation_item_with_no_relation_writes_back(tmp_path):
+    item = json.loads((IEPILE / "RE" / "test.json").read_text(encoding="utf-8").splitlines()[0])
+    item["label"] = "[]"  # no relation in this text: meta["keys"] was never set
+    records, _ = read(jsonl(tmp_path / "re.jsonl", [item]))
+    out = tmp_path / "out.jsonl"
+    formats.write(records, out, "iepile-instruction")
+    assert json.loads(out.read_text(encoding="utf-8")) == item
+    uie = Record("x", "周星驰主演喜剧之王", task="RE", meta={"keys": ["relations", "events"]},
+                 relations=[Relation("喜剧之王", "主演", "周星驰")])  # uie's keys: its lists
+    formats.write([uie], tmp_path / "raw.jsonl", "iepile")
+    assert json.loads((tmp_path / "raw.jsonl").read_text(encoding="utf-8"))["relation"] == [
+        {"head": "喜剧之王", "relation": "主演", "tail": "周星驰"}]

@@ -68,12 +68,20 @@ def read(path: str | Path) -> Iterator[Record | Reject]:
     return parse_items(path, parse)
 
 
+def relation_keys(record: Record) -> tuple[str, str]:
+    """The keys a relation's ends were read with (`head`/`tail` or `subject`/`object`); the
+    former for a record that has none (no relation, or one from another format, whose
+    `meta["keys"]` may mean something else)."""
+    keys = record.meta.get("keys")
+    return ("subject", "object") if keys == ["subject", "object"] else ("head", "tail")
+
+
 def values_of(record: Record, kind: str) -> list[dict[str, Any]]:
     """The record's raw `entity`, `relation` or `event` list."""
     if kind == "entity":
         return [{"entity": m.text, "entity_type": m.label} for m in record.mentions]
     if kind == "relation":
-        head, tail = record.meta.get("keys", ["head", "tail"])
+        head, tail = relation_keys(record)
         values = []
         for r in record.relations:
             value: dict[str, Any] = {head: r.head}

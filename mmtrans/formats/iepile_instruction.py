@@ -180,7 +180,7 @@ def _event_roles(schema: list[Any]) -> dict[str, list[str]]:
 def _output(record: Record, schema: list[Any]) -> dict[str, Any]:
     keys = [e["event_type"] if isinstance(e, dict) else e for e in schema]
     output: dict[str, list[Any]] = {k: [] for k in keys}
-    head, tail = record.meta.get("keys") or ["head", "tail"]
+    head, tail = iepile.relation_keys(record)
     for m in record.mentions:
         output.setdefault(m.label, []).append(m.text)
     for r in record.relations:
