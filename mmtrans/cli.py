@@ -246,8 +246,8 @@ def check(
     flagged = total = 0
     try:
         checked = check_files(source, target, src, tgt, labels)
-        if checked.note:
-            console.print(checked.note, highlight=False, markup=False)
+        for note in checked.notes:
+            console.print(note, highlight=False, markup=False)
         for verdict in checked:
             total += 1
             flagged += not verdict.ok

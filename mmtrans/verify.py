@@ -36,10 +36,11 @@ class Verdict:
 
 @dataclass
 class Comparison:
-    """The verdicts of one check, and how its records were paired (`note` says so when
-    pairing had to go by position). Iterating yields the verdicts."""
+    """The verdicts of one check, and what a person should know about them (`notes`: that
+    pairing went by position, that source items could not be read). Iterating yields the
+    verdicts."""
 
-    note: str | None
+    notes: list[str]
     verdicts: list[Verdict]
 
     def __iter__(self) -> Iterator[Verdict]:
@@ -59,7 +60,9 @@ def check_files(
     (paired by id, see `pairing`), in the translated file's order; then one verdict per source
     record that has no translated record. A translated item that cannot be read is a `format`
     problem at its line."""
-    sources = [r for r in formats.read(source, source_format) if isinstance(r, Record)]
+    read = list(formats.read(source, source_format))
+    sources = [r for r in read if isinstance(r, Record)]
+    unreadable = [r for r in read if isinstance(r, Reject)]
     table = load_tables(labels or find_tables(sources, src, tgt), src, tgt)
     table.require(sources)
     expected = [table.translate(r) for r in sources]
@@ -78,8 +81,11 @@ def check_files(
     # A source record left out of the translation is a defect too, never a silent pass.
     verdicts += [Verdict(None, r.id, [Problem("format", f"no translated record ({_named(r)})")])
                  for i, r in enumerate(sources) if i not in paired]
-    note = BY_POSITION if by_position(expected, targets) else None
-    return Comparison(note, verdicts)
+    notes = [BY_POSITION] if by_position(expected, targets) else []
+    if unreadable:
+        notes.append(f"{len(unreadable)} source item(s) cannot be read, so no translation of "
+                     f"them is expected; the first: {unreadable[0]}")
+    return Comparison(notes, verdicts)
 
 
 def _verdict(item: Record, source: int | None, expected: list[Record], src: str,

@@ -63,7 +63,7 @@ def test_export_without_flagged_records_checks_every_other_record(tmp_path, samp
     mre = tmp_path / "en.mre.json"
     mmtrans.export(tmp_path / "run.db", mre, fmt="mre")
     checked = mmtrans.check_files(source, mre, "ja", "en", ["scnm"])
-    assert checked.note == BY_POSITION
+    assert checked.notes == [BY_POSITION]
     assert [v.id for v in checked if not v.ok] == [records[i].id for i in MISSING]
 
 
@@ -117,7 +117,7 @@ def test_unique_ids_pair_whatever_the_order(tmp_path):
     out = tmp_path / "en.jsonl"
     out.write_text("".join(x + "\n" for x in reversed(lines)), "utf-8")
     checked = mmtrans.check_files(source, out, "zh", "en", ["iepile"])
-    assert checked.note is None
+    assert checked.notes == []
     assert failures(list(checked)) == []
     assert [v.id for v in checked] == [f"test.json:{i}" for i in reversed(range(len(lines)))]
 
@@ -135,3 +135,16 @@ def test_a_candidate_record_no_source_matches_is_named(tmp_path):
     verdicts = list(mmtrans.check_files(source, target, "ja", "en", [str(table)]))
     assert [(v.ok, v.line) for v in verdicts] == [(True, 1), (False, 2)]
     assert verdicts[1].problems[0].message == "no source record with this id"
+
+
+def test_unreadable_source_items_are_said_not_passed_over(tmp_path):
+    source = tmp_path / "src.jsonl"
+    source.write_text('{"input": "東京/NER", "output": "社会/NER/:地名;東京"}\n{oops\n', "utf-8")
+    target = tmp_path / "tgt.jsonl"
+    target.write_text('{"input": "Tokyo/NER", "output": "Society/NER/:Location;Tokyo"}\n', "utf-8")
+    table = tmp_path / "t.ja-en.tsv"
+    table.write_text("社会\tSociety\n地名\tLocation\n", encoding="utf-8")
+    checked = mmtrans.check_files(source, target, "ja", "en", [str(table)])
+    assert [v.ok for v in checked] == [True]
+    assert checked.notes[1].startswith("1 source item(s) cannot be read")
+    assert f"{source}:2: item 1: not JSON" in checked.notes[1]

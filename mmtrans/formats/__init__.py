@@ -15,6 +15,11 @@ from ..records import Record
 from . import iepile, iepile_instruction, mre, stockmark, uie, uniner
 from ._io import Reject, first_value
 
+#: Changes whenever the readers make different records of the same input (2: ids became
+#: "<file>:<index>", the dataset's own id moved to meta["id"]). A stored run read under
+#: another version holds other record ids, so it must not be resumed as if it were the same.
+READER_VERSION = 2
+
 FORMATS: dict[str, ModuleType] = {
     m.NAME: m for m in (mre, stockmark, iepile, iepile_instruction, uniner, uie)
 }
@@ -46,4 +51,4 @@ def write(records: Iterable[Record], path: str | Path, fmt: str) -> int:
     return get(fmt).write(records, path)
 
 
-__all__ = ["FORMATS", "Reject", "detect", "read", "write"]
+__all__ = ["FORMATS", "READER_VERSION", "Reject", "detect", "read", "write"]
