@@ -69,30 +69,31 @@ def check_files(
     items = list(formats.read(target, target_format))
     targets = [r for r in items if isinstance(r, Record)]
     by_target = {p.target: p.source for p in pair(expected, targets) if p.target is not None}
+    positional = by_position(expected, targets)
     verdicts, k = [], 0
     for item in items:
         if isinstance(item, Reject):
             where = f"item {item.index}" if item.index is not None else "file"
             verdicts.append(Verdict(item.line, where, [Problem("format", item.message, "line")]))
             continue
-        verdicts.append(_verdict(item, by_target[k], expected, src, tgt))
+        verdicts.append(_verdict(item, by_target.get(k), expected, src, tgt, positional))
         k += 1
     paired = set(by_target.values())
     # A source record left out of the translation is a defect too, never a silent pass.
     verdicts += [Verdict(None, r.id, [Problem("format", f"no translated record ({_named(r)})")])
                  for i, r in enumerate(sources) if i not in paired]
-    notes = [BY_POSITION] if by_position(expected, targets) else []
+    notes = [BY_POSITION] if positional else []
     if unreadable:
         notes.append(f"{len(unreadable)} source item(s) cannot be read, so no translation of "
                      f"them is expected; the first: {unreadable[0]}")
     return Comparison(notes, verdicts)
 
 
-def _verdict(item: Record, source: int | None, expected: list[Record], src: str,
-             tgt: str) -> Verdict:
+def _verdict(item: Record, source: int | None, expected: list[Record], src: str, tgt: str,
+             positional: bool) -> Verdict:
     line = item.meta.get("line")
     if source is None:
-        what = "with this id" if "id" in item.meta else "left to pair it with"
+        what = "left to pair it with" if positional or "id" not in item.meta else "with this id"
         return Verdict(line, item.id, [Problem("format", f"no source record {what}")])
     return Verdict(line, expected[source].id,
                    run_checks(expected[source], item, src, tgt).problems)
