@@ -17,12 +17,10 @@ from mmtrans.records import Record
 from mmtrans.testing import FakeLLM, Reply, good_translation
 from mmtrans.verify import BY_POSITION
 
-from .conftest import SHARED, STOCKMARK
+from .conftest import SHARED, needs_shared
 
 IEPILE = SHARED / "iepile"
 needs_iepile = pytest.mark.skipif(not IEPILE.is_dir(), reason=f"no IEPile data at {IEPILE}")
-needs_stockmark = pytest.mark.skipif(not STOCKMARK.is_file(),
-                                     reason=f"no stockmark data at {STOCKMARK}")
 #: Six sentences of one article (curid 887996 has four, three of them with one 法人名 each)
 #: among others: stockmark's curid repeats, so pairing must look past it.
 ARTICLE = [0, 1, 2689, 2915, 3955, 4225, 3, 1347, 1703, 2311, 4, 5]
@@ -46,7 +44,7 @@ def translate_leaving_out(source: Path, db: Path, texts: set[str], **settings: A
     assert result["flagged"] == len(texts), result
 
 
-@needs_stockmark
+@needs_shared
 def test_export_without_flagged_records_checks_every_other_record(tmp_path, sample):
     source = sample(indexes=ARTICLE)
     records = [r for r in formats.read(source) if isinstance(r, Record)]
@@ -67,7 +65,7 @@ def test_export_without_flagged_records_checks_every_other_record(tmp_path, samp
     assert [v.id for v in checked if not v.ok] == [records[i].id for i in MISSING]
 
 
-@needs_stockmark
+@needs_shared
 def test_check_says_it_pairs_by_position_when_the_files_carry_no_ids(tmp_path, sample):
     source = sample(indexes=ARTICLE)
     records = [r for r in formats.read(source) if isinstance(r, Record)]
