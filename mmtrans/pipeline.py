@@ -315,7 +315,8 @@ def read_input(path: str | Path, fmt: str | None
 #: What each part of a run's configuration is called when it changes.
 CONFIG_WORDS = {
     "input_path": "the input path", "input_hash": "the input file's content",
-    "format": "the format", "src": "the source language", "tgt": "the target language",
+    "format": "the format", "reader": "how mmtrans reads the input",
+    "src": "the source language", "tgt": "the target language",
     "labels": "the label tables", "label_hash": "the label tables' content",
     "model": "the model", "base_url": "the endpoint", "prompt_name": "the prompt",
     "prompt_version": "the prompt's version", "prompt_hash": "the prompt's text",
@@ -337,7 +338,8 @@ def run_config(input_path: str | Path, fmt: str, settings: Settings, labels: lis
     prompt = prompts["default"]
     return {
         "input_path": str(Path(input_path).resolve()), "input_hash": file_hash(input_path),
-        "format": fmt, "src": settings.src, "tgt": settings.tgt, "labels": labels,
+        "format": fmt, "reader": formats.READER_VERSION, "src": settings.src,
+        "tgt": settings.tgt, "labels": labels,
         "label_hash": content_key(table.mapping), "model": backend.model,
         "base_url": backend.endpoint, "prompt_name": prompt.name,
         "prompt_version": prompt.version,
