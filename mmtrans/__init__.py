@@ -7,6 +7,7 @@
 
 from .checks import CheckResult, Problem, run_checks
 from .errors import ConfigError, InputError, LabelError, MmtransError, ModelError
+from .evaluate import evaluate
 from .export import export
 from .llm import Params
 from .pipeline import Settings, translate
@@ -16,5 +17,5 @@ from .verify import Verdict, check_files
 __all__ = [
     "Argument", "CheckResult", "ConfigError", "Event", "InputError", "LabelError", "Mention",
     "MmtransError", "ModelError", "Params", "Problem", "Record", "Relation", "Settings",
-    "Verdict", "check_files", "export", "run_checks", "translate",
+    "Verdict", "check_files", "evaluate", "export", "run_checks", "translate",
 ]

@@ -289,6 +289,40 @@ def review(
     serve(db, host, port, required, annotator, share)
 
 
+@app.command("eval")
+def eval_(
+    pred: Annotated[Path, typer.Argument(help="Predictions, line for line with GOLD.")],
+    gold: Annotated[Path, typer.Argument(help="Gold file: MRE or IEPile instruction lines.")],
+    lang: Annotated[str | None, typer.Option(
+        "--lang", help="Language of gold items that do not name theirs.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """F1 per dataset and language: text, word and joint (MRE) or per IEPile task."""
+    from .evaluate import evaluate, rows
+
+    try:
+        result = evaluate(pred, gold, lang)
+    except MmtransError as e:
+        raise fail(e) from None
+    if as_json:
+        out.print_json(json.dumps(result.to_dict(), ensure_ascii=False))
+        return
+    table = Table(title=f"{pred} against {gold}")
+    for column in ("dataset", "language", "score", "P", "R", "F1", "tp/pred/gold"):
+        table.add_column(column, justify="left" if column in ("dataset", "language", "score")
+                         else "right")
+    for group, name, s in rows(result):
+        table.add_row(group.dataset, group.language, name, f"{s.precision:.4f}",
+                      f"{s.recall:.4f}", f"{s.f1:.4f}", f"{s.tp}/{s.pred}/{s.gold}")
+    out.print(table)
+    total = result.total
+    console.print(f"{total.records} record(s); {total.malformed} malformed and {total.missing} "
+                  f"missing prediction(s) counted as wrong; {result.extra} extra line(s) "
+                  "ignored.", highlight=False)
+    for line in result.malformed_lines:
+        console.print(f"[yellow]malformed:[/] {pred}:{line}", highlight=False)
+
+
 labels_app = typer.Typer(no_args_is_help=True,
                          help="Label tables: what no table covers, and suggestions to confirm.")
 app.add_typer(labels_app, name="labels")
