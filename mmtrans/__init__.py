@@ -12,10 +12,13 @@ from .export import export
 from .llm import Params
 from .pipeline import Settings, translate
 from .records import Argument, Event, Mention, Record, Relation
+from .stats import plot as stats_plot
+from .stats import stats
 from .verify import Verdict, check_files
 
 __all__ = [
     "Argument", "CheckResult", "ConfigError", "Event", "InputError", "LabelError", "Mention",
     "MmtransError", "ModelError", "Params", "Problem", "Record", "Relation", "Settings",
+    "stats", "stats_plot",
     "Verdict", "check_files", "evaluate", "export", "run_checks", "translate",
 ]

@@ -289,6 +289,50 @@ def review(
     serve(db, host, port, required, annotator, share)
 
 
+@app.command("stats")
+def stats_(
+    db: Db = Path("mmtrans.db"),
+    run: Annotated[str | None, typer.Option(
+        help="Run id (default: the latest run of every input and language).")] = None,
+    markdown: Annotated[bool, typer.Option("--markdown", help="A Markdown table.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+    plot: Annotated[Path | None, typer.Option(
+        "--plot", help="Also write a PNG: kept % and problems by code.")] = None,
+) -> None:
+    """Per dataset and language: read, accepted, flagged, repaired, reviewed, kept %."""
+    from .stats import COLUMNS, stats
+    from .stats import plot as write_plot
+
+    try:
+        result = stats(db, run)
+        if plot:
+            write_plot(result, plot)
+    except MmtransError as e:
+        raise fail(e) from None
+    if as_json:
+        out.print_json(json.dumps(result.to_dict(), ensure_ascii=False))
+    elif markdown:
+        print(result.markdown(), end="")
+    else:
+        table = Table(title=str(db), box=None, padding=(0, 1, 0, 0), pad_edge=False)
+        headers = ("dataset", "lang", "read", "acc", "flag", "fail", "pend", "rep", "r-acc",
+                   "r-ed", "r-rej", "kept", "kept%")
+        for column, header in zip(COLUMNS, headers):
+            width = 10 if column == "dataset" else len(header)
+            table.add_column(header, no_wrap=True, min_width=width,
+                             justify="left" if column in ("dataset", "language") else "right")
+        for row in [*result.rows, result.total]:
+            values = row.to_dict()
+            table.add_row(*(str(values[c]) for c in COLUMNS))
+        out.print(table)
+        for code, n in result.total.problems.most_common():
+            out.print(f"problem {code}: {n}", highlight=False)
+        out.print("acc/flag/fail/pend: latest translation status; rep: accepted at a repair "
+                  "turn; r-: reviewers' decisions", highlight=False)
+    if plot:
+        console.print(f"plot written to {plot}", highlight=False)
+
+
 @app.command("eval")
 def eval_(
     pred: Annotated[Path, typer.Argument(help="Predictions, line for line with GOLD.")],
