@@ -12,6 +12,7 @@ from .export import export
 from .llm import Params
 from .pipeline import Settings, translate
 from .records import Argument, Event, Mention, Record, Relation
+from .split import split
 from .stats import plot as stats_plot
 from .stats import stats
 from .verify import Verdict, check_files
@@ -19,6 +20,6 @@ from .verify import Verdict, check_files
 __all__ = [
     "Argument", "CheckResult", "ConfigError", "Event", "InputError", "LabelError", "Mention",
     "MmtransError", "ModelError", "Params", "Problem", "Record", "Relation", "Settings",
-    "stats", "stats_plot",
+    "split", "stats", "stats_plot",
     "Verdict", "check_files", "evaluate", "export", "run_checks", "translate",
 ]

@@ -289,6 +289,29 @@ def review(
     serve(db, host, port, required, annotator, share)
 
 
+@app.command("split")
+def split_(
+    files: Annotated[list[Path], typer.Argument(help="Dataset files (any format).")],
+    train: Annotated[list[str], typer.Option(
+        "--train", help="Train size: N for every file, or NAME=N for one (repeatable).")],
+    seed: Annotated[int, typer.Option(help="Shuffle seed; the same seed, the same split.")] = 0,
+    out_dir: Annotated[Path | None, typer.Option(
+        help="Where to write (default: beside each file).")] = None,
+) -> None:
+    """Write <name>.train and <name>.test files: N records to train, the rest to test."""
+    from .split import parse_sizes, size_for, split
+
+    try:
+        default, named = parse_sizes(train)
+        sizes = [size_for(f, default, named) for f in files]
+        for path, size in zip(files, sizes):
+            result = split(path, size, seed, out_dir)
+            console.print(f"{path}: {result.train} to {result.train_path}, {result.test} to "
+                          f"{result.test_path}", highlight=False)
+    except MmtransError as e:
+        raise fail(e) from None
+
+
 @app.command("stats")
 def stats_(
     db: Db = Path("mmtrans.db"),
