@@ -82,6 +82,25 @@ def write_like(records: list[Record], source: str | Path, target: Path, fmt: str
         formats.write(records, target, fmt)
 
 
+def split_records(records: list[Record], train: int,
+                  seed: int = 0) -> tuple[list[Record], list[Record]]:
+    """(train, test): texts shuffled with `seed`, taken whole until `train` records are in
+    the train side; each side in the input's order."""
+    by_text: dict[str, list[Record]] = {}
+    for record in records:
+        by_text.setdefault(record.text, []).append(record)
+    units = list(by_text.values())
+    random.Random(seed).shuffle(units)
+    chosen: list[Record] = []
+    rest: list[Record] = []
+    for unit in units:
+        (chosen if len(chosen) < train else rest).extend(unit)
+    order = {id(r): i for i, r in enumerate(records)}
+    chosen.sort(key=lambda r: order[id(r)])
+    rest.sort(key=lambda r: order[id(r)])
+    return chosen, rest
+
+
 def split(path: str | Path, train: int, seed: int = 0, out_dir: str | Path | None = None,
           fmt: str | None = None) -> SplitResult:
     """Shuffle the file's texts with `seed`, take texts until `train` records are in the
@@ -94,18 +113,7 @@ def split(path: str | Path, train: int, seed: int = 0, out_dir: str | Path | Non
         if isinstance(item, Reject):
             raise InputError(item.path, item.line, item.message)
         records.append(item)
-    by_text: dict[str, list[Record]] = {}
-    for record in records:
-        by_text.setdefault(record.text, []).append(record)
-    units = list(by_text.values())
-    random.Random(seed).shuffle(units)
-    chosen: list[Record] = []
-    rest: list[Record] = []
-    for unit in units:
-        (chosen if len(chosen) < train else rest).extend(unit)
-    order = {id(r): i for i, r in enumerate(records)}  # each side keeps the input's order
-    chosen.sort(key=lambda r: order[id(r)])
-    rest.sort(key=lambda r: order[id(r)])
+    chosen, rest = split_records(records, train, seed)
     train_path, test_path = output_paths(path, out_dir)
     write_like(chosen, path, train_path, fmt)
     write_like(rest, path, test_path, fmt)
