@@ -223,14 +223,57 @@ def export(
     format: Annotated[str | None, typer.Option("--format", help="Default: the input's.")] = None,
     run: RunOption = None,
     include_flagged: bool = False,
+    as_: Annotated[str | None, typer.Option(
+        "--as", help="Training files in --out (a folder), one per dataset and language: "
+                     "oiellm, iepile-instruction or hf.")] = None,
+    split_num: Annotated[int | None, typer.Option(
+        help="iepile-instruction: schema labels a batch (default NER 6, RE/EE 4).")] = None,
+    hard_negatives: Annotated[Path | None, typer.Option(
+        help="iepile-instruction: hard-negative dictionary (IEPile's JSON form).")] = None,
+    neg_ratio: Annotated[float, typer.Option(
+        help="iepile-instruction: share of the other labels sampled as negatives.")] = 1.0,
+    seed: Annotated[int, typer.Option(help="iepile-instruction and hf: sampling seed.")] = 0,
+    train: Annotated[list[str], typer.Option(
+        "--train", help="hf: train size, N or NAME=N; the rest is the test split.")] = [],  # noqa: B006
 ) -> None:
     """Write the accepted translations (and flagged ones, if asked) to a file."""
+    if as_ is not None:
+        export_training(db, out_path, as_, run, include_flagged, split_num, hard_negatives,
+                        neg_ratio, seed, train)
+        return
     try:
         result = export_run(db, out_path, format, run, include_flagged)
     except MmtransError as e:
         raise fail(e) from None
     console.print(f"{result.written} record(s) written to {result.path} ({result.format}); "
                   f"{result.skipped} not exported.", highlight=False)
+
+
+def export_training(db: Path, out_dir: Path, kind: str, run: str | None,
+                    include_flagged: bool, split_num: int | None, hard_negatives: Path | None,
+                    neg_ratio: float, seed: int, train: list[str]) -> None:
+    """`export --as`: one library call per kind of training file."""
+    from .oiellm import export_oiellm
+    from .schema_batches import export_iepile_instructions
+
+    try:
+        if kind == "oiellm":
+            written = export_oiellm(db, out_dir, run, include_flagged)
+        elif kind == "iepile-instruction":
+            written = export_iepile_instructions(db, out_dir, run, include_flagged, split_num,
+                                                 hard_negatives, neg_ratio, seed)
+        elif kind == "hf":
+            from .hf import export_hf
+            from .split import parse_sizes
+
+            written = export_hf(db, out_dir, run, include_flagged, parse_sizes(train), seed)
+        else:
+            raise MmtransError(f"--as {kind}: expected oiellm, iepile-instruction or hf")
+    except MmtransError as e:
+        raise fail(e) from None
+    for w in written:
+        console.print(f"{w.dataset} ({w.language}): {w.records} line(s) in {w.path}",
+                      highlight=False)
 
 
 @app.command()
