@@ -496,6 +496,30 @@ def labels_suggest(
                   highlight=False)
 
 
+@labels_app.command("similar")
+def labels_similar(
+    inputs: Annotated[list[Path], typer.Argument(help="Dataset files (format auto-detected).")],
+    out_path: Annotated[Path | None, typer.Option("--out", help="Write here, not stdout.")] = None,
+    top: Annotated[int, typer.Option(min=1, help="Similar labels per label, at most.")] = 5,
+    threshold: Annotated[float, typer.Option(help="Least similarity (0 to 1).")] = 0.2,
+) -> None:
+    """Propose a hard-negative dictionary (IEPile's JSON form) for a person to edit."""
+    from .similar import propose
+
+    try:
+        proposed = propose(list(inputs), top, threshold)
+    except MmtransError as e:
+        raise fail(e) from None
+    text = json.dumps(proposed, ensure_ascii=False, indent=2) + "\n"
+    if out_path:
+        out_path.write_text(text, encoding="utf-8")
+        n = sum(len(t) for by_dataset in proposed.values() for t in by_dataset.values())
+        console.print(f"similar labels for {n} label(s) written to {out_path}: edit before "
+                      "passing it to export --hard-negatives", highlight=False)
+    else:
+        print(text, end="")
+
+
 def main() -> None:
     try:
         app()

@@ -102,6 +102,19 @@ def positives(record: Record, task: str) -> list[str]:
     return _ordered(e.type for e in record.events)
 
 
+def asked_labels(record: Record, task: str) -> list[str]:
+    """The labels the record's own schema asked about (IEPile schema, UniversalNER types):
+    for events, the event types of the schema entries, without their roles."""
+    shape = record.meta.get("shape")
+    if not shape:
+        return [] if task == "EE" else list(record.schema)
+    labels, i = [], 0
+    for entry in shape:
+        labels.append(record.schema[i])
+        i += 1 + (entry.get("arguments", 0) if isinstance(entry, dict) else 0)
+    return labels
+
+
 @dataclass
 class Universe:
     """Every label of a dataset (NER: types, RE: relations, EE: event types with roles)."""
@@ -114,9 +127,7 @@ class Universe:
         labels: list[str] = []
         roles: dict[str, list[str]] = {}
         for record in records:
-            labels += positives(record, task)
-            if task in ("NER", "RE") and not record.meta.get("shape"):
-                labels += record.schema  # labels the record was asked about
+            labels += positives(record, task) + asked_labels(record, task)
             for e in record.events:
                 roles[e.type] = _ordered([*roles.get(e.type, []), *(a.role for a in e.arguments)])
         return cls(_ordered(labels), roles)
