@@ -6,6 +6,7 @@
 """
 
 from .checks import CheckResult, Problem, run_checks
+from .classify import classify
 from .errors import ConfigError, InputError, LabelError, MmtransError, ModelError
 from .evaluate import evaluate
 from .export import export
@@ -24,5 +25,5 @@ __all__ = [
     "Argument", "CheckResult", "ConfigError", "Event", "InputError", "LabelError", "Mention",
     "MmtransError", "ModelError", "Params", "Problem", "Record", "Relation", "Settings",
     "export_hf", "export_iepile_instructions", "export_oiellm", "split", "stats", "stats_plot",
-    "Verdict", "check_files", "evaluate", "export", "run_checks", "translate",
+    "Verdict", "check_files", "classify", "evaluate", "export", "run_checks", "translate",
 ]

@@ -150,6 +150,48 @@ RunOption = Annotated[str | None, typer.Option(
 
 
 @app.command()
+def classify(
+    input: Annotated[Path, typer.Argument(help="Input file (format auto-detected).")],
+    src: Annotated[str, typer.Option("--src", help="Language of the texts (and labels).")],
+    db: Db = Path("mmtrans.db"),
+    model: Annotated[str | None, typer.Option(help="Model name.")] = None,
+    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server.")] = None,
+    api_key: Annotated[str | None, typer.Option(help="API key (or OPENAI_API_KEY).")] = None,
+    local: Annotated[bool, typer.Option(help="Run a GGUF model in-process.")] = False,
+    local_model: Annotated[Path | None, typer.Option(help="GGUF file for --local.")] = None,
+    format: Annotated[str | None, typer.Option("--format", help="Input format.")] = None,
+    concurrency: Annotated[int, typer.Option(min=1)] = 8,
+    limit: Annotated[int | None, typer.Option(min=0, help="Only the first N records.")] = None,
+) -> None:
+    """Propose an open-domain text label per record, for reviewers to confirm (TCONER)."""
+    from .classify import classify as classify_records
+
+    settings = pipeline.Settings(
+        src=src, tgt=src, model=model, base_url=base_url, api_key=api_key, local=local,
+        local_model=str(local_model) if local_model else None, concurrency=concurrency,
+        format=format, limit=limit, repair=0)
+    bar = Progress(TextColumn("[bold]labelling"), BarColumn(), MofNCompleteColumn(),
+                   TimeRemainingColumn(), console=console)
+    task = bar.add_task("classify", total=None)
+
+    def show(p: pipeline.Progress) -> None:
+        bar.start()
+        bar.update(task, total=p.total, completed=p.done)
+
+    try:
+        result = classify_records(input, db, settings, on_progress=show)
+    except MmtransError as e:
+        raise fail(e) from None
+    finally:
+        bar.stop()
+    console.print(
+        f"{result['flagged']} label(s) proposed, {result['failed']} failed, "
+        f"{result['skipped']} already done. Confirm them with `mmtrans review --db {db}`, then "
+        f"`mmtrans export --db {db} --run {result['run_id']} --format mre --out FILE`.",
+        highlight=False)
+
+
+@app.command()
 def status(
     db: Db = Path("mmtrans.db"),
     run: RunOption = None,
