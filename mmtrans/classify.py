@@ -33,7 +33,7 @@ from .pipeline import (
 from .prompts import Message
 from .records import Record
 from .scripts import language_name
-from .store import Store, Translation
+from .store import Store, Translation, content_key
 
 PROMPT_NAME = "classify"
 PROMPT_VERSION = "1"
@@ -106,6 +106,9 @@ async def _classify(run: Run, records: list[Record]) -> None:
             except FatalModelError:
                 raise
             except ModelError as e:
+                if e.kind == "connect":  # not the record's fault: it stays pending
+                    run._count("unreachable")
+                    return
                 row = Translation(record.id, 0, "failed", None,
                                   [{"code": "request", "message": str(e), "where": ""}], [], None)
         run.store.add_translation(run.run_id, row)
@@ -125,27 +128,32 @@ def classify(input_path: str | Path, db_path: str | Path, settings: Settings,
     """Propose a text label for every record of `input_path` into the store at `db_path`.
     `settings.src` is the texts' language (labels come in it too); `tgt` is ignored."""
     backend = backend or make_backend(settings)
-    fmt, records, rejects = read_input(input_path, settings.format)
+    fmt, records, rejects, items_read = read_input(input_path, settings.format)
     settings = replace(settings, tgt=settings.src, repair=0)
+    source = str(Path(input_path).resolve())
+    config = {
+        "input_path": source, "input_hash": file_hash(input_path), "format": fmt,
+        "src": settings.src, "tgt": settings.src, "labels": [], "model": backend.model,
+        "base_url": backend.endpoint, "prompt_name": PROMPT_NAME,
+        "prompt_version": PROMPT_VERSION,
+        "prompt_hash": content_key(messages(Record("", ""), settings.src)),
+        "strategy": "classify", "params": settings.params.to_dict(),
+    }
     with Store(db_path) as store:
-        run_id = store.upsert_run({
-            "input_path": str(Path(input_path).resolve()), "input_hash": file_hash(input_path),
-            "format": fmt, "src": settings.src, "tgt": settings.src, "labels": [],
-            "model": backend.model, "base_url": backend.base_url, "prompt_name": PROMPT_NAME,
-            "prompt_version": PROMPT_VERSION, "strategy": "classify",
-            "params": settings.params.to_dict(),
-        })
-        store.add_records(run_id, records)
-        for reject in rejects:
-            store.add_reject(run_id, reject.path, reject.line, reject.message)
-        chosen = records[: settings.limit] if settings.limit is not None else records
-        done = store.done_ids(run_id)
-        pending = [r for r in chosen if r.id not in done]
-        progress = Progress(total=len(pending))
-        run = Run(store, run_id, backend, {}, LabelTable(Path(), {}), settings, progress,
-                  on_progress)
-        if on_progress:
-            on_progress(progress)
-        run_sync(_classify(run, pending))
+        run_id = store.upsert_run(config)
+        with store.lock_run(run_id):
+            store.add_records(run_id, records, source)
+            store.add_rejects(run_id, rejects)
+            store.set_items_read(run_id, items_read)
+            chosen = records[: settings.limit] if settings.limit is not None else records
+            done = store.done_ids(run_id)
+            pending = [r for r in chosen if r.id not in done]
+            progress = Progress(total=len(pending))
+            run = Run(store, run_id, backend, {}, LabelTable(Path(), {}), settings, progress,
+                      on_progress)
+            if on_progress:
+                on_progress(progress)
+            run_sync(_classify(run, pending))
         return {"run_id": run_id, "skipped": len(chosen) - len(pending),
-                "rejects": len(rejects), **vars(progress)}
+                "rejects": len(rejects),
+                **{k: v for k, v in vars(progress).items() if k not in ("in_flight", "note")}}

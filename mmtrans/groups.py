@@ -21,29 +21,20 @@ from .store import Store
 
 
 def _runs(store: Store) -> list[dict[str, Any]]:
-    """Every run row, oldest first (`store.runs()` where the store has it)."""
-    listed = getattr(store, "runs", None)
-    rows = list(listed()) if callable(listed) else list(store.db["runs"].rows_where(
-        order_by="rowid"))
-    return sorted(rows, key=lambda r: r.get("last_used") or r.get("created") or "")
+    """Every run row, least recently used first."""
+    return [store.run(r["id"]) for r in reversed(store.runs())]
 
 
 def chosen_runs(store: Store, run_id: str | None = None) -> list[dict[str, Any]]:
-    """The named run, or the latest run of every (input, target language) in the store."""
+    """The named run (a unique prefix will do), or the run last used of every (input,
+    target language) in the store."""
     if run_id is not None:
-        resolve = getattr(store, "resolve_run", None)
-        if callable(resolve):
-            run_id = resolve(run_id)
-        known = [r["id"] for r in _runs(store)]
-        if run_id not in known:
-            raise MmtransError(f"{store.path}: no run {run_id!r}; known: "
-                               f"{', '.join(known) or 'none'}")
-        return [store.run(run_id)]
+        return [store.run(store.resolve_run(run_id))]
     latest: dict[tuple[str, str], dict[str, Any]] = {}
     for run in _runs(store):
         latest[(run["input_path"], run["tgt"])] = run
     if not latest:
-        raise MmtransError(f"{store.path}: no run in this store")
+        raise MmtransError(f"{store.path}: holds no run yet")
     return list(latest.values())
 
 
@@ -90,6 +81,5 @@ def kept_groups(store: Store, run_id: str | None = None,
 
 
 def open_store(db_path: str | Path) -> Store:
-    if not Path(db_path).is_file():
-        raise MmtransError(f"{db_path}: no such database")
-    return Store(db_path)
+    """An existing store (a missing one is an error, not a new empty file)."""
+    return Store(db_path, create=False)

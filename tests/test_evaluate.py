@@ -11,10 +11,9 @@ from typer.testing import CliRunner
 import mmtrans
 from mmtrans.cli import app
 from mmtrans.formats.iepile_instruction import templates
-from tests.conftest import SHARED
+from tests.conftest import SHARED, needs_shared
 
 IEPILE = SHARED / "iepile"
-needs_iepile = pytest.mark.skipif(not IEPILE.is_dir(), reason="../shared/data/iepile is absent")
 
 
 def lines(path: Path, values: list) -> Path:
@@ -148,7 +147,7 @@ def test_iepile_malformed_answers_count_as_wrong_and_never_crash(tmp_path: Path)
     assert (total.scores["entity"].tp, total.scores["entity"].gold) == (0, 1)
 
 
-@needs_iepile
+@needs_shared
 def test_real_iepile_re_test_file_scores_one_for_its_own_labels(tmp_path: Path) -> None:
     """IEPile's own scorer reads only subject/object and scores these `head`/`tail` files 0."""
     gold = IEPILE / "RE" / "test.json"

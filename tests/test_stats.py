@@ -10,10 +10,7 @@ from typer.testing import CliRunner
 
 import mmtrans
 from mmtrans.cli import app
-from tests.conftest import STOCKMARK
 from tests.train_data import make_train_db
-
-pytestmark = pytest.mark.skipif(not STOCKMARK.is_file(), reason="../shared/data is absent")
 
 
 @pytest.fixture

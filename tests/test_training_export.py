@@ -19,10 +19,9 @@ from mmtrans.schema_batches import (
     load_hard_negatives,
     schema_labels,
 )
-from tests.conftest import SHARED, STOCKMARK
+from tests.conftest import SHARED, needs_shared
 from tests.train_data import make_train_db
 
-needs_data = pytest.mark.skipif(not STOCKMARK.is_file(), reason="../shared/data is absent")
 HARD = SHARED / "iepile" / "hard_negative_dict.json"
 
 
@@ -35,7 +34,6 @@ def read_lines(path: str | Path) -> list[dict]:
     return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines()]
 
 
-@needs_data
 def test_oiellm_export_writes_task_word_pairs_per_dataset_and_language(db: Path,
                                                                       tmp_path: Path) -> None:
     written = mmtrans.export_oiellm(db, tmp_path / "oiellm")
@@ -73,7 +71,7 @@ def test_cut_reproduces_iepile_batches() -> None:
     assert cut(list(range(49)), 4)[-1] == [44, 45, 46, 47, 48]  # order kept
 
 
-@pytest.mark.skipif(not HARD.is_file(), reason="../shared/data/iepile is absent")
+@needs_shared
 def test_hard_negatives_come_from_iepiles_dictionary_plus_a_seeded_share() -> None:
     hard = load_hard_negatives(HARD, "EE", "ACE05")
     assert hard["convict"][:2] == ["charge indict", "trial hearing"]
@@ -92,7 +90,6 @@ def test_hard_negatives_come_from_iepiles_dictionary_plus_a_seeded_share() -> No
     assert none == ["convict"]
 
 
-@needs_data
 def test_iepile_instruction_export_cuts_schemas_and_lists_outputs_in_schema_order(
         db: Path, tmp_path: Path) -> None:
     written = mmtrans.export_iepile_instructions(db, tmp_path / "ie", split_num=2, seed=1)
@@ -118,7 +115,6 @@ def test_iepile_instruction_export_cuts_schemas_and_lists_outputs_in_schema_orde
     assert read_lines(other[0].path) != items
 
 
-@needs_data
 def test_hf_export_loads_with_datasets(db: Path, tmp_path: Path,
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
@@ -149,7 +145,6 @@ def test_hf_export_loads_with_datasets(db: Path, tmp_path: Path,
     assert (out / "licenses" / "scnm" / "LICENSE").read_text().startswith("CC-BY-SA")
 
 
-@needs_data
 def test_export_as_commands_write_each_kind(db: Path, tmp_path: Path) -> None:
     runner = CliRunner()
     for kind in ("oiellm", "iepile-instruction"):
