@@ -116,6 +116,14 @@ def _items(path: str | Path) -> list[Item | Reject]:
     return list(iter_json_items(path))
 
 
+def name_parts(path: Path) -> tuple[str, str | None]:
+    """(dataset, language) from an exported file's name: `scnm.en.jsonl` and its split
+    `scnm.en.test.jsonl` are dataset `scnm`, language `en`."""
+    parts = path.stem.split(".")
+    langs = [p for p in parts[1:] if len(p) == 2 and p.isalpha() and p.islower()]
+    return (parts[0], langs[-1]) if langs else (path.stem, None)
+
+
 def _prediction_text(item: Item | Reject | None) -> str | None:
     """The model's answer of a prediction item: a string, or the `output` (`predict`)
     field of an object. None when there is none."""
@@ -156,9 +164,10 @@ def _score_mre(gold_items: list[Item | Reject], preds: list[Item | Reject], gold
             gold = mre.parse(value, str(n), labels)
         except ValueError as e:
             raise InputError(gold_path, item.line, str(e)) from None
-        dataset = str(value.get("dataset") or gold_path.stem)
-        group = groups.setdefault((dataset, str(value.get("language") or language or "-")),
-                                  Group(dataset, str(value.get("language") or language or "-")))
+        named, named_lang = name_parts(gold_path)
+        dataset = str(value.get("dataset") or named)
+        lang = str(value.get("language") or language or named_lang or "-")
+        group = groups.setdefault((dataset, lang), Group(dataset, lang))
         group.records += 1
         pred_item = preds[n] if n < len(preds) else None
         answer = _prediction_text(pred_item)

@@ -73,6 +73,13 @@ def test_missing_prediction_lines_count_as_wrong_and_are_reported(tmp_path: Path
     assert total["scores"]["word"]["recall"] == pytest.approx(0.4)
 
 
+def test_mre_groups_are_named_after_exported_files(tmp_path: Path) -> None:
+    gold = lines(tmp_path / "scnm.ja.test.jsonl", GOLD[:1])
+    pred = lines(tmp_path / "pred.jsonl", [{"output": GOLD[0]["output"]}])
+    group = mmtrans.evaluate(pred, gold).groups[0]
+    assert (group.dataset, group.language) == ("scnm", "ja")
+
+
 def test_mre_groups_by_dataset_and_language_fields(tmp_path: Path) -> None:
     gold = lines(tmp_path / "gold.jsonl", [
         {**GOLD[0], "dataset": "scnm", "language": "en"},
