@@ -464,8 +464,9 @@ def eval_(
         table.add_column(column, justify="left" if column in ("dataset", "language", "score")
                          else "right")
     for group, name, s in rows(result):
-        table.add_row(group.dataset, group.language, name, f"{s.precision:.4f}",
-                      f"{s.recall:.4f}", f"{s.f1:.4f}", f"{s.tp}/{s.pred}/{s.gold}")
+        figures = ("-", "-", "-") if not s.pred and not s.gold else \
+            (f"{s.precision:.4f}", f"{s.recall:.4f}", f"{s.f1:.4f}")
+        table.add_row(group.dataset, group.language, name, *figures, f"{s.tp}/{s.pred}/{s.gold}")
     out.print(table)
     total = result.total
     console.print(f"{total.records} record(s); {total.malformed} malformed and {total.missing} "

@@ -182,7 +182,7 @@ def _score_mre(gold_items: list[Item | Reject], preds: list[Item | Reject], gold
         if predicted is None and pred_item is not None:
             group.malformed += 1
             line = pred_item.line
-            malformed.append(f"line {line}: not '<label>/{gold.task}/:...'")
+            malformed.append(f"{line}: not '<label>/{gold.task}/:...'")
         pred_label = predicted.label if predicted else None
         label_right = predicted is not None and (pred_label or None) == (gold.label or None)
         group.score("text").add({pred_label} if pred_label else set(),
@@ -309,7 +309,7 @@ def _score_iepile(gold_items: list[Item | Reject], preds: list[Item | Reject], g
             _merge(entry.pred, iepile_tuples(gold.task, extract_json(answer)))
         except ValueError as e:
             group.malformed += 1
-            malformed.append(f"line {pred_item.line}: {e}")
+            malformed.append(f"{pred_item.line}: {e}")
     for entry in pending.values():
         names = set(entry.gold) | set(entry.pred) | set(record_tuples(Record("", "", entry.task)))
         for name in sorted(names):

@@ -49,7 +49,7 @@ def test_mre_text_word_and_joint_f1_match_hand_computed_values(tmp_path: Path) -
     assert word["f1"] == pytest.approx(0.5)
     # joint: Carol's pair does not count, its text label is wrong -> P 1/3, R 1/5, F1 1/4
     assert joint["tp"] == 1 and joint["f1"] == pytest.approx(0.25)
-    assert result.malformed_lines == ["line 2: not '<label>/NER/:...'"]
+    assert result.malformed_lines == ["2: not '<label>/NER/:...'"]
     assert result.groups[0].dataset == "gold" and result.groups[0].language == "en"
 
 
