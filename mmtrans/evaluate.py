@@ -285,8 +285,11 @@ def _score_iepile(gold_items: list[Item | Reject], preds: list[Item | Reject], g
     for n, item in enumerate(gold_items):
         if isinstance(item, Reject):
             raise InputError(gold_path, item.line, item.message)
+        value = item.value
+        if isinstance(value, dict) and "label" in value:  # IEPile's inference output holds
+            value = {k: v for k, v in value.items() if k != "output"}  # both: gold is label
         try:
-            gold = iepile_instruction.parse(item.value, str(n))
+            gold = iepile_instruction.parse(value, str(n))
         except ValueError as e:
             raise InputError(gold_path, item.line, str(e)) from None
         dataset = str(item.value.get("source") or gold_path.stem)
@@ -319,7 +322,8 @@ def _score_iepile(gold_items: list[Item | Reject], preds: list[Item | Reject], g
 
 
 def evaluate(pred: str | Path, gold: str | Path, language: str | None = None) -> Evaluation:
-    """Score the predictions in `pred` against `gold` (line for line).
+    """Score the predictions in `pred` against `gold` (line for line). IEPile's inference
+    output, test lines with the model's `output` added, may be both `pred` and `gold`.
 
     `language` names the language of groups whose gold items do not say it themselves.
     Raises InputError when the gold file cannot be read or is of neither kind.

@@ -115,6 +115,17 @@ def test_iepile_re_scores_head_tail_and_subject_object_answers_alike(tmp_path: P
         assert score.f1 == pytest.approx(0.5)
 
 
+def test_iepile_inference_output_scores_its_output_against_its_label(tmp_path: Path) -> None:
+    label = [{"entity": "广州松日队", "entity_type": "组织机构"},
+             {"entity": "青岛海牛队", "entity_type": "组织机构"}]
+    item = iepile_gold("NER", ["组织机构", "人物"], "青岛海牛队和广州松日队", label)
+    item["output"] = json.dumps({"组织机构": ["广州松日队"], "人物": ["海牛"]},
+                                ensure_ascii=False)
+    both = lines(tmp_path / "inferred.jsonl", [item])
+    score = mmtrans.evaluate(both, both).total.scores["entity"]
+    assert (score.tp, score.pred, score.gold) == (1, 2, 2)
+
+
 def test_iepile_ee_eet_and_eea_score_triggers_and_arguments(tmp_path: Path) -> None:
     label = [{"event_trigger": "裁员", "event_type": "组织关系-裁员",
               "arguments": [{"argument": "900余人", "role": "裁员人数"},
