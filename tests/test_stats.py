@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 import mmtrans
 from mmtrans.cli import app
+from mmtrans.testing import FakeLLM
 from tests.train_data import make_train_db
 
 
@@ -69,3 +70,25 @@ def test_stats_of_an_unknown_run_or_database_is_one_line_exit_2(db: Path,
     assert result.exit_code == 2 and "nope" in result.output
     result = runner.invoke(app, ["stats", "--db", str(tmp_path / "none.db")])
     assert result.exit_code == 2 and "no such database" in result.output
+
+
+def test_a_uie_folder_counts_each_sub_folder_as_a_dataset(tmp_path: Path) -> None:
+    root = tmp_path / "in"
+    for name, n in (("alpha", 2), ("beta", 1)):
+        folder = root / name
+        folder.mkdir(parents=True)
+        items = [{"sentence": f"東京は日本の首都です。{i}",
+                  "entities": [{"name": "東京", "type": "地名", "pos": [0, 2]}]}
+                 for i in range(n)]
+        (folder / "train.json").write_text(json.dumps(items, ensure_ascii=False),
+                                           encoding="utf-8")
+    table = tmp_path / "demo.ja-en.tsv"
+    table.write_text("地名\tLocation\n", encoding="utf-8")
+    db = tmp_path / "uie.db"
+    with FakeLLM() as llm:
+        mmtrans.translate(root, db, mmtrans.Settings(src="ja", tgt="en", labels=[str(table)],
+                                                     base_url=llm.base_url))
+    rows = {(r.dataset, r.language): (r.read, r.kept) for r in mmtrans.stats(db).rows}
+    assert rows == {("alpha", "en"): (2, 2), ("beta", "en"): (1, 1)}
+    written = mmtrans.export_oiellm(db, tmp_path / "oiellm")
+    assert sorted(Path(w.path).name for w in written) == ["alpha.en.jsonl", "beta.en.jsonl"]
