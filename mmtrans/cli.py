@@ -275,13 +275,16 @@ def export(
     neg_ratio: Annotated[float, typer.Option(
         help="iepile-instruction: share of the other labels sampled as negatives.")] = 1.0,
     seed: Annotated[int, typer.Option(help="iepile-instruction and hf: sampling seed.")] = 0,
+    test_form: Annotated[bool, typer.Option(
+        help="iepile-instruction: IEPile's test lines {id, instruction, label}, every label "
+             "asked, for `mmtrans eval`.")] = False,
     train: Annotated[list[str], typer.Option(
         "--train", help="hf: train size, N or NAME=N; the rest is the test split.")] = [],  # noqa: B006
 ) -> None:
     """Write the accepted translations (and flagged ones, if asked) to a file."""
     if as_ is not None:
         export_training(db, out_path, as_, run, include_flagged, split_num, hard_negatives,
-                        neg_ratio, seed, train)
+                        neg_ratio, seed, train, test_form)
         return
     try:
         result = export_run(db, out_path, format, run, include_flagged)
@@ -293,7 +296,7 @@ def export(
 
 def export_training(db: Path, out_dir: Path, kind: str, run: str | None,
                     include_flagged: bool, split_num: int | None, hard_negatives: Path | None,
-                    neg_ratio: float, seed: int, train: list[str]) -> None:
+                    neg_ratio: float, seed: int, train: list[str], test_form: bool) -> None:
     """`export --as`: one library call per kind of training file."""
     from .oiellm import export_oiellm
     from .schema_batches import export_iepile_instructions
@@ -303,7 +306,7 @@ def export_training(db: Path, out_dir: Path, kind: str, run: str | None,
             written = export_oiellm(db, out_dir, run, include_flagged)
         elif kind == "iepile-instruction":
             written = export_iepile_instructions(db, out_dir, run, include_flagged, split_num,
-                                                 hard_negatives, neg_ratio, seed)
+                                                 hard_negatives, neg_ratio, seed, test_form)
         elif kind == "hf":
             from .hf import export_hf
             from .split import parse_sizes

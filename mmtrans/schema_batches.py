@@ -148,15 +148,25 @@ def schema_labels(record: Record, task: str, universe: Universe, hard: HardNegat
     return labels
 
 
+TRAIN_KEYS = ["task", "source", "instruction", "output"]
+TEST_KEYS = ["id", "task", "source", "instruction", "label"]
+
+
 def batch_record(record: Record, task: str, batch: list[str], language: str, dataset: str,
-                 universe: Universe) -> Record:
-    """The record restricted to one batch of schema labels, ready for the instruction writer."""
+                 universe: Universe, test: bool = False) -> Record:
+    """The record restricted to one batch of schema labels, ready for the instruction writer
+    (a test line keeps the whole record: its `label` is every annotation of the text)."""
     meta: dict[str, Any] = {
-        "lang": language, "sentence": None, "item_keys": ["task", "source", "instruction",
-                                                          "output"],
+        "lang": language, "sentence": None, "item_keys": TEST_KEYS if test else TRAIN_KEYS,
         "extra": {"task": task, "source": Path(dataset).stem},
         "keys": record.meta.get("keys") or ["head", "tail"],
     }
+    if test:
+        shape = [{"trigger": True, "arguments": len(universe.roles.get(label, []))}
+                 if task == "EE" else None for label in batch]
+        schema = [x for label in batch for x in
+                  ([label, *universe.roles.get(label, [])] if task == "EE" else [label])]
+        return replace(record, task=task, schema=schema, meta={**meta, "shape": shape})
     if task == "EE":
         schema: list[str] = []
         shape = []
@@ -176,8 +186,10 @@ def batch_record(record: Record, task: str, batch: list[str], language: str, dat
 
 def instructions(group: Group, split_num: int | None = None,
                  hard_negatives: str | Path | None = None, neg_ratio: float = 1.0,
-                 seed: int = 0) -> list[dict[str, Any]]:
-    """The instruction lines of one dataset and language, seeded per record."""
+                 seed: int = 0, test: bool = False) -> list[dict[str, Any]]:
+    """The instruction lines of one dataset and language, seeded per record. `test`: IEPile's
+    test form instead, `{id, task, source, instruction, label}` lines asking about every
+    label of the dataset, in batches, which `mmtrans eval` scores predictions against."""
     if not 0 <= neg_ratio <= 1:
         raise ConfigError(f"--neg-ratio {neg_ratio}: must be between 0 and 1")
     by_task: dict[str, list[Record]] = {}
@@ -190,11 +202,11 @@ def instructions(group: Group, split_num: int | None = None,
         size = split_num if split_num is not None else SPLIT_NUM[task]
         for record in records:
             rng = random.Random(f"{seed}:{record.id}")
-            labels = schema_labels(record, task, universe, hard, neg_ratio, rng)
+            labels = list(universe.labels) if test else \
+                schema_labels(record, task, universe, hard, neg_ratio, rng)
             for batch in cut(labels, size):
-                item = iepile_instruction.to_item(batch_record(
-                    record, task, batch, group.language, group.dataset, universe))
-                items.append(item)
+                items.append(iepile_instruction.to_item(batch_record(
+                    record, task, batch, group.language, group.dataset, universe, test)))
     return items
 
 
@@ -202,13 +214,15 @@ def export_iepile_instructions(db_path: str | Path, out_dir: str | Path,
                                run_id: str | None = None, include_flagged: bool = False,
                                split_num: int | None = None,
                                hard_negatives: str | Path | None = None,
-                               neg_ratio: float = 1.0, seed: int = 0) -> list[Written]:
+                               neg_ratio: float = 1.0, seed: int = 0,
+                               test: bool = False) -> list[Written]:
     """`<out_dir>/<dataset>.<language>.jsonl` of IEPile training instructions per dataset and
-    language. `split_num` None: IEPile's per task (NER 6, RE and EE 4)."""
+    language (`test`: IEPile's test form). `split_num` None: IEPile's per task (NER 6, RE
+    and EE 4)."""
     written = []
     with open_store(db_path) as store:
         for group in kept_groups(store, run_id, include_flagged):
-            items = instructions(group, split_num, hard_negatives, neg_ratio, seed)
+            items = instructions(group, split_num, hard_negatives, neg_ratio, seed, test)
             path = Path(out_dir) / f"{group.name}.jsonl"
             n = write_json_values(iter(items), path)
             written.append(Written(group.dataset, group.language, str(path), n))

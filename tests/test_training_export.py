@@ -162,3 +162,27 @@ def test_export_as_commands_write_each_kind(db: Path, tmp_path: Path) -> None:
                                  "--out", str(tmp_path / "x"), "--hard-negatives",
                                  str(tmp_path / "none.json")])
     assert result.exit_code == 2 and "no such file" in result.output
+
+
+def test_iepile_test_form_asks_every_label_and_is_what_eval_scores_against(
+        db: Path, tmp_path: Path) -> None:
+    (written,) = mmtrans.export_iepile_instructions(db, tmp_path / "test", split_num=3,
+                                                    test=True)
+    items = read_lines(written.path)
+    assert all(list(i) == ["id", "task", "source", "instruction", "label"] for i in items)
+    schemas = [json.loads(i["instruction"])["schema"] for i in items]
+    labels = {x for s in schemas for x in s}
+    per_record = len(cut(sorted(labels), 3))
+    assert len(items) == 8 * per_record  # the 8 kept records, every label asked of each
+    preds = []
+    for item, schema in zip(items, schemas):
+        gold = json.loads(item["label"])
+        preds.append({"output": json.dumps(
+            {label: [g["entity"] for g in gold if g["entity_type"] == label] for label in schema},
+            ensure_ascii=False)})
+    pred = tmp_path / "pred.jsonl"
+    pred.write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in preds),
+                    encoding="utf-8")
+    result = mmtrans.evaluate(pred, written.path)
+    assert result.total.records == 8 and result.total.scores["entity"].f1 == 1.0
+    assert (result.groups[0].dataset, result.groups[0].language) == ("scnm", "en")
