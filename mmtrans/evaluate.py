@@ -18,7 +18,7 @@ scorer.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -139,6 +139,19 @@ def _prediction_text(item: Item | Reject | None) -> str | None:
     return None
 
 
+def _gold(items: list[Item | Reject], path: Path, parse: Callable[[Any, str], Record]
+          ) -> Iterator[tuple[int, Item, Record]]:
+    """(position, item, record) of every gold item; an unreadable one is an InputError (the
+    gold file is the yardstick: it must be whole)."""
+    for n, item in enumerate(items):
+        if isinstance(item, Reject):
+            raise InputError(path, item.line, item.message)
+        try:
+            yield n, item, parse(item.value, str(n))
+        except ValueError as e:
+            raise InputError(path, item.line, str(e)) from None
+
+
 # -- MRE -------------------------------------------------------------------------------------
 
 def mre_tuples(record: Record) -> set[Tuple]:
@@ -156,14 +169,8 @@ def _score_mre(gold_items: list[Item | Reject], preds: list[Item | Reject], gold
     labels = frozenset(known_labels())
     groups: dict[tuple[str, str], Group] = {}
     malformed: list[str] = []
-    for n, item in enumerate(gold_items):
-        if isinstance(item, Reject):
-            raise InputError(gold_path, item.line, item.message)
+    for n, item, gold in _gold(gold_items, gold_path, lambda v, n: mre.parse(v, n, labels)):
         value = item.value
-        try:
-            gold = mre.parse(value, str(n), labels)
-        except ValueError as e:
-            raise InputError(gold_path, item.line, str(e)) from None
         named, named_lang = name_parts(gold_path)
         dataset = str(value.get("dataset") or named)
         lang = str(value.get("language") or language or named_lang or "-")
@@ -264,6 +271,12 @@ def record_tuples(record: Record) -> dict[str, set[Tuple]]:
     return out
 
 
+def _iepile_gold(value: Any, record_id: str) -> Record:
+    if isinstance(value, dict) and "label" in value:  # IEPile's inference output holds both
+        value = {k: v for k, v in value.items() if k != "output"}  # the gold is its label
+    return iepile_instruction.parse(value, record_id)
+
+
 @dataclass
 class _Pending:
     group: Group
@@ -282,16 +295,7 @@ def _score_iepile(gold_items: list[Item | Reject], preds: list[Item | Reject], g
     groups: dict[tuple[str, str], Group] = {}
     pending: dict[tuple[str, str], _Pending] = {}
     malformed: list[str] = []
-    for n, item in enumerate(gold_items):
-        if isinstance(item, Reject):
-            raise InputError(gold_path, item.line, item.message)
-        value = item.value
-        if isinstance(value, dict) and "label" in value:  # IEPile's inference output holds
-            value = {k: v for k, v in value.items() if k != "output"}  # both: gold is label
-        try:
-            gold = iepile_instruction.parse(value, str(n))
-        except ValueError as e:
-            raise InputError(gold_path, item.line, str(e)) from None
+    for n, item, gold in _gold(gold_items, gold_path, _iepile_gold):
         dataset = str(item.value.get("source") or gold_path.stem)
         lang = str(gold.meta.get("lang") or language or "-")
         group = groups.setdefault((dataset, lang), Group(dataset, lang))
