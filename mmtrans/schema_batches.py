@@ -152,36 +152,49 @@ TRAIN_KEYS = ["task", "source", "instruction", "output"]
 TEST_KEYS = ["id", "task", "source", "instruction", "label"]
 
 
+def sampled_roles(record: Record, universe: Universe, neg_ratio: float,
+                  rng: random.Random) -> dict[str, list[str]]:
+    """The roles to ask about for each event type (IEPile samples roles too): those the
+    record fills, and a `neg_ratio` share of the others (at least one when it fills none),
+    in the dataset's role order."""
+    out = {}
+    for event_type, roles in universe.roles.items():
+        filled = {a.role for e in record.events if e.type == event_type for a in e.arguments}
+        others = [r for r in roles if r not in filled]
+        sampled = {r for r in others if rng.random() < neg_ratio}
+        if not filled and not sampled and others:
+            sampled = {rng.choice(others)}
+        out[event_type] = [r for r in roles if r in filled or r in sampled]
+    return out
+
+
 def batch_record(record: Record, task: str, batch: list[str], language: str, dataset: str,
-                 universe: Universe, test: bool = False) -> Record:
-    """The record restricted to one batch of schema labels, ready for the instruction writer
-    (a test line keeps the whole record: its `label` is every annotation of the text)."""
+                 roles: dict[str, list[str]], test: bool = False) -> Record:
+    """The record restricted to one batch of schema labels (events: each type with the
+    `roles` asked of it), ready for the instruction writer. A test line keeps the whole
+    record: its `label` is every annotation of the text."""
     meta: dict[str, Any] = {
         "lang": language, "sentence": None, "item_keys": TEST_KEYS if test else TRAIN_KEYS,
         "extra": {"task": task, "source": Path(dataset).stem},
         "keys": record.meta.get("keys") or ["head", "tail"],
     }
-    if test:
-        shape = [{"trigger": True, "arguments": len(universe.roles.get(label, []))}
-                 if task == "EE" else None for label in batch]
-        schema = [x for label in batch for x in
-                  ([label, *universe.roles.get(label, [])] if task == "EE" else [label])]
-        return replace(record, task=task, schema=schema, meta={**meta, "shape": shape})
     if task == "EE":
         schema: list[str] = []
-        shape = []
+        shape: list[Any] = []
         for label in batch:
-            roles = universe.roles.get(label, [])
-            schema += [label, *roles]
-            shape.append({"trigger": True, "arguments": len(roles)})
-        meta["shape"] = shape
-        return replace(record, task=task, mentions=[], relations=[], schema=schema, meta=meta,
-                       events=[e for e in record.events if e.type in batch])
-    meta["shape"] = [None] * len(batch)
+            asked = roles.get(label, [])
+            schema += [label, *asked]
+            shape.append({"trigger": True, "arguments": len(asked)})
+    else:
+        schema, shape = list(batch), [None] * len(batch)
+    meta["shape"] = shape
+    if test:
+        return replace(record, task=task, schema=schema, meta=meta)
     return replace(
-        record, task=task, schema=list(batch), meta=meta, events=[],
+        record, task=task, schema=schema, meta=meta,
         mentions=[m for m in record.mentions if m.label in batch] if task == "NER" else [],
-        relations=[r for r in record.relations if r.relation in batch] if task == "RE" else [])
+        relations=[r for r in record.relations if r.relation in batch] if task == "RE" else [],
+        events=[e for e in record.events if e.type in batch] if task == "EE" else [])
 
 
 def instructions(group: Group, split_num: int | None = None,
@@ -202,11 +215,14 @@ def instructions(group: Group, split_num: int | None = None,
         size = split_num if split_num is not None else SPLIT_NUM[task]
         for record in records:
             rng = random.Random(f"{seed}:{record.id}")
-            labels = list(universe.labels) if test else \
-                schema_labels(record, task, universe, hard, neg_ratio, rng)
+            if test:
+                labels, roles = list(universe.labels), universe.roles
+            else:
+                labels = schema_labels(record, task, universe, hard, neg_ratio, rng)
+                roles = sampled_roles(record, universe, neg_ratio, rng)
             for batch in cut(labels, size):
                 items.append(iepile_instruction.to_item(batch_record(
-                    record, task, batch, group.language, group.dataset, universe, test)))
+                    record, task, batch, group.language, group.dataset, roles, test)))
     return items
 
 

@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 import mmtrans
+from mmtrans import formats
 from mmtrans.cli import app
 from mmtrans.formats import mre
 from mmtrans.records import Event, Record, Relation
@@ -19,6 +20,7 @@ from mmtrans.schema_batches import (
     load_hard_negatives,
     schema_labels,
 )
+from mmtrans.testing import FakeLLM, translating
 from tests.conftest import SHARED, needs_shared
 from tests.train_data import make_train_db
 
@@ -186,3 +188,44 @@ def test_iepile_test_form_asks_every_label_and_is_what_eval_scores_against(
     result = mmtrans.evaluate(pred, written.path)
     assert result.total.records == 8 and result.total.scores["entity"].f1 == 1.0
     assert (result.groups[0].dataset, result.groups[0].language) == ("scnm", "en")
+
+
+@needs_shared
+def test_event_instructions_ask_filled_roles_and_a_share_of_the_others(tmp_path: Path) -> None:
+    db = tmp_path / "ee.db"
+    with FakeLLM(translating("en")) as llm:
+        mmtrans.translate(SHARED / "iepile" / "EE" / "sample.json", db, mmtrans.Settings(
+            src="zh", tgt="en", base_url=llm.base_url))
+    (written,) = mmtrans.export_iepile_instructions(db, tmp_path / "ee", neg_ratio=0.5, seed=4)
+    items = read_lines(written.path)
+    kept = [r for r in formats.read(SHARED / "iepile" / "EE" / "sample.json")]
+    assert items and all(i["task"] == "EE" for i in items)
+    for item in items:
+        instruction = json.loads(item["instruction"])
+        output = json.loads(item["output"])
+        assert list(output) == [e["event_type"] for e in instruction["schema"]]
+        assert len(instruction["schema"]) <= 4 + 1
+        for entry in instruction["schema"]:
+            for event in output[entry["event_type"]]:
+                assert set(event["arguments"]) <= set(entry["arguments"])  # filled: asked
+    (test,) = mmtrans.export_iepile_instructions(db, tmp_path / "ee-test", test=True)
+    lines_ = read_lines(test.path)
+    preds = []
+    for line in lines_:
+        schema = json.loads(line["instruction"])["schema"]
+        gold = json.loads(line["label"])
+        answer = {}
+        for entry in schema:
+            answer[entry["event_type"]] = [
+                {"trigger": g["event_trigger"],
+                 "arguments": {a["role"]: a["argument"] for a in g["arguments"]}}
+                for g in gold if g["event_type"] == entry["event_type"]]
+        preds.append({"output": json.dumps(answer, ensure_ascii=False)})
+    pred = tmp_path / "pred.jsonl"
+    pred.write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in preds),
+                    encoding="utf-8")
+    scores = mmtrans.evaluate(pred, test.path).total.scores
+    assert scores["trigger"].f1 == 1.0 and scores["argument"].f1 == 1.0
+    # a record's (type, trigger) pairs are a set: two events of one trigger count once
+    assert scores["trigger"].gold == sum(len({(e.type, e.trigger) for e in r.events})
+                                         for r in kept)
