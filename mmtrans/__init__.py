@@ -6,15 +6,24 @@
 """
 
 from .checks import CheckResult, Problem, run_checks
+from .classify import classify
 from .errors import ConfigError, InputError, LabelError, MmtransError, ModelError
+from .evaluate import evaluate
 from .export import export
+from .hf import export_hf
 from .llm import Params
+from .oiellm import export_oiellm
 from .pipeline import Settings, translate
 from .records import Argument, Event, Mention, Record, Relation
+from .schema_batches import export_iepile_instructions
+from .split import split
+from .stats import plot as stats_plot
+from .stats import stats
 from .verify import Verdict, check_files
 
 __all__ = [
     "Argument", "CheckResult", "ConfigError", "Event", "InputError", "LabelError", "Mention",
     "MmtransError", "ModelError", "Params", "Problem", "Record", "Relation", "Settings",
-    "Verdict", "check_files", "export", "run_checks", "translate",
+    "export_hf", "export_iepile_instructions", "export_oiellm", "split", "stats", "stats_plot",
+    "Verdict", "check_files", "classify", "evaluate", "export", "run_checks", "translate",
 ]

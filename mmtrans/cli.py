@@ -150,6 +150,48 @@ RunOption = Annotated[str | None, typer.Option(
 
 
 @app.command()
+def classify(
+    input: Annotated[Path, typer.Argument(help="Input file (format auto-detected).")],
+    src: Annotated[str, typer.Option("--src", help="Language of the texts (and labels).")],
+    db: Db = Path("mmtrans.db"),
+    model: Annotated[str | None, typer.Option(help="Model name.")] = None,
+    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server.")] = None,
+    api_key: Annotated[str | None, typer.Option(help="API key (or OPENAI_API_KEY).")] = None,
+    local: Annotated[bool, typer.Option(help="Run a GGUF model in-process.")] = False,
+    local_model: Annotated[Path | None, typer.Option(help="GGUF file for --local.")] = None,
+    format: Annotated[str | None, typer.Option("--format", help="Input format.")] = None,
+    concurrency: Annotated[int, typer.Option(min=1)] = 8,
+    limit: Annotated[int | None, typer.Option(min=0, help="Only the first N records.")] = None,
+) -> None:
+    """Propose an open-domain text label per record, for reviewers to confirm (TCONER)."""
+    from .classify import classify as classify_records
+
+    settings = pipeline.Settings(
+        src=src, tgt=src, model=model, base_url=base_url, api_key=api_key, local=local,
+        local_model=str(local_model) if local_model else None, concurrency=concurrency,
+        format=format, limit=limit, repair=0)
+    bar = Progress(TextColumn("[bold]labelling"), BarColumn(), MofNCompleteColumn(),
+                   TimeRemainingColumn(), console=console)
+    task = bar.add_task("classify", total=None)
+
+    def show(p: pipeline.Progress) -> None:
+        bar.start()
+        bar.update(task, total=p.total, completed=p.done)
+
+    try:
+        result = classify_records(input, db, settings, on_progress=show)
+    except MmtransError as e:
+        raise fail(e) from None
+    finally:
+        bar.stop()
+    console.print(
+        f"{result['flagged']} label(s) proposed, {result['failed']} failed, "
+        f"{result['skipped']} already done. Confirm them with `mmtrans review --db {db}`, then "
+        f"`mmtrans export --db {db} --run {result['run_id']} --format mre --out FILE`.",
+        highlight=False)
+
+
+@app.command()
 def status(
     db: Db = Path("mmtrans.db"),
     run: RunOption = None,
@@ -223,14 +265,60 @@ def export(
     format: Annotated[str | None, typer.Option("--format", help="Default: the input's.")] = None,
     run: RunOption = None,
     include_flagged: bool = False,
+    as_: Annotated[str | None, typer.Option(
+        "--as", help="Training files in --out (a folder), one per dataset and language: "
+                     "oiellm, iepile-instruction or hf.")] = None,
+    split_num: Annotated[int | None, typer.Option(
+        help="iepile-instruction: schema labels a batch (default NER 6, RE/EE 4).")] = None,
+    hard_negatives: Annotated[Path | None, typer.Option(
+        help="iepile-instruction: hard-negative dictionary (IEPile's JSON form).")] = None,
+    neg_ratio: Annotated[float, typer.Option(
+        help="iepile-instruction: share of the other labels sampled as negatives.")] = 1.0,
+    seed: Annotated[int, typer.Option(help="iepile-instruction and hf: sampling seed.")] = 0,
+    test_form: Annotated[bool, typer.Option(
+        help="iepile-instruction: IEPile's test lines {id, instruction, label}, every label "
+             "asked, for `mmtrans eval`.")] = False,
+    train: Annotated[list[str], typer.Option(
+        "--train", help="hf: train size, N or NAME=N; the rest is the test split.")] = [],  # noqa: B006
 ) -> None:
     """Write the accepted translations (and flagged ones, if asked) to a file."""
+    if as_ is not None:
+        export_training(db, out_path, as_, run, include_flagged, split_num, hard_negatives,
+                        neg_ratio, seed, train, test_form)
+        return
     try:
         result = export_run(db, out_path, format, run, include_flagged)
     except MmtransError as e:
         raise fail(e) from None
     console.print(f"{result.written} record(s) written to {result.path} ({result.format}); "
                   f"{result.skipped} not exported.", highlight=False)
+
+
+def export_training(db: Path, out_dir: Path, kind: str, run: str | None,
+                    include_flagged: bool, split_num: int | None, hard_negatives: Path | None,
+                    neg_ratio: float, seed: int, train: list[str], test_form: bool) -> None:
+    """`export --as`: one library call per kind of training file."""
+    from .oiellm import export_oiellm
+    from .schema_batches import export_iepile_instructions
+
+    try:
+        if kind == "oiellm":
+            written = export_oiellm(db, out_dir, run, include_flagged)
+        elif kind == "iepile-instruction":
+            written = export_iepile_instructions(db, out_dir, run, include_flagged, split_num,
+                                                 hard_negatives, neg_ratio, seed, test_form)
+        elif kind == "hf":
+            from .hf import export_hf
+            from .split import parse_sizes
+
+            written = export_hf(db, out_dir, run, include_flagged, parse_sizes(train), seed)
+        else:
+            raise MmtransError(f"--as {kind}: expected oiellm, iepile-instruction or hf")
+    except MmtransError as e:
+        raise fail(e) from None
+    for w in written:
+        console.print(f"{w.dataset} ({w.language}): {w.records} line(s) in {w.path}",
+                      highlight=False)
 
 
 @app.command()
@@ -291,6 +379,108 @@ def review(
     console.print(f"reviewing {db} at http://{host}:{port}{query} (Ctrl-C to stop)",
                   highlight=False)
     serve(db, host, port, required, annotator, share)
+
+
+@app.command("split")
+def split_(
+    files: Annotated[list[Path], typer.Argument(help="Dataset files (any format).")],
+    train: Annotated[list[str], typer.Option(
+        "--train", help="Train size: N for every file, or NAME=N for one (repeatable).")],
+    seed: Annotated[int, typer.Option(help="Shuffle seed; the same seed, the same split.")] = 0,
+    out_dir: Annotated[Path | None, typer.Option(
+        help="Where to write (default: beside each file).")] = None,
+) -> None:
+    """Write <name>.train and <name>.test files: N records to train, the rest to test."""
+    from .split import parse_sizes, size_for, split
+
+    try:
+        default, named = parse_sizes(train)
+        sizes = [size_for(f, default, named) for f in files]
+        for path, size in zip(files, sizes):
+            result = split(path, size, seed, out_dir)
+            console.print(f"{path}: {result.train} to {result.train_path}, {result.test} to "
+                          f"{result.test_path}", highlight=False)
+    except MmtransError as e:
+        raise fail(e) from None
+
+
+@app.command("stats")
+def stats_(
+    db: Db = Path("mmtrans.db"),
+    run: Annotated[str | None, typer.Option(
+        help="Run id (default: the latest run of every input and language).")] = None,
+    markdown: Annotated[bool, typer.Option("--markdown", help="A Markdown table.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+    plot: Annotated[Path | None, typer.Option(
+        "--plot", help="Also write a PNG: kept % and problems by code.")] = None,
+) -> None:
+    """Per dataset and language: read, accepted, flagged, repaired, reviewed, kept %."""
+    from .stats import COLUMNS, stats
+    from .stats import plot as write_plot
+
+    try:
+        result = stats(db, run)
+        if plot:
+            write_plot(result, plot)
+    except MmtransError as e:
+        raise fail(e) from None
+    if as_json:
+        out.print_json(json.dumps(result.to_dict(), ensure_ascii=False))
+    elif markdown:
+        print(result.markdown(), end="")
+    else:
+        table = Table(title=str(db), box=None, padding=(0, 1, 0, 0), pad_edge=False)
+        headers = ("dataset", "lang", "read", "acc", "flag", "fail", "pend", "rep", "r-acc",
+                   "r-ed", "r-rej", "kept", "kept%")
+        for column, header in zip(COLUMNS, headers):
+            width = 10 if column == "dataset" else len(header)
+            table.add_column(header, no_wrap=True, min_width=width,
+                             justify="left" if column in ("dataset", "language") else "right")
+        for row in [*result.rows, result.total]:
+            values = row.to_dict()
+            table.add_row(*(str(values[c]) for c in COLUMNS))
+        out.print(table)
+        for code, n in result.total.problems.most_common():
+            out.print(f"problem {code}: {n}", highlight=False)
+        out.print("acc/flag/fail/pend: latest translation status; rep: accepted at a repair "
+                  "turn; r-: reviewers' decisions", highlight=False)
+    if plot:
+        console.print(f"plot written to {plot}", highlight=False)
+
+
+@app.command("eval")
+def eval_(
+    pred: Annotated[Path, typer.Argument(help="Predictions, line for line with GOLD.")],
+    gold: Annotated[Path, typer.Argument(help="Gold file: MRE or IEPile instruction lines.")],
+    lang: Annotated[str | None, typer.Option(
+        "--lang", help="Language of gold items that do not name theirs.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """F1 per dataset and language: text, word and joint (MRE) or per IEPile task."""
+    from .evaluate import evaluate, rows
+
+    try:
+        result = evaluate(pred, gold, lang)
+    except MmtransError as e:
+        raise fail(e) from None
+    if as_json:
+        out.print_json(json.dumps(result.to_dict(), ensure_ascii=False))
+        return
+    table = Table(title=f"{pred} against {gold}")
+    for column in ("dataset", "language", "score", "P", "R", "F1", "tp/pred/gold"):
+        table.add_column(column, justify="left" if column in ("dataset", "language", "score")
+                         else "right")
+    for group, name, s in rows(result):
+        figures = ("-", "-", "-") if not s.pred and not s.gold else \
+            (f"{s.precision:.4f}", f"{s.recall:.4f}", f"{s.f1:.4f}")
+        table.add_row(group.dataset, group.language, name, *figures, f"{s.tp}/{s.pred}/{s.gold}")
+    out.print(table)
+    total = result.total
+    console.print(f"{total.records} record(s); {total.malformed} malformed and {total.missing} "
+                  f"missing prediction(s) counted as wrong; {result.extra} extra line(s) "
+                  "ignored.", highlight=False)
+    for line in result.malformed_lines:
+        console.print(f"[yellow]malformed:[/] {pred}:{line}", highlight=False)
 
 
 labels_app = typer.Typer(no_args_is_help=True,
@@ -354,6 +544,30 @@ def labels_suggest(
     out_path.write_text(as_tsv(counts, suggestions, header), encoding="utf-8")
     console.print(f"{len(suggestions)} of {len(counts)} label(s) suggested in {out_path}",
                   highlight=False)
+
+
+@labels_app.command("similar")
+def labels_similar(
+    inputs: Annotated[list[Path], typer.Argument(help="Dataset files (format auto-detected).")],
+    out_path: Annotated[Path | None, typer.Option("--out", help="Write here, not stdout.")] = None,
+    top: Annotated[int, typer.Option(min=1, help="Similar labels per label, at most.")] = 5,
+    threshold: Annotated[float, typer.Option(help="Least similarity (0 to 1).")] = 0.2,
+) -> None:
+    """Propose a hard-negative dictionary (IEPile's JSON form) for a person to edit."""
+    from .similar import propose
+
+    try:
+        proposed = propose(list(inputs), top, threshold)
+    except MmtransError as e:
+        raise fail(e) from None
+    text = json.dumps(proposed, ensure_ascii=False, indent=2) + "\n"
+    if out_path:
+        out_path.write_text(text, encoding="utf-8")
+        n = sum(len(t) for by_dataset in proposed.values() for t in by_dataset.values())
+        console.print(f"similar labels for {n} label(s) written to {out_path}: edit before "
+                      "passing it to export --hard-negatives", highlight=False)
+    else:
+        print(text, end="")
 
 
 def main() -> None:

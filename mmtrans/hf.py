@@ -1,0 +1,182 @@
+"""A Hugging Face dataset directory: Parquet splits per dataset and language, and a dataset
+card that `datasets.load_dataset(DIR)` reads.
+
+    DIR/README.md                               card: YAML configs, languages, sizes,
+                                                statistics, model and prompt, licenses
+    DIR/data/<dataset>_<lang>/train.parquet     (and test.parquet when a train size is given)
+    DIR/licenses/<dataset>/<LICENSE file>       carried from beside the input
+
+The default config holds every dataset and language; each also has a config of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from .errors import MmtransError
+from .groups import Group, kept_groups, open_store
+from .oiellm import Written
+from .oiellm import to_item as oiellm_item
+from .records import Record
+from .split import size_for, split_records
+from .stats import stats
+
+SPLITS = ("train", "test")
+
+
+def _pyarrow() -> Any:
+    try:
+        import pyarrow
+        import pyarrow.parquet  # noqa: F401
+    except ImportError:
+        raise MmtransError("the hf export needs pyarrow: pip install 'mmtrans[train]'") from None
+    return pyarrow
+
+
+def schema() -> Any:
+    pa = _pyarrow()
+    mention = pa.struct([("label", pa.string()), ("text", pa.string()),
+                         ("start", pa.int64()), ("end", pa.int64())])
+    relation = pa.struct([("head", pa.string()), ("relation", pa.string()),
+                          ("tail", pa.string())])
+    argument = pa.struct([("role", pa.string()), ("text", pa.string())])
+    event = pa.struct([("type", pa.string()), ("trigger", pa.string()),
+                       ("arguments", pa.list_(argument))])
+    return pa.schema([
+        ("id", pa.string()), ("dataset", pa.string()), ("language", pa.string()),
+        ("task", pa.string()), ("text", pa.string()), ("label", pa.string()),
+        ("mentions", pa.list_(mention)), ("relations", pa.list_(relation)),
+        ("events", pa.list_(event)), ("input", pa.string()), ("output", pa.string()),
+    ])
+
+
+def row(record: Record, group: Group) -> dict[str, Any]:
+    item = oiellm_item(record)
+    return {
+        "id": record.id, "dataset": group.dataset, "language": group.language,
+        "task": record.task, "text": record.text, "label": record.label,
+        "mentions": [asdict(m) for m in record.mentions],
+        "relations": [{"head": r.head, "relation": r.relation, "tail": r.tail}
+                      for r in record.relations],
+        "events": [{"type": e.type, "trigger": e.trigger,
+                    "arguments": [asdict(a) for a in e.arguments]} for e in record.events],
+        "input": item["input"], "output": item["output"],
+    }
+
+
+def config_name(group: Group) -> str:
+    return f"{Path(group.dataset).stem}_{group.language}".replace(".", "_")
+
+
+def licenses(group: Group, out_dir: Path) -> list[str]:
+    """Copy the LICENSE-like files beside the run's input into the card's folder."""
+    source = Path(group.run["input_path"])
+    folder = source if source.is_dir() else source.parent
+    copied = []
+    for path in sorted(folder.glob("*")):
+        if path.is_file() and path.name.upper().startswith(("LICENSE", "LICENCE", "COPYING")):
+            target = out_dir / "licenses" / Path(group.dataset).stem / path.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+            copied.append(str(target.relative_to(out_dir)))
+    return copied
+
+
+def card(groups: list[tuple[Group, dict[str, int]]], stats_table: str,
+         license_files: dict[str, list[str]]) -> str:
+    languages = sorted({g.language for g, _ in groups})
+    configs = [{"config_name": "default", "default": True, "data_files": [
+        {"split": s, "path": f"data/*/{s}.parquet"} for s in SPLITS
+        if any(sizes.get(s) is not None for _, sizes in groups)]}]
+    for g, sizes in groups:
+        configs.append({"config_name": config_name(g), "data_files": [
+            {"split": s, "path": f"data/{config_name(g)}/{s}.parquet"} for s in SPLITS
+            if sizes.get(s) is not None]})
+    header = {"language": languages, "license": "other", "configs": configs,
+              "pretty_name": "mmtrans translated IE datasets"}
+    lines = ["---", *_yaml(header), "---", "",
+             "# Translated information-extraction datasets", "",
+             "Made with mmtrans: labels translated by rule tables, text and annotated strings by "
+             "the model below, every annotated string checked to occur in the translated text.",
+             "", "## Datasets and sizes", "", "| config | dataset | language | train | test |",
+             "|---|---|---|---|---|"]
+    for g, sizes in groups:
+        lines.append(f"| {config_name(g)} | {g.dataset} | {g.language} | "
+                     f"{sizes.get('train', 0)} | {sizes.get('test') or 0} |")
+    lines += ["", "## Model and prompt", "", "| dataset | language | model | endpoint | prompt | "
+              "strategy | parameters |", "|---|---|---|---|---|---|---|"]
+    for g, _ in groups:
+        run = g.run
+        lines.append(f"| {g.dataset} | {g.language} | {run['model']} | {run['base_url'] or ''} |"
+                     f" {run['prompt_name']} v{run['prompt_version']} | {run['strategy']} | "
+                     f"`{run['params']}` |")
+    lines += ["", "## Statistics", "", stats_table.rstrip(), "", "## Licenses", ""]
+    for g, _ in groups:
+        files = license_files.get(g.dataset) or []
+        listed = ", ".join(f"[{Path(f).name}]({f})" for f in files) or \
+            "none found beside the input: check the source dataset's terms"
+        lines.append(f"- {g.dataset}: {listed}")
+    return "\n".join(lines) + "\n"
+
+
+def _yaml(value: Any, indent: int = 0) -> list[str]:
+    """The little YAML a card header needs (JSON scalars are valid YAML)."""
+    pad = " " * indent
+    lines: list[str] = []
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if isinstance(v, (dict, list)) and v:
+                lines.append(f"{pad}{k}:")
+                lines += _yaml(v, indent + 2)
+            else:
+                lines.append(f"{pad}{k}: {json.dumps(v, ensure_ascii=False)}")
+    else:
+        for v in value:
+            if isinstance(v, dict):
+                inner = _yaml(v, indent + 2)
+                lines.append(f"{pad}- {inner[0].lstrip()}")
+                lines += inner[1:]
+            else:
+                lines.append(f"{pad}- {json.dumps(v, ensure_ascii=False)}")
+    return lines
+
+
+def export_hf(db_path: str | Path, out_dir: str | Path, run_id: str | None = None,
+              include_flagged: bool = False,
+              sizes: tuple[int | None, dict[str, int]] = (None, {}),
+              seed: int = 0) -> list[Written]:
+    """Write the kept records as a Hugging Face dataset directory. With a train size (N for
+    every dataset, or per dataset name) each dataset is split as `mmtrans split` does;
+    without one, everything is the train split."""
+    pa = _pyarrow()
+    out = Path(out_dir)
+    written: list[Written] = []
+    groups: list[tuple[Group, dict[str, int]]] = []
+    license_files: dict[str, list[str]] = {}
+    default, named = sizes
+    with open_store(db_path) as store:
+        for group in kept_groups(store, run_id, include_flagged):
+            if default is None and not named:
+                parts: dict[str, list[Record]] = {"train": group.records}
+            else:
+                train, test = split_records(group.records, size_for(group.dataset, default,
+                                                                    named), seed)
+                parts = {"train": train, "test": test}
+            folder = out / "data" / config_name(group)
+            folder.mkdir(parents=True, exist_ok=True)
+            for name, records in parts.items():
+                table = pa.Table.from_pylist([row(r, group) for r in records], schema=schema())
+                pa.parquet.write_table(table, folder / f"{name}.parquet")
+                written.append(Written(group.dataset, group.language,
+                                       str(folder / f"{name}.parquet"), len(records)))
+            groups.append((group, {k: len(v) for k, v in parts.items()}))
+            license_files[group.dataset] = licenses(group, out)
+    if not groups:
+        raise MmtransError(f"{db_path}: nothing to export")
+    table = stats(db_path, run_id).markdown()
+    (out / "README.md").write_text(card(groups, table, license_files), encoding="utf-8")
+    return written
