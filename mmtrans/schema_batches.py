@@ -189,6 +189,9 @@ def batch_record(record: Record, task: str, batch: list[str], language: str, dat
         schema, shape = list(batch), [None] * len(batch)
     meta["shape"] = shape
     if test:
+        # A test line carries the id `eval` groups a text's batches by: the record's, which is
+        # unique in the run (datasets repeat their own ids).
+        meta["id"] = record.id
         return replace(record, task=task, schema=schema, meta=meta)
     return replace(
         record, task=task, schema=schema, meta=meta,
