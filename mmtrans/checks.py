@@ -22,10 +22,12 @@ from .scripts import (
     LETTER,
     is_spaced,
     language_name,
+    simplified_only_hanzi,
     source_residue,
 )
 
-CODES = ("format", "count_mismatch", "label_changed", "residual_source", "anchored", "language")
+CODES = ("format", "count_mismatch", "label_changed", "residual_source", "anchored", "language",
+         "numbers")
 #: Fewer letters than this left after removing anchored strings: the language check abstains.
 MIN_LETTERS_FOR_LANGDETECT = 20
 
@@ -55,25 +57,67 @@ class CheckResult:
 
 # -- structure ---------------------------------------------------------------------------
 
+def _sizes(record: Record) -> dict[str, int]:
+    """The length of every list in the record that holds annotations, by where it lies."""
+    sizes = {name: len(getattr(record, name)) for name in ("mentions", "relations", "events")}
+    for i, e in enumerate(record.events):
+        sizes[f"events[{i}].arguments"] = len(e.arguments)
+    return sizes
+
+
+def _mismatched(expected: Record, target: Record) -> list[str]:
+    """The lists whose length differs (an event's arguments only where the events match)."""
+    want, got = _sizes(expected), _sizes(target)
+    return [where for where in want if where in got and want[where] != got[where]]
+
+
 def check_counts(expected: Record, target: Record) -> list[Problem]:
+    """Same number of mentions, relations and events, and of arguments in each event."""
+    want, got = _sizes(expected), _sizes(target)
     problems = []
-    for name in ("mentions", "relations", "events"):
-        want, got = len(getattr(expected, name)), len(getattr(target, name))
-        if want != got:
-            problems.append(Problem("count_mismatch", f"expected {want} {name}, got {got}", name))
+    for where in _mismatched(expected, target):
+        what = "arguments" if where.endswith("arguments") else where
+        problems.append(Problem("count_mismatch",
+                                f"expected {want[where]} {what}, got {got[where]}", where))
     return problems
 
 
 def check_labels(expected: Record, target: Record) -> list[Problem]:
-    """Labels are translated by the tables, never by the model: any change is a defect."""
-    want, got = list(expected.labels()), list(target.labels())
-    if len(want) != len(got):
-        return []  # count_mismatch already names it
+    """Labels are translated by the tables, never by the model: any change is a defect.
+    Labels inside a list whose length changed are left to `count_mismatch`."""
+    skip = tuple(f"{where}[" for where in _mismatched(expected, target))
+    got = dict(target.labels())
     return [
-        Problem("label_changed", f"label {w!r} came back as {g!r}", where)
-        for (where, w), (_, g) in zip(want, got)
-        if w != g
+        Problem("label_changed", f"label {w!r} came back as {got[where]!r}", where)
+        for where, w in expected.labels()
+        if where in got and not where.startswith(skip) and got[where] != w
     ]
+
+
+# -- numbers -----------------------------------------------------------------------------
+
+#: Two or more digits not inside a longer number. A number directly followed by a CJK
+#: multiplier (10万 = 100,000) is left out: its translation rightly writes other digits.
+NUMBER = regex.compile(r"(?<!\d)\d{2,}(?!\d)(?![万億亿千百兆])")
+#: A thousands separator between digits (1,000 and 1000 are the same number).
+THOUSANDS = regex.compile(r"(?<=\d)[,，](?=\d{3}(?!\d))")
+
+
+def numbers_in(text: str) -> list[str]:
+    """The numbers of `text` that a translation must keep."""
+    return NUMBER.findall(THOUSANDS.sub("", unicodedata.normalize("NFKC", text)))
+
+
+def check_numbers(expected: Record, target: Record) -> list[Problem]:
+    """Every number of two or more digits in the source (years, counts, model numbers)
+    occurs in the translation, as that number (2019 is not in 20190), whatever its digit
+    width or thousands separator."""
+    have = set(numbers_in(target.text))
+    missing = [n for n in dict.fromkeys(numbers_in(expected.text)) if n not in have]
+    if not missing:
+        return []
+    return [Problem("numbers", f"number(s) of the source missing in the translation: "
+                               f"{', '.join(missing)}", "text")]
 
 
 # -- scripts and language ----------------------------------------------------------------
@@ -128,7 +172,10 @@ def check_language(target: Record, tgt: str) -> list[Problem]:
         elif tgt == "zh":
             ok = han / len(letters) >= 0.6 and kana == 0
         else:
-            ok = (han + kana) / len(letters) >= 0.6 and (kana > 0 or len(letters) < 10)
+            # Japanese written only in kanji is still Japanese (見出し, 法令名); Chinese shows
+            # itself by characters that Japanese does not have.
+            simplified = sum(1 for c in letters if c in simplified_only_hanzi())
+            ok = (han + kana) / len(letters) >= 0.6 and (kana > 0 or simplified == 0)
         if ok:
             return []
         return [Problem("language", f"text is not {language_name(tgt)}: {han} Han and {kana} "
@@ -226,5 +273,6 @@ def run_checks(expected: Record, target: Record, src: str, tgt: str) -> CheckRes
         *check_residual_source(record, src, tgt),
         *anchored.problems,
         *check_language(record, tgt),
+        *check_numbers(expected, record),
     ]
     return CheckResult(replace(record, id=expected.id), problems, anchored.notes)

@@ -27,28 +27,25 @@ def language_name(lang: str) -> str:
     return LANGUAGE_NAMES.get(lang, lang)
 
 
-@lru_cache(maxsize=1)
-def japanese_only_kanji() -> frozenset[str]:
-    """Shinjitai kanji that Simplified Chinese does not use (see scripts/build_ja_only_kanji.py)."""
-    path = resource_dir("scripts") / "ja_only_kanji.txt"
+def _character_set(name: str) -> frozenset[str]:
+    """The characters of `data/scripts/<name>.txt` (lines starting with # are comments)."""
+    path = resource_dir("scripts") / f"{name}.txt"
     lines = path.read_text(encoding="utf-8").splitlines()
     return frozenset("".join(x.strip() for x in lines if not x.startswith("#")))
 
 
-def _encodes(char: str, codec: str) -> bool:
-    try:
-        char.encode(codec)
-    except UnicodeEncodeError:
-        return False
-    return True
+@lru_cache(maxsize=1)
+def japanese_only_kanji() -> frozenset[str]:
+    """Shinjitai kanji that Simplified Chinese does not use (see scripts/build_ja_only_kanji.py)."""
+    return _character_set("ja_only_kanji")
 
 
 @lru_cache(maxsize=1)
 def simplified_only_hanzi() -> frozenset[str]:
     """Han characters of GB 2312 (Simplified Chinese) that JIS X 0208 (Japanese) lacks:
-    这, 们, 说, ... A Japanese translation of Chinese keeps none of them."""
-    return frozenset(c for c in map(chr, range(0x4E00, 0xA000))
-                     if _encodes(c, "gb2312") and not _encodes(c, "euc_jp"))
+    这, 们, 说, 你, 两 ... (see scripts/build_simplified_only_hanzi.py). A Japanese
+    translation of Chinese keeps none of them."""
+    return _character_set("simplified_only_hanzi")
 
 
 #: Three or more lower-case English words in a row: a sentence left untranslated, not a name

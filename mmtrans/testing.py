@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from .checks import numbers_in
+
 EN_NAMES = ["Alder", "Birch", "Cedar", "Dogwood", "Elm", "Fir", "Ginkgo", "Hazel", "Ivy",
             "Juniper", "Kapok", "Larch", "Maple", "Nutmeg", "Oak", "Pine"]
 ZH_NAMES = "松柏杉桦榆槐桂梅竹兰菊荷桃李杏枫"
@@ -36,14 +38,18 @@ def name_for(s: str, tgt: str) -> str:
     return f"{EN_NAMES[h % 16]} {EN_NAMES[(h >> 4) % 16]}{h % 97}"
 
 
-def _sentence(names: list[str], tgt: str) -> str:
+def _sentence(names: list[str], tgt: str, source: str = "") -> str:
+    """A sentence about `names` that keeps the source's numbers, as a translation must."""
+    numbers = numbers_in(source)
+    tail = f" ({', '.join(numbers)})" if numbers else ""
     if tgt == "zh":
-        return "这是一篇关于" + "、".join(names or ["城市"]) + "的报道，来自市立图书馆的档案。"
+        return ("这是一篇关于" + "、".join(names or ["城市"]) + "的报道，来自市立图书馆的档案"
+                + tail + "。")
     if tgt == "ja":
         return ("これは" + "、".join(names or ["町"])
-                + "についての報告で、市立図書館の記録によるものです。")
+                + "についての報告で、市立図書館の記録によるものです" + tail + "。")
     return ("This is a report about " + ", ".join(names or ["the city"])
-            + " from the archive of the city library and its many readers.")
+            + " from the archive of the city library and its many readers" + tail + ".")
 
 
 _TAGGED = re.compile(r"<(m\d+)>(.*?)</\1>", re.S)
@@ -66,7 +72,7 @@ def good_translation(payload: dict[str, Any], tgt: str = "en") -> dict[str, Any]
     annotated string becomes a made-up name, and the sentence is built around them."""
     if "entities" not in payload and "relations" not in payload and "events" not in payload:
         tagged = _render_tags(payload["text"], tgt)
-        return {"text": _sentence(tagged, tgt)}
+        return {"text": _sentence(tagged, tgt, re.sub(r"</?m\d+>", " ", payload["text"]))}
     out: dict[str, Any] = {}
     names: list[str] = []
 
@@ -87,7 +93,7 @@ def good_translation(payload: dict[str, Any], tgt: str = "en") -> dict[str, Any]
                           "arguments": [{"role": a["role"], "text": name(a["text"])}
                                         for a in e["arguments"]]}
                          for e in payload["events"]]
-    return {"text": _sentence(names, tgt), **out}
+    return {"text": _sentence(names, tgt, payload.get("text", "")), **out}
 
 
 @dataclass
