@@ -145,6 +145,10 @@ class Lane:
         """Adopt a limit the endpoint names (unless the user set one), and hold back when it
         has less left than this run sent after the answered request (after the refill since)."""
         if seen.limit and not self.given:
+            if not self.per_minute and self.log:
+                # Learned late: what was sent before counts as paced from its first send.
+                rate = seen.limit * DEFAULT_SHARE / WINDOW
+                self.tat = max(self.tat, self.log[0][0] + self.in_window / rate)
             self.per_minute = seen.limit
         if seen.remaining is None or not self.per_minute:
             return
@@ -199,8 +203,19 @@ class RateLimiter:
         self.latency = 0.0  # moving average and deviation of answers' latency
         self.latency_dev = 0.0
         self.prompt_seen = 0.0  # moving average of the endpoint's prompt tokens per request
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._gate = asyncio.Lock()  # waiters pace one at a time, first come first served
         self._released = asyncio.Event()
+
+    def _bind(self) -> None:
+        """asyncio primitives belong to one event loop: a limiter used again under a new
+        loop (a second `asyncio.run`) starts them afresh, its pacing state kept."""
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._loop = loop
+            self._gate = asyncio.Lock()
+            self._released = asyncio.Event()
+            self.in_flight = 0
 
     # -- what a request costs ------------------------------------------------------------
 
@@ -249,6 +264,7 @@ class RateLimiter:
     async def acquire(self, prompt_tokens: float = 0.0) -> Ticket:
         """Wait until a request with `prompt_tokens` (as counted here) may go; the returned
         ticket must end in `answered`, `rate_limited` or `failed`."""
+        self._bind()
         async with self._gate:
             while True:
                 now = self.clock()

@@ -135,3 +135,27 @@ def test_remaining_below_what_was_sent_since_holds_the_run_back():
     # key): the four sent since leave the endpoint 3 short.
     lane.follow(now, LimitHeaders(600, 1, 0.5), now, lane.sent - 4)
     assert lane.hold_until == pytest.approx(now + 3 * 0.1)
+
+
+def test_a_run_against_limits_it_is_not_told_ends_with_no_failed_record(tmp_path, sample):
+    import mmtrans
+    from mmtrans.testing import translating
+
+    server = RateLimited(translating("en"), rpm=600, tpm=120_000, latency=(0.05, 0.2))
+    with FakeLLM(server) as llm:
+        result = mmtrans.translate(sample(20), tmp_path / "run.db", mmtrans.Settings(
+            src="ja", tgt="en", labels=["scnm"], base_url=llm.base_url, model="m",
+            concurrency=16, max_attempts=2))
+    assert (result["accepted"], result["failed"]) == (20, 0)
+    assert server.refused <= 1, server.refused  # paced, not refused and retried
+    assert len(server.answered) == 20
+
+
+def test_what_was_sent_before_the_limit_was_known_is_paced_too():
+    """The first answer names a token limit smaller than the first request: the second
+    request waits for the first's tokens to be paid off instead of going at once."""
+    limiter = RateLimiter()
+    lane = limiter.tokens
+    lane.take(10.0, 600, 0.99)  # the first request, sent before any limit was known
+    lane.follow(10.2, LimitHeaders(30_000, 29_400, 1.2), 10.0, lane.sent)
+    assert lane.wait(10.2, 500, 0.99) == pytest.approx(10.0 + 600 / (500 * 0.99) - 10.2)

@@ -27,8 +27,9 @@ from pathlib import Path
 from mmtrans.testing import ServerProcess
 
 # shared/ sits beside the checkout (main or a worktree of it): the first ancestor holding it.
-SHARED = next((p / "shared/data" for p in Path(__file__).resolve().parents
-               if (p / "shared/data").is_dir()), Path("shared/data"))
+SHARED = Path(os.environ.get("MMTRANS_SHARED_DATA") or next(
+    (p / "shared/data" for p in Path(__file__).resolve().parents if (p / "shared/data").is_dir()),
+    "shared/data"))
 STOCKMARK = SHARED / "stockmark-ner-wikipedia/ner.json"
 
 
