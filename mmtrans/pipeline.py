@@ -412,7 +412,8 @@ def translate(
                 progress.pace = backend.limiter.describe
             if on_progress:
                 on_progress(progress)
-            run_sync(run.translate_all(pending))
+            with store.grouped():
+                run_sync(run.translate_all(pending))
         return {"run_id": run_id, "changed": changed, "skipped": len(chosen) - len(pending),
                 "records": stored, "items": sum(items_read.values()),
                 "rejects": len(rejects), "reject_lines": [str(r) for r in rejects[:20]],

@@ -36,6 +36,7 @@ DEFAULT_SHARE = 0.99  # of the limit: the 1% left covers clock jitter and estima
 PAUSE_WITHOUT_RETRY_AFTER = 1.0  # seconds, when a 429 names no wait
 RAMP_SECONDS = 5.0  # climbing back from half pace to full after a pause
 WINDOW = 60.0
+MAX_EARLY = 0.25  # seconds a send may come before its paced time (see Lane.tolerance)
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 
@@ -88,7 +89,7 @@ class Lane:
 
     name: str
     per_minute: float | None = None  # None: not limited (or not known yet)
-    given: bool = False  # set by the user: headers never override it
+    given: bool = False  # set by the user: a header may only lower it
     tat: float = 0.0  # theoretical arrival time of the next send (GCRA)
     sent: float = 0.0  # total cost sent (a ticket remembers it, to tell what was sent since)
     log: deque[list[float]] = field(default_factory=deque)  # [time, cost] of the last 60 s
@@ -99,12 +100,21 @@ class Lane:
         while self.log and self.log[0][0] <= now - WINDOW:
             self.in_window -= self.log.popleft()[1]
 
+    def tolerance(self, cost: float) -> float:
+        """Seconds a send may come before its time, so that a late wake-up of the event loop
+        is made up for instead of lost for good: at most MAX_EARLY, and never so much that
+        the endpoint's one-second share could not hold `cost` besides."""
+        per_second = (self.per_minute or 0.0) / WINDOW
+        if per_second <= 0:
+            return 0.0
+        return max(0.0, min(MAX_EARLY, 0.5 * (1 - cost / per_second)))
+
     def wait(self, now: float, cost: float, share: float) -> float:
         """Seconds until `cost` may be sent at `share` of the limit (0: now)."""
         if not self.per_minute:
             return 0.0
         self._prune(now)
-        wait = max(self.tat - now, self.hold_until - now, 0.0)
+        wait = max(self.tat - self.tolerance(cost) - now, self.hold_until - now, 0.0)
         cap = self.per_minute * share
         if self.log and self.in_window + cost > cap:
             # The 60 s window is full (after a pause or a limit learned late): wait until
@@ -141,15 +151,20 @@ class Lane:
         """A refused request (429) cost the endpoint nothing."""
         self.settle(entry, 0.0, share)
 
+    def adopt(self, limit: float | None) -> None:
+        """The endpoint names its limit: it holds unless the user set a lower one."""
+        if not limit or (self.per_minute and self.given and self.per_minute <= limit):
+            return
+        if not self.per_minute and self.log:
+            # Learned late: what was sent before counts as paced from its first send.
+            rate = limit * DEFAULT_SHARE / WINDOW
+            self.tat = max(self.tat, self.log[0][0] + self.in_window / rate)
+        self.per_minute = limit
+
     def follow(self, now: float, seen: LimitHeaders, sent_at: float, sent_before: float) -> None:
         """Adopt a limit the endpoint names (unless the user set one), and hold back when it
         has less left than this run sent after the answered request (after the refill since)."""
-        if seen.limit and not self.given:
-            if not self.per_minute and self.log:
-                # Learned late: what was sent before counts as paced from its first send.
-                rate = seen.limit * DEFAULT_SHARE / WINDOW
-                self.tat = max(self.tat, self.log[0][0] + self.in_window / rate)
-            self.per_minute = seen.limit
+        self.adopt(seen.limit)
         if seen.remaining is None or not self.per_minute:
             return
         refill = self.per_minute / WINDOW * max(0.0, now - sent_at)
@@ -336,9 +351,7 @@ class RateLimiter:
         self.tokens.refund(ticket.tokens_entry, share)
         if headers is not None:
             for lane in (self.requests, self.tokens):
-                seen = LimitHeaders.read(headers, lane.name)
-                if seen.limit and not lane.given:
-                    lane.per_minute = seen.limit
+                lane.adopt(LimitHeaders.read(headers, lane.name).limit)
         wait = retry_after if retry_after is not None else PAUSE_WITHOUT_RETRY_AFTER
         if ticket.sent_at >= self.paused_until:
             # A new episode (not a straggler sent before the last pause ended): slow down for
@@ -349,7 +362,8 @@ class RateLimiter:
         self.paused_until = max(self.paused_until, now + wait)
         self.ramp_from = self.paused_until
         for lane in (self.requests, self.tokens):
-            lane.tat = max(lane.tat, self.paused_until)
+            # Past the pause by the early allowance: after it, one at a time, no burst.
+            lane.tat = max(lane.tat, self.paused_until + MAX_EARLY)
         return self.paused_until - now
 
     def failed(self, ticket: Ticket) -> None:

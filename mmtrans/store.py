@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -85,6 +86,22 @@ def m003_integrity(db: sqlite_utils.Database) -> None:
     db.execute("drop index if exists idx_rejects_run_id_path_line")
     db["rejects"].create_index(["run_id", "path", "line", "item"], unique=True)
     db["inputs"].create({"run_id": str, "path": str, "items": int}, pk=("run_id", "path"))
+
+
+@migrations()
+def m300_shared_prompt_prefix(db: sqlite_utils.Database) -> None:
+    """A prompt's fixed part (system text and one-shot example, four fifths of a request's
+    bytes) is stored once in `prompt_prefixes`; a request row names it by hash and keeps only
+    the messages after it. Rows stored before keep their whole messages (prefix null)."""
+    db["prompt_prefixes"].create({"hash": str, "messages": str}, pk="hash")
+    db["requests"].add_column("prefix", str)
+
+
+#: Leading messages of a request that are the prompt's fixed part (system, example in and out).
+PREFIX_MESSAGES = 3
+#: A grouped write commits at least this often (see `Store.grouped`).
+GROUP_ROWS = 200
+GROUP_SECONDS = 0.25
 
 
 def now(timespec: str = "seconds") -> str:
@@ -188,10 +205,57 @@ class Store:
         self.db = sqlite_utils.Database(conn)
         self.db.execute("PRAGMA busy_timeout = 30000")
         self.db.enable_wal()
+        # In WAL mode a commit is in the log file before it returns: a killed process loses
+        # nothing committed, only power loss may drop the last commits. No fsync per commit.
+        self.db.execute("PRAGMA synchronous = NORMAL")
         migrations.apply(self.db)
+        self._prefixes: set[str] = set()
+        self._grouping = False
+        self._uncommitted = 0
+        self._committed_at = time.monotonic()
 
     def close(self) -> None:
+        self.db.commit()
         self.db.close()
+
+    @contextmanager
+    def grouped(self) -> Iterator[None]:
+        """Translation and request writes inside commit in groups (every GROUP_ROWS rows or
+        GROUP_SECONDS seconds, and at the end) instead of one commit each: a run killed
+        loses at most the answers of the last fraction of a second."""
+        self._grouping = True
+        try:
+            yield
+        finally:
+            self._grouping = False
+            self.db.commit()
+
+    @contextmanager
+    def _write(self) -> Iterator[None]:
+        if not self._grouping:
+            with self.db.conn:
+                yield
+            return
+        yield
+        self._uncommitted += 1
+        if (self._uncommitted >= GROUP_ROWS
+                or time.monotonic() - self._committed_at >= GROUP_SECONDS):
+            self.db.commit()
+            self._uncommitted = 0
+            self._committed_at = time.monotonic()
+
+    _sql: dict[tuple[str, tuple[str, ...], str], str] = {}
+
+    def _insert(self, table: str, row: dict[str, Any], verb: str = "insert") -> None:
+        """One row by a prepared statement (sqlite-utils' insert reads the table's schema on
+        every call: too slow for a row per record)."""
+        columns = tuple(row)
+        sql = self._sql.get((table, columns, verb))
+        if sql is None:
+            sql = (f"{verb} into [{table}] ({', '.join(f'[{c}]' for c in columns)}) "
+                   f"values ({', '.join('?' for _ in columns)})")
+            self._sql[(table, columns, verb)] = sql
+        self.db.conn.execute(sql, tuple(row.values()))
 
     def __enter__(self) -> Store:
         return self
@@ -360,21 +424,44 @@ class Store:
     # -- request cache -------------------------------------------------------------------
 
     def cached_response(self, key: str) -> dict[str, Any] | None:
-        rows = list(self.db.query(
-            "select * from requests where key = ? and response is not null", [key]))
-        return rows[0] if rows else None
+        """The cached answer to request `key` ({"key", "response"}), or None."""
+        row = self.db.conn.execute(
+            "select response from requests where key = ? and response is not null",
+            [key]).fetchone()
+        return {"key": key, "response": row[0]} if row else None
 
     def save_request(self, key: str, **row: Any) -> None:
-        """Cache a real answer (never a fault: those are retried, not stored)."""
-        with self.db.conn:
-            self.db["requests"].upsert({"key": key, **_encoded(row), "created": now()},
-                                       pk="key")
+        """Cache a real answer (never a fault: those are retried, not stored). The prompt's
+        fixed part of `messages` is stored once, in `prompt_prefixes`."""
+        messages = row.get("messages")
+        prefix = None
+        if isinstance(messages, list) and len(messages) > PREFIX_MESSAGES:
+            prefix = messages[:PREFIX_MESSAGES]
+            row["prefix"] = content_key(prefix)
+            row["messages"] = messages[PREFIX_MESSAGES:]
+        with self._write():
+            if prefix is not None and row["prefix"] not in self._prefixes:
+                self.db.conn.execute(
+                    "insert or ignore into prompt_prefixes (hash, messages) values (?, ?)",
+                    [row["prefix"], json.dumps(prefix, ensure_ascii=False)])
+                self._prefixes.add(row["prefix"])
+            self._insert("requests", {"key": key, **_encoded(row), "created": now()},
+                         "insert or replace")
+
+    def request_messages(self, key: str) -> list[dict[str, str]] | None:
+        """The whole messages of cached request `key`, its stored prefix put back."""
+        row = self.db.conn.execute(
+            "select r.messages, p.messages from requests r left join prompt_prefixes p "
+            "on p.hash = r.prefix where r.key = ?", [key]).fetchone()
+        if row is None or row[0] is None:
+            return None
+        return json.loads(row[1] or "[]") + json.loads(row[0])
 
     # -- translations --------------------------------------------------------------------
 
     def add_translation(self, run_id: str, t: Translation) -> None:
-        with self.db.conn:
-            self.db["translations"].insert({
+        with self._write():
+            self._insert("translations", {
                 "run_id": run_id, "record_id": t.record_id, "attempt": t.attempt,
                 "request_key": t.request_key, "status": t.status,
                 "target": t.target.to_json() if t.target else None,
@@ -399,9 +486,14 @@ class Store:
         return _translation(rows[0]) if rows else None
 
     def done_ids(self, run_id: str, repair: int = 0) -> set[str]:
-        """Records this run need not touch again: accepted, or flagged with no repair turn left."""
-        return {rid for rid, t in self.latest_translations(run_id).items()
-                if t.status == "accepted" or (t.status == "flagged" and t.attempt >= repair)}
+        """Records this run need not touch again: accepted, or flagged with no repair turn
+        left. Read from the status columns, without decoding any translation."""
+        return {row[0] for row in self.db.conn.execute("""
+            select t.record_id from translations t
+            join (select record_id, max(id) as id from translations where run_id = ?
+                  group by record_id) latest on latest.id = t.id
+            where t.status = 'accepted' or (t.status = 'flagged' and t.attempt >= ?)""",
+            [run_id, repair])}
 
     def stored_attempts(self, run_id: str) -> dict[str, set[int]]:
         """Which attempts of each record already have a translation row (a resumed run

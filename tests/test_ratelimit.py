@@ -99,7 +99,7 @@ def test_limits_learned_from_the_first_answer_pace_the_run_without_a_429():
     assert limiter.output_tokens > 0 and limiter.prompt_scale == pytest.approx(31 / 50)
 
 
-def test_limits_given_win_over_headers():
+def test_a_limit_given_holds_unless_the_server_names_a_lower_one():
     server = RateLimited(rpm=600, latency=(0.0, 0.01))
     limiter = RateLimiter(rpm=120)
     with FakeLLM(server) as llm:
@@ -120,6 +120,7 @@ def test_a_429_storm_pauses_the_whole_run_once_and_nothing_is_lost():
     with FakeLLM(server) as llm:
         sends = asyncio.run(drive(limiter, llm.base_url, 6, workers=6))
     assert limiter.pauses >= 1 and limiter.rate_limited_count == server.refused
+    assert limiter.requests.per_minute == 120  # the server named a lower limit than told
     assert server.refused <= 6, server.refused  # one storm, not six workers retrying blindly
     assert all(s >= 1 for s in sends) and len(server.answered) == 2 + 6
     assert time.monotonic() - clock_started >= 0.9
