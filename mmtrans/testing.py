@@ -135,6 +135,8 @@ class FakeLLM:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as real servers: no connect per request
+
             def log_message(self, *args: Any) -> None:
                 pass
 
