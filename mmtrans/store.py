@@ -356,7 +356,13 @@ class Store:
     # -- records and what could not be read -----------------------------------------------
 
     def add_records(self, run_id: str, records: Iterable[Record], default_path: str) -> int:
-        """Store the run's source records (once); returns how many the store holds."""
+        """Store the run's source records (once); returns how many the store holds. A run's
+        identity covers its input's content, and its records go in in one transaction: a run
+        that holds any holds them all, and a resumed run skips encoding them again."""
+        held = self.db.conn.execute("select count(*) from records where run_id = ?",
+                                    [run_id]).fetchone()[0]
+        if held:
+            return held
         with self.db.conn:
             self.db["records"].insert_all(
                 ({"run_id": run_id, "id": r.id, "position": i, "source": r.to_json(),
