@@ -402,10 +402,11 @@ def translate(
                           "with the same id are stored once (see `mmtrans status`)")
             store.add_rejects(run_id, rejects)
             store.set_items_read(run_id, items_read)
-            chosen = records[: settings.limit] if settings.limit is not None else records
+            chosen = min(stored, settings.limit) if settings.limit is not None else stored
+            del records  # from here on the records stream from the store, a page at a time
             done = store.done_ids(run_id, settings.repair)
-            pending = [r for r in chosen if r.id not in done]
-            progress = Progress(total=len(pending))
+            waiting, pending = store.pending_records(run_id, done, settings.limit)
+            progress = Progress(total=waiting)
             run = Run(store, run_id, backend, prompts, table, settings, progress, on_progress)
             if isinstance(backend, OpenAIBackend):
                 backend.on_retry = run.note
@@ -414,7 +415,7 @@ def translate(
                 on_progress(progress)
             with store.grouped():
                 run_sync(run.translate_all(pending))
-        return {"run_id": run_id, "changed": changed, "skipped": len(chosen) - len(pending),
+        return {"run_id": run_id, "changed": changed, "skipped": chosen - waiting,
                 "records": stored, "items": sum(items_read.values()),
                 "rejects": len(rejects), "reject_lines": [str(r) for r in rejects[:20]],
                 **{k: v for k, v in vars(progress).items()

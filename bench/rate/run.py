@@ -34,12 +34,12 @@ STOCKMARK = SHARED / "stockmark-ner-wikipedia/ner.json"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=1200)
-    parser.add_argument("--rpm", type=float, default=None, help="server's limit (default 600)")
+    parser.add_argument("--rpm", type=float, default=600.0, help="server's request limit")
     parser.add_argument("--tpm", type=float, default=None, help="server's token limit")
     parser.add_argument("--concurrency", type=int, default=32,
                         help="mmtrans --concurrency (today's fixed pool; a cap once adaptive)")
     args = parser.parse_args()
-    rpm = args.rpm if args.rpm or args.tpm else 600.0
+    rpm = args.rpm or 600.0
     items = json.loads(STOCKMARK.read_text(encoding="utf-8"))[: args.records]
     with tempfile.TemporaryDirectory() as tmp, \
             ServerProcess(rpm=rpm, tpm=args.tpm, latency=(0.15, 0.6)) as server:
