@@ -1,8 +1,9 @@
 """The one SQLite file a run lives in: schema migrations and the queries over it.
 
 Nothing a person may need later is updated in place: a new attempt or review is a new row,
-and the current state of a record is its latest row. Every write commits at once, so a run
-killed at any moment resumes from what is here.
+and the current state of a record is its latest row. Writes commit at once, or during a
+run in groups a fraction of a second apart (`Store.grouped`), so a run killed at any moment
+resumes from what is here, having lost at most that fraction of a second of answers.
 """
 
 from __future__ import annotations

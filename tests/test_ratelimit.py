@@ -160,3 +160,25 @@ def test_what_was_sent_before_the_limit_was_known_is_paced_too():
     lane.take(10.0, 600, 0.99)  # the first request, sent before any limit was known
     lane.follow(10.2, LimitHeaders(30_000, 29_400, 1.2), 10.0, lane.sent)
     assert lane.wait(10.2, 500, 0.99) == pytest.approx(10.0 + 600 / (500 * 0.99) - 10.2)
+
+
+def test_the_progress_line_shows_pace_against_the_limit_and_why_it_waits():
+    clock = Clock()
+    waits: list[str] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(f"{limiter.describe()}")
+        clock.now += seconds
+
+    limiter = RateLimiter(rpm=600, tpm=200_000, clock=clock, sleep=sleep)
+
+    async def three_then_a_429() -> None:
+        for _ in range(3):
+            limiter.answered(await limiter.acquire(1000), None, 900, 100, 0.2, 1000)
+        limiter.rate_limited(await limiter.acquire(1000), 2.0)
+        limiter.answered(await limiter.acquire(1000), None, 900, 100, 0.2, 1000)
+
+    asyncio.run(three_then_a_429())
+    assert waits[0].startswith("1/600 rpm 1,000/200,000 tpm waiting 0.1s: pacing to the")
+    assert "waiting 2.0s: paused after a 429 (Retry-After) 1x429" in waits[-1]
+    assert limiter.describe() == "4/600 rpm 4,000/200,000 tpm 1x429"
