@@ -212,51 +212,57 @@ class Store:
         migrations.apply(self.db)
         self._prefixes: set[str] = set()
         self._grouping = False
-        self._uncommitted = 0
-        self._committed_at = time.monotonic()
+        self._queued: list[tuple[str, tuple[Any, ...]]] = []  # writes not yet flushed
+        self._queued_answers: dict[str, str] = {}  # their cached answers, by request key
+        self._flushed_at = time.monotonic()
 
     def close(self) -> None:
-        self.db.commit()
+        self._flush()
         self.db.close()
 
     @contextmanager
     def grouped(self) -> Iterator[None]:
-        """Translation and request writes inside commit in groups (every GROUP_ROWS rows or
-        GROUP_SECONDS seconds, and at the end) instead of one commit each: a run killed
-        loses at most the answers of the last fraction of a second."""
+        """Translation and request writes inside are queued and written in one short
+        transaction every GROUP_ROWS rows or GROUP_SECONDS seconds (and at the end), instead
+        of one commit each. The write lock is held only while a group is written, so another
+        process (a review, a second translate) is never starved of it; a run killed loses at
+        most the answers of the last fraction of a second."""
         self._grouping = True
         try:
             yield
         finally:
             self._grouping = False
-            self.db.commit()
+            self._flush()
 
-    @contextmanager
-    def _write(self) -> Iterator[None]:
-        if not self._grouping:
+    def _flush(self) -> None:
+        if self._queued:
             with self.db.conn:
-                yield
-            return
-        yield
-        self._uncommitted += 1
-        if (self._uncommitted >= GROUP_ROWS
-                or time.monotonic() - self._committed_at >= GROUP_SECONDS):
-            self.db.commit()
-            self._uncommitted = 0
-            self._committed_at = time.monotonic()
+                for sql, values in self._queued:
+                    self.db.conn.execute(sql, values)
+            self._queued.clear()
+            self._queued_answers.clear()
+        self._flushed_at = time.monotonic()
 
     _sql: dict[tuple[str, tuple[str, ...], str], str] = {}
 
     def _insert(self, table: str, row: dict[str, Any], verb: str = "insert") -> None:
-        """One row by a prepared statement (sqlite-utils' insert reads the table's schema on
-        every call: too slow for a row per record)."""
+        """Write one row by a prepared statement (sqlite-utils' insert reads the table's
+        schema on every call: too slow for a row per record): at once, or queued when
+        grouped."""
         columns = tuple(row)
         sql = self._sql.get((table, columns, verb))
         if sql is None:
             sql = (f"{verb} into [{table}] ({', '.join(f'[{c}]' for c in columns)}) "
                    f"values ({', '.join('?' for _ in columns)})")
             self._sql[(table, columns, verb)] = sql
-        self.db.conn.execute(sql, tuple(row.values()))
+        if not self._grouping:
+            with self.db.conn:
+                self.db.conn.execute(sql, tuple(row.values()))
+            return
+        self._queued.append((sql, tuple(row.values())))
+        if (len(self._queued) >= GROUP_ROWS
+                or time.monotonic() - self._flushed_at >= GROUP_SECONDS):
+            self._flush()
 
     def __enter__(self) -> Store:
         return self
@@ -459,6 +465,8 @@ class Store:
 
     def cached_response(self, key: str) -> dict[str, Any] | None:
         """The cached answer to request `key` ({"key", "response"}), or None."""
+        if key in self._queued_answers:
+            return {"key": key, "response": self._queued_answers[key]}
         row = self.db.conn.execute(
             "select response from requests where key = ? and response is not null",
             [key]).fetchone()
@@ -473,14 +481,14 @@ class Store:
             prefix = messages[:PREFIX_MESSAGES]
             row["prefix"] = content_key(prefix)
             row["messages"] = messages[PREFIX_MESSAGES:]
-        with self._write():
-            if prefix is not None and row["prefix"] not in self._prefixes:
-                self.db.conn.execute(
-                    "insert or ignore into prompt_prefixes (hash, messages) values (?, ?)",
-                    [row["prefix"], json.dumps(prefix, ensure_ascii=False)])
-                self._prefixes.add(row["prefix"])
-            self._insert("requests", {"key": key, **_encoded(row), "created": now()},
-                         "insert or replace")
+        if prefix is not None and row["prefix"] not in self._prefixes:
+            self._insert("prompt_prefixes", {"hash": row["prefix"], "messages": json.dumps(
+                prefix, ensure_ascii=False)}, "insert or ignore")
+            self._prefixes.add(row["prefix"])
+        if self._grouping and row.get("response") is not None:
+            self._queued_answers[key] = row["response"]
+        self._insert("requests", {"key": key, **_encoded(row), "created": now()},
+                     "insert or replace")
 
     def request_messages(self, key: str) -> list[dict[str, str]] | None:
         """The whole messages of cached request `key`, its stored prefix put back."""
@@ -494,14 +502,13 @@ class Store:
     # -- translations --------------------------------------------------------------------
 
     def add_translation(self, run_id: str, t: Translation) -> None:
-        with self._write():
-            self._insert("translations", {
-                "run_id": run_id, "record_id": t.record_id, "attempt": t.attempt,
-                "request_key": t.request_key, "status": t.status,
-                "target": t.target.to_json() if t.target else None,
-                "problems": json.dumps(t.problems, ensure_ascii=False),
-                "notes": json.dumps(t.notes, ensure_ascii=False), "created": now(),
-            })
+        self._insert("translations", {
+            "run_id": run_id, "record_id": t.record_id, "attempt": t.attempt,
+            "request_key": t.request_key, "status": t.status,
+            "target": t.target.to_json() if t.target else None,
+            "problems": json.dumps(t.problems, ensure_ascii=False),
+            "notes": json.dumps(t.notes, ensure_ascii=False), "created": now(),
+        })
 
     def latest_translations(self, run_id: str) -> dict[str, Translation]:
         """The current translation of every record that has one, by record id."""
