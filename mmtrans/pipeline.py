@@ -28,7 +28,7 @@ from .payload import parse_reply, payload_json
 from .prompts import Message, Prompt, load_prompt
 from .ratelimit import RateLimiter
 from .records import Record
-from .store import Store, Translation, content_key
+from .store import Store, Translation, content_key, held_records
 from .tagging import Tagged, parse_tagged_reply, tag, tagged_payload
 
 DEFAULT_MODEL = "gpt-4o-mini"
@@ -379,11 +379,22 @@ def translate(
     backend = backend or make_backend(settings)
     prompts = {strategy: load_prompt(settings.src, settings.tgt, settings.prompt, strategy)
                for strategy in {"default", settings.strategy}}
-    fmt, records, rejects, items_read = read_input(input_path, settings.format)
-    labels = settings.labels or find_tables(records, settings.src, settings.tgt)
-    table = load_tables(labels, settings.src, settings.tgt)
-    table.require(records)
-    config = run_config(input_path, fmt, settings, labels, table, backend, prompts)
+    records: list[Record] | None = None
+    resumed = 0
+    if settings.labels:
+        # The run's identity needs no record when its tables are named: a run the store
+        # already holds (same input content, same tables) was read and checked before, so
+        # a resume reads nothing but the store.
+        fmt = settings.format or formats.detect(input_path)
+        table = load_tables(settings.labels, settings.src, settings.tgt)
+        config = run_config(input_path, fmt, settings, settings.labels, table, backend, prompts)
+        resumed = held_records(db_path, config)
+    if not resumed:
+        fmt, records, rejects, items_read = read_input(input_path, settings.format)
+        labels = settings.labels or find_tables(records, settings.src, settings.tgt)
+        table = load_tables(labels, settings.src, settings.tgt)
+        table.require(records)
+        config = run_config(input_path, fmt, settings, labels, table, backend, prompts)
 
     with Store(db_path) as store:
         previous = store.previous_run(config["input_path"])
@@ -396,14 +407,18 @@ def translate(
             if on_notice:
                 on_notice(changed)
         with store.lock_run(run_id):
-            stored = store.add_records(run_id, records, str(Path(input_path).resolve()))
-            if stored != len(records) and on_notice:
-                on_notice(f"{len(records)} records read but the run holds {stored}: records "
-                          "with the same id are stored once (see `mmtrans status`)")
-            store.add_rejects(run_id, rejects)
-            store.set_items_read(run_id, items_read)
+            if records is None:
+                stored = resumed
+                rejects, items_read = store.stored_rejects(run_id)
+            else:
+                stored = store.add_records(run_id, records, str(Path(input_path).resolve()))
+                if stored != len(records) and on_notice:
+                    on_notice(f"{len(records)} records read but the run holds {stored}: "
+                              "records with the same id are stored once (see `mmtrans status`)")
+                store.add_rejects(run_id, rejects)
+                store.set_items_read(run_id, items_read)
+                records = None  # from here on they stream from the store, a page at a time
             chosen = min(stored, settings.limit) if settings.limit is not None else stored
-            del records  # from here on the records stream from the store, a page at a time
             done = store.done_ids(run_id, settings.repair)
             waiting, pending = store.pending_records(run_id, done, settings.limit)
             progress = Progress(total=waiting)

@@ -26,6 +26,7 @@ import sqlite_utils
 from sqlite_utils import Migrations
 
 from .errors import RunBusyError, StoreError
+from .formats import Reject
 from .records import Record
 
 migrations = Migrations("mmtrans")
@@ -113,6 +114,22 @@ def content_key(*parts: Any) -> str:
     """sha256 of the canonical JSON of `parts`: the identity of a request or a run."""
     blob = json.dumps(parts, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def run_id_of(config: dict[str, Any]) -> str:
+    """A run's id: the hash of everything its results depend on."""
+    return content_key(config)[:16]
+
+
+def held_records(db_path: str | Path, config: dict[str, Any]) -> int:
+    """How many records the store at `db_path` holds for the run of `config` (0 when there
+    is no such store or run): a run that holds any holds them all, read and checked."""
+    path = Path(db_path)
+    if not path.is_file():
+        return 0
+    with Store(path, create=False) as store:
+        return store.db.conn.execute("select count(*) from records where run_id = ?",
+                                     [run_id_of(config)]).fetchone()[0]
 
 
 @dataclass
@@ -275,7 +292,7 @@ class Store:
     def upsert_run(self, config: dict[str, Any]) -> str:
         """The run of this configuration (created on first use); it becomes the run last
         used, which `status`, `export` and `review` act on by default."""
-        run_id = content_key(config)[:16]
+        run_id = run_id_of(config)
         with self.db.conn:
             if not self.db["runs"].count_where("id = ?", [run_id]):
                 legacy = {k: v for k, v in config.items() if k in self.db["runs"].columns_dict}
@@ -456,6 +473,15 @@ class Store:
                         yield Record.from_json(source)
 
         return len(ids), stream()
+
+    def stored_rejects(self, run_id: str) -> tuple[list[Reject], dict[str, int]]:
+        """The run's unreadable input items and its items read per file, as stored when it
+        read its input (a resumed run reports them without reading the input again)."""
+        rejects = [Reject(r["path"], r["line"], r["error"], None if r["item"] == -1 else r["item"])
+                   for r in self.db["rejects"].rows_where("run_id = ?", [run_id], order_by="id")]
+        items = {r["path"]: r["items"]
+                 for r in self.db["inputs"].rows_where("run_id = ?", [run_id])}
+        return rejects, items
 
     def record(self, run_id: str, record_id: str) -> Record:
         row = self.db["records"].get((run_id, record_id))

@@ -36,3 +36,20 @@ def test_a_resume_reads_what_is_done_without_decoding_translations(tmp_path, sam
     sent = len(llm.requests)
     result = mmtrans.translate(path, db, settings(llm))
     assert (result["skipped"], result["done"], len(llm.requests)) == (8, 0, sent)
+
+
+def test_a_resume_with_named_tables_reads_the_store_not_the_input(tmp_path, sample, llm,
+                                                                   monkeypatch):
+    from mmtrans import pipeline
+
+    path, db = sample(10), tmp_path / "run.db"
+    first = mmtrans.translate(path, db, mmtrans.Settings(
+        src="ja", tgt="en", labels=["scnm"], base_url=llm.base_url, model="fake", limit=4))
+    assert first["done"] == 4
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("the input was parsed again")
+
+    monkeypatch.setattr(pipeline, "read_input", no_reading)
+    rest = mmtrans.translate(path, db, settings(llm))
+    assert (rest["skipped"], rest["done"], rest["records"], rest["items"]) == (4, 6, 10, 10)
