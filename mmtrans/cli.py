@@ -72,7 +72,14 @@ def translate(
     local_model: Annotated[Path | None, typer.Option(help="GGUF file for --local.")] = None,
     format: Annotated[str | None, typer.Option("--format", help="Input format.")] = None,
     prompt: Annotated[str | None, typer.Option(help="Prompt name or .toml file.")] = None,
-    concurrency: Annotated[int, typer.Option(min=1)] = 8,
+    concurrency: Annotated[int, typer.Option(
+        min=1, help="Most requests in flight (fewer when the server's limits need fewer)."
+    )] = 32,
+    rpm: Annotated[float | None, typer.Option(
+        min=1, help="Requests per minute the server allows (default: read from its "
+                    "x-ratelimit headers).")] = None,
+    tpm: Annotated[float | None, typer.Option(
+        min=1, help="Tokens per minute the server allows (default: from its headers).")] = None,
     temperature: float = 0.0,
     seed: int | None = None,
     max_tokens: int | None = None,
@@ -93,7 +100,7 @@ def translate(
     settings = pipeline.Settings(
         src=src, tgt=tgt, labels=labels, model=model, base_url=base_url, api_key=api_key,
         local=local, local_model=str(local_model) if local_model else None,
-        concurrency=concurrency, params=Params(temperature, seed, max_tokens),
+        concurrency=concurrency, rpm=rpm, tpm=tpm, params=Params(temperature, seed, max_tokens),
         prompt=prompt, format=format, limit=limit, repair=repair, strategy=strategy,
         timeout=timeout, max_attempts=max_attempts,
     )

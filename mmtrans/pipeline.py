@@ -26,8 +26,9 @@ from .labels import LabelTable, find_tables, load_tables
 from .llm import Backend, LocalBackend, OpenAIBackend, Params, default_local_model
 from .payload import parse_reply, payload_json
 from .prompts import Message, Prompt, load_prompt
+from .ratelimit import RateLimiter
 from .records import Record
-from .store import Store, Translation, content_key
+from .store import Store, Translation, content_key, held_records
 from .tagging import Tagged, parse_tagged_reply, tag, tagged_payload
 
 DEFAULT_MODEL = "gpt-4o-mini"
@@ -46,7 +47,11 @@ class Settings:
     api_key: str | None = None
     local: bool = False
     local_model: str | None = None
-    concurrency: int = 8
+    #: Most requests in flight; fewer when the server's limits and latency need fewer.
+    concurrency: int = 32
+    #: Requests and tokens per minute the server allows; None: learned from its headers.
+    rpm: float | None = None
+    tpm: float | None = None
     params: Params = field(default_factory=Params)
     prompt: str | None = None
     format: str | None = None
@@ -73,6 +78,8 @@ class Progress:
     note: str = ""
     #: Start times (monotonic) of the requests on the wire, by request key.
     in_flight: dict[str, float] = field(default_factory=dict)
+    #: The pace against the server's limits, and why the run waits for them, if it does.
+    pace: Callable[[], str] | None = None
 
     def waiting(self, timeout: float, now: float | None = None) -> str:
         """What the run is waiting for, for the progress line: a request unanswered for
@@ -82,7 +89,8 @@ class Progress:
             if oldest > 5:
                 return (f"waiting {oldest:.0f} s for the server "
                         f"({len(self.in_flight)} request(s), timeout {timeout:g} s)")
-        return self.note
+        pace = self.pace() if self.pace else ""
+        return f"{pace} {self.note}" if pace and self.note else pace or self.note
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -94,8 +102,10 @@ def make_backend(settings: Settings) -> Backend:
     if settings.local:
         path = Path(settings.local_model) if settings.local_model else default_local_model()
         return LocalBackend(path)
+    limiter = RateLimiter(settings.rpm, settings.tpm, max_concurrency=settings.concurrency)
     return OpenAIBackend(settings.model or DEFAULT_MODEL, settings.base_url, settings.api_key,
-                         timeout=settings.timeout, max_attempts=settings.max_attempts)
+                         timeout=settings.timeout, max_attempts=settings.max_attempts,
+                         limiter=limiter)
 
 
 def file_hash(path: str | Path) -> str:
@@ -369,11 +379,22 @@ def translate(
     backend = backend or make_backend(settings)
     prompts = {strategy: load_prompt(settings.src, settings.tgt, settings.prompt, strategy)
                for strategy in {"default", settings.strategy}}
-    fmt, records, rejects, items_read = read_input(input_path, settings.format)
-    labels = settings.labels or find_tables(records, settings.src, settings.tgt)
-    table = load_tables(labels, settings.src, settings.tgt)
-    table.require(records)
-    config = run_config(input_path, fmt, settings, labels, table, backend, prompts)
+    records: list[Record] | None = None
+    resumed = 0
+    if settings.labels:
+        # The run's identity needs no record when its tables are named: a run the store
+        # already holds (same input content, same tables) was read and checked before, so
+        # a resume reads nothing but the store.
+        fmt = settings.format or formats.detect(input_path)
+        table = load_tables(settings.labels, settings.src, settings.tgt)
+        config = run_config(input_path, fmt, settings, settings.labels, table, backend, prompts)
+        resumed = held_records(db_path, config)
+    if not resumed:
+        fmt, records, rejects, items_read = read_input(input_path, settings.format)
+        labels = settings.labels or find_tables(records, settings.src, settings.tgt)
+        table = load_tables(labels, settings.src, settings.tgt)
+        table.require(records)
+        config = run_config(input_path, fmt, settings, labels, table, backend, prompts)
 
     with Store(db_path) as store:
         previous = store.previous_run(config["input_path"])
@@ -386,23 +407,31 @@ def translate(
             if on_notice:
                 on_notice(changed)
         with store.lock_run(run_id):
-            stored = store.add_records(run_id, records, str(Path(input_path).resolve()))
-            if stored != len(records) and on_notice:
-                on_notice(f"{len(records)} records read but the run holds {stored}: records "
-                          "with the same id are stored once (see `mmtrans status`)")
-            store.add_rejects(run_id, rejects)
-            store.set_items_read(run_id, items_read)
-            chosen = records[: settings.limit] if settings.limit is not None else records
+            if records is None:
+                stored = resumed
+                rejects, items_read = store.stored_rejects(run_id)
+            else:
+                stored = store.add_records(run_id, records, str(Path(input_path).resolve()))
+                if stored != len(records) and on_notice:
+                    on_notice(f"{len(records)} records read but the run holds {stored}: "
+                              "records with the same id are stored once (see `mmtrans status`)")
+                store.add_rejects(run_id, rejects)
+                store.set_items_read(run_id, items_read)
+                records = None  # from here on they stream from the store, a page at a time
+            chosen = min(stored, settings.limit) if settings.limit is not None else stored
             done = store.done_ids(run_id, settings.repair)
-            pending = [r for r in chosen if r.id not in done]
-            progress = Progress(total=len(pending))
+            waiting, pending = store.pending_records(run_id, done, settings.limit)
+            progress = Progress(total=waiting)
             run = Run(store, run_id, backend, prompts, table, settings, progress, on_progress)
             if isinstance(backend, OpenAIBackend):
                 backend.on_retry = run.note
+                progress.pace = backend.limiter.describe
             if on_progress:
                 on_progress(progress)
-            run_sync(run.translate_all(pending))
-        return {"run_id": run_id, "changed": changed, "skipped": len(chosen) - len(pending),
+            with store.grouped():
+                run_sync(run.translate_all(pending))
+        return {"run_id": run_id, "changed": changed, "skipped": chosen - waiting,
                 "records": stored, "items": sum(items_read.values()),
                 "rejects": len(rejects), "reject_lines": [str(r) for r in rejects[:20]],
-                **{k: v for k, v in vars(progress).items() if k not in ("in_flight", "note")}}
+                **{k: v for k, v in vars(progress).items()
+                   if k not in ("in_flight", "note", "pace")}}

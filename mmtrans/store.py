@@ -1,8 +1,9 @@
 """The one SQLite file a run lives in: schema migrations and the queries over it.
 
 Nothing a person may need later is updated in place: a new attempt or review is a new row,
-and the current state of a record is its latest row. Every write commits at once, so a run
-killed at any moment resumes from what is here.
+and the current state of a record is its latest row. Writes commit at once, or during a
+run in groups a fraction of a second apart (`Store.grouped`), so a run killed at any moment
+resumes from what is here, having lost at most that fraction of a second of answers.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -24,6 +26,7 @@ import sqlite_utils
 from sqlite_utils import Migrations
 
 from .errors import RunBusyError, StoreError
+from .formats import Reject
 from .records import Record
 
 migrations = Migrations("mmtrans")
@@ -87,6 +90,22 @@ def m003_integrity(db: sqlite_utils.Database) -> None:
     db["inputs"].create({"run_id": str, "path": str, "items": int}, pk=("run_id", "path"))
 
 
+@migrations()
+def m300_shared_prompt_prefix(db: sqlite_utils.Database) -> None:
+    """A prompt's fixed part (system text and one-shot example, four fifths of a request's
+    bytes) is stored once in `prompt_prefixes`; a request row names it by hash and keeps only
+    the messages after it. Rows stored before keep their whole messages (prefix null)."""
+    db["prompt_prefixes"].create({"hash": str, "messages": str}, pk="hash")
+    db["requests"].add_column("prefix", str)
+
+
+#: Leading messages of a request that are the prompt's fixed part (system, example in and out).
+PREFIX_MESSAGES = 3
+#: A grouped write commits at least this often (see `Store.grouped`).
+GROUP_ROWS = 200
+GROUP_SECONDS = 0.25
+
+
 def now(timespec: str = "seconds") -> str:
     return datetime.now(timezone.utc).isoformat(timespec=timespec)
 
@@ -95,6 +114,22 @@ def content_key(*parts: Any) -> str:
     """sha256 of the canonical JSON of `parts`: the identity of a request or a run."""
     blob = json.dumps(parts, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def run_id_of(config: dict[str, Any]) -> str:
+    """A run's id: the hash of everything its results depend on."""
+    return content_key(config)[:16]
+
+
+def held_records(db_path: str | Path, config: dict[str, Any]) -> int:
+    """How many records the store at `db_path` holds for the run of `config` (0 when there
+    is no such store or run): a run that holds any holds them all, read and checked."""
+    path = Path(db_path)
+    if not path.is_file():
+        return 0
+    with Store(path, create=False) as store:
+        return store.db.conn.execute("select count(*) from records where run_id = ?",
+                                     [run_id_of(config)]).fetchone()[0]
 
 
 @dataclass
@@ -188,10 +223,63 @@ class Store:
         self.db = sqlite_utils.Database(conn)
         self.db.execute("PRAGMA busy_timeout = 30000")
         self.db.enable_wal()
+        # In WAL mode a commit is in the log file before it returns: a killed process loses
+        # nothing committed, only power loss may drop the last commits. No fsync per commit.
+        self.db.execute("PRAGMA synchronous = NORMAL")
         migrations.apply(self.db)
+        self._prefixes: set[str] = set()
+        self._grouping = False
+        self._queued: list[tuple[str, tuple[Any, ...]]] = []  # writes not yet flushed
+        self._queued_answers: dict[str, str] = {}  # their cached answers, by request key
+        self._flushed_at = time.monotonic()
 
     def close(self) -> None:
+        self._flush()
         self.db.close()
+
+    @contextmanager
+    def grouped(self) -> Iterator[None]:
+        """Translation and request writes inside are queued and written in one short
+        transaction every GROUP_ROWS rows or GROUP_SECONDS seconds (and at the end), instead
+        of one commit each. The write lock is held only while a group is written, so another
+        process (a review, a second translate) is never starved of it; a run killed loses at
+        most the answers of the last fraction of a second."""
+        self._grouping = True
+        try:
+            yield
+        finally:
+            self._grouping = False
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._queued:
+            with self.db.conn:
+                for sql, values in self._queued:
+                    self.db.conn.execute(sql, values)
+            self._queued.clear()
+            self._queued_answers.clear()
+        self._flushed_at = time.monotonic()
+
+    _sql: dict[tuple[str, tuple[str, ...], str], str] = {}
+
+    def _insert(self, table: str, row: dict[str, Any], verb: str = "insert") -> None:
+        """Write one row by a prepared statement (sqlite-utils' insert reads the table's
+        schema on every call: too slow for a row per record): at once, or queued when
+        grouped."""
+        columns = tuple(row)
+        sql = self._sql.get((table, columns, verb))
+        if sql is None:
+            sql = (f"{verb} into [{table}] ({', '.join(f'[{c}]' for c in columns)}) "
+                   f"values ({', '.join('?' for _ in columns)})")
+            self._sql[(table, columns, verb)] = sql
+        if not self._grouping:
+            with self.db.conn:
+                self.db.conn.execute(sql, tuple(row.values()))
+            return
+        self._queued.append((sql, tuple(row.values())))
+        if (len(self._queued) >= GROUP_ROWS
+                or time.monotonic() - self._flushed_at >= GROUP_SECONDS):
+            self._flush()
 
     def __enter__(self) -> Store:
         return self
@@ -204,7 +292,7 @@ class Store:
     def upsert_run(self, config: dict[str, Any]) -> str:
         """The run of this configuration (created on first use); it becomes the run last
         used, which `status`, `export` and `review` act on by default."""
-        run_id = content_key(config)[:16]
+        run_id = run_id_of(config)
         with self.db.conn:
             if not self.db["runs"].count_where("id = ?", [run_id]):
                 legacy = {k: v for k, v in config.items() if k in self.db["runs"].columns_dict}
@@ -292,7 +380,13 @@ class Store:
     # -- records and what could not be read -----------------------------------------------
 
     def add_records(self, run_id: str, records: Iterable[Record], default_path: str) -> int:
-        """Store the run's source records (once); returns how many the store holds."""
+        """Store the run's source records (once); returns how many the store holds. A run's
+        identity covers its input's content, and its records go in in one transaction: a run
+        that holds any holds them all, and a resumed run skips encoding them again."""
+        held = self.db.conn.execute("select count(*) from records where run_id = ?",
+                                    [run_id]).fetchone()[0]
+        if held:
+            return held
         with self.db.conn:
             self.db["records"].insert_all(
                 ({"run_id": run_id, "id": r.id, "position": i, "source": r.to_json(),
@@ -353,6 +447,42 @@ class Store:
                                  [run_id]):
             yield Record.from_json(row["source"])
 
+    def pending_records(self, run_id: str, done: set[str], limit: int | None = None,
+                        page: int = 1000) -> tuple[int, Iterator[Record]]:
+        """The run's records in input order (the first `limit` only, when given) that are not
+        in `done`: how many, and a stream of them read a page at a time, so a run holds a
+        page of its records in memory, not all of them."""
+        bound = limit if limit is not None else 2**62
+        ids = [row[0] for row in self.db.conn.execute(
+            "select id from records where run_id = ? and position < ? order by position",
+            [run_id, bound]) if row[0] not in done]
+        wanted = set(ids)
+
+        def stream() -> Iterator[Record]:
+            after = -1
+            while True:
+                rows = self.db.conn.execute(
+                    "select position, id, source from records where run_id = ? and "
+                    "position > ? and position < ? order by position limit ?",
+                    [run_id, after, bound, page]).fetchall()
+                if not rows:
+                    return
+                after = rows[-1][0]
+                for _, record_id, source in rows:
+                    if record_id in wanted:
+                        yield Record.from_json(source)
+
+        return len(ids), stream()
+
+    def stored_rejects(self, run_id: str) -> tuple[list[Reject], dict[str, int]]:
+        """The run's unreadable input items and its items read per file, as stored when it
+        read its input (a resumed run reports them without reading the input again)."""
+        rejects = [Reject(r["path"], r["line"], r["error"], None if r["item"] == -1 else r["item"])
+                   for r in self.db["rejects"].rows_where("run_id = ?", [run_id], order_by="id")]
+        items = {r["path"]: r["items"]
+                 for r in self.db["inputs"].rows_where("run_id = ?", [run_id])}
+        return rejects, items
+
     def record(self, run_id: str, record_id: str) -> Record:
         row = self.db["records"].get((run_id, record_id))
         return Record.from_json(row["source"])
@@ -360,27 +490,51 @@ class Store:
     # -- request cache -------------------------------------------------------------------
 
     def cached_response(self, key: str) -> dict[str, Any] | None:
-        rows = list(self.db.query(
-            "select * from requests where key = ? and response is not null", [key]))
-        return rows[0] if rows else None
+        """The cached answer to request `key` ({"key", "response"}), or None."""
+        if key in self._queued_answers:
+            return {"key": key, "response": self._queued_answers[key]}
+        row = self.db.conn.execute(
+            "select response from requests where key = ? and response is not null",
+            [key]).fetchone()
+        return {"key": key, "response": row[0]} if row else None
 
     def save_request(self, key: str, **row: Any) -> None:
-        """Cache a real answer (never a fault: those are retried, not stored)."""
-        with self.db.conn:
-            self.db["requests"].upsert({"key": key, **_encoded(row), "created": now()},
-                                       pk="key")
+        """Cache a real answer (never a fault: those are retried, not stored). The prompt's
+        fixed part of `messages` is stored once, in `prompt_prefixes`."""
+        messages = row.get("messages")
+        prefix = None
+        if isinstance(messages, list) and len(messages) > PREFIX_MESSAGES:
+            prefix = messages[:PREFIX_MESSAGES]
+            row["prefix"] = content_key(prefix)
+            row["messages"] = messages[PREFIX_MESSAGES:]
+        if prefix is not None and row["prefix"] not in self._prefixes:
+            self._insert("prompt_prefixes", {"hash": row["prefix"], "messages": json.dumps(
+                prefix, ensure_ascii=False)}, "insert or ignore")
+            self._prefixes.add(row["prefix"])
+        if self._grouping and row.get("response") is not None:
+            self._queued_answers[key] = row["response"]
+        self._insert("requests", {"key": key, **_encoded(row), "created": now()},
+                     "insert or replace")
+
+    def request_messages(self, key: str) -> list[dict[str, str]] | None:
+        """The whole messages of cached request `key`, its stored prefix put back."""
+        row = self.db.conn.execute(
+            "select r.messages, p.messages from requests r left join prompt_prefixes p "
+            "on p.hash = r.prefix where r.key = ?", [key]).fetchone()
+        if row is None or row[0] is None:
+            return None
+        return json.loads(row[1] or "[]") + json.loads(row[0])
 
     # -- translations --------------------------------------------------------------------
 
     def add_translation(self, run_id: str, t: Translation) -> None:
-        with self.db.conn:
-            self.db["translations"].insert({
-                "run_id": run_id, "record_id": t.record_id, "attempt": t.attempt,
-                "request_key": t.request_key, "status": t.status,
-                "target": t.target.to_json() if t.target else None,
-                "problems": json.dumps(t.problems, ensure_ascii=False),
-                "notes": json.dumps(t.notes, ensure_ascii=False), "created": now(),
-            })
+        self._insert("translations", {
+            "run_id": run_id, "record_id": t.record_id, "attempt": t.attempt,
+            "request_key": t.request_key, "status": t.status,
+            "target": t.target.to_json() if t.target else None,
+            "problems": json.dumps(t.problems, ensure_ascii=False),
+            "notes": json.dumps(t.notes, ensure_ascii=False), "created": now(),
+        })
 
     def latest_translations(self, run_id: str) -> dict[str, Translation]:
         """The current translation of every record that has one, by record id."""
@@ -399,9 +553,14 @@ class Store:
         return _translation(rows[0]) if rows else None
 
     def done_ids(self, run_id: str, repair: int = 0) -> set[str]:
-        """Records this run need not touch again: accepted, or flagged with no repair turn left."""
-        return {rid for rid, t in self.latest_translations(run_id).items()
-                if t.status == "accepted" or (t.status == "flagged" and t.attempt >= repair)}
+        """Records this run need not touch again: accepted, or flagged with no repair turn
+        left. Read from the status columns, without decoding any translation."""
+        return {row[0] for row in self.db.conn.execute("""
+            select t.record_id from translations t
+            join (select record_id, max(id) as id from translations where run_id = ?
+                  group by record_id) latest on latest.id = t.id
+            where t.status = 'accepted' or (t.status = 'flagged' and t.attempt >= ?)""",
+            [run_id, repair])}
 
     def stored_attempts(self, run_id: str) -> dict[str, set[int]]:
         """Which attempts of each record already have a translation row (a resumed run

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import random
 import re
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -138,6 +141,8 @@ class FakeLLM:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as real servers: no connect per request
+
             def log_message(self, *args: Any) -> None:
                 pass
 
@@ -191,3 +196,191 @@ class FakeLLM:
         """The source texts of every request received, in order."""
         with self.lock:
             return [record_payload(r)["text"] for r in self.requests]
+
+
+# -- rate limits, enforced the way OpenAI does --------------------------------------------
+
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uff00-\uffef]")
+
+
+def count_tokens(text: str) -> int:
+    """A tokenizer-free count close to OpenAI's for this project's text: one token per CJK
+    character, one per four other characters."""
+    cjk = len(_CJK.findall(text))
+    return cjk + math.ceil((len(text) - cjk) / 4)
+
+
+def request_tokens(request: dict[str, Any]) -> int:
+    """Prompt tokens of a chat request: its messages' text plus 4 per message."""
+    return sum(count_tokens(str(m.get("content") or "")) + 4 for m in request["messages"])
+
+
+def format_duration(seconds: float) -> str:
+    """A reset header's value as OpenAI writes it: `12ms`, `1.5s`, `6m0s`."""
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 60:
+        return f"{seconds:.3g}s"
+    return f"{int(seconds // 60)}m{seconds % 60:.0f}s"
+
+
+class _Quota:
+    """One limited resource: at most `per_minute` over any sliding 60 s, and pro rata over
+    every second (a bucket holding one second's share, refilled continuously: a request
+    bigger than a full bucket goes when it is full). Refused requests cost nothing."""
+
+    def __init__(self, per_minute: float, now: float):
+        self.per_minute = per_minute
+        self.per_second = per_minute / 60
+        self.level = self.per_second
+        self.at = now
+        self.log: deque[tuple[float, float]] = deque()
+        self.used = 0.0
+
+    def _advance(self, now: float) -> None:
+        self.level = min(self.per_second, self.level + (now - self.at) * self.per_second)
+        self.at = now
+        while self.log and self.log[0][0] <= now - 60:
+            self.used -= self.log.popleft()[1]
+
+    def wait(self, now: float, cost: float) -> float:
+        """0 when `cost` fits now, else the seconds until it would."""
+        self._advance(now)
+        need = min(cost, self.per_second)
+        wait = max(0.0, (need - self.level) / self.per_second)
+        excess = self.used + cost - self.per_minute
+        if excess > 0:
+            freed = 0.0
+            for t, c in self.log:
+                freed += c
+                if freed >= excess:
+                    wait = max(wait, t + 60 - now)
+                    break
+        return wait
+
+    def take(self, now: float, cost: float) -> None:
+        self.level -= cost
+        self.log.append((now, cost))
+        self.used += cost
+
+    def headers(self, now: float, resource: str) -> dict[str, str]:
+        self._advance(now)
+        reset = self.log[-1][0] + 60 - now if self.log else 0.0
+        return {f"x-ratelimit-limit-{resource}": str(int(self.per_minute)),
+                f"x-ratelimit-remaining-{resource}": str(max(0, int(self.per_minute - self.used))),
+                f"x-ratelimit-reset-{resource}": format_duration(reset)}
+
+
+class RateLimited:
+    """A script that enforces `rpm` and/or `tpm` around another one, as OpenAI does: limits
+    over sliding 60 s windows and pro rata over every second, `x-ratelimit-*` headers on every
+    answer, 429 with `Retry-After` (and `retry-after-ms`) when a request does not fit, and a
+    latency drawn uniformly from `latency`. A request is charged its prompt tokens and the
+    answer's tokens when it arrives. `FakeLLM(RateLimited(translating(), rpm=600))`."""
+
+    def __init__(self, script: Script | None = None, rpm: float | None = None,
+                 tpm: float | None = None, latency: tuple[float, float] = (0.15, 0.6),
+                 seed: int = 0, clock: Callable[[], float] = time.monotonic):
+        self.script = script or translating("en")
+        self.clock = clock
+        now = clock()
+        self.quotas = {name: _Quota(limit, now)
+                       for name, limit in (("requests", rpm), ("tokens", tpm)) if limit}
+        self.latency = latency
+        self.random = random.Random(seed)
+        self.lock = threading.Lock()
+        self.answered: list[tuple[float, int]] = []  # (arrival, tokens) of admitted requests
+        self.refused = 0
+
+    def __call__(self, payload: dict[str, Any], request: dict[str, Any]) -> Reply:
+        reply = self.script(payload, request)
+        if reply.status != 200:
+            return reply
+        usage = reply.usage or {"prompt_tokens": request_tokens(request),
+                                "completion_tokens": count_tokens(reply.content or "")}
+        usage = {**usage, "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"]}
+        costs = {"requests": 1, "tokens": usage["total_tokens"]}
+        with self.lock:
+            now = self.clock()
+            wait = max((q.wait(now, costs[name]) for name, q in self.quotas.items()),
+                       default=0.0)
+            if wait <= 0:
+                for name, quota in self.quotas.items():
+                    quota.take(now, costs[name])
+                self.answered.append((now, usage["total_tokens"]))
+            else:
+                self.refused += 1
+            headers = {k: v for name, quota in self.quotas.items()
+                       for k, v in quota.headers(now, name).items()}
+            delay = self.random.uniform(*self.latency)
+        if wait > 0:
+            headers |= {"retry-after": str(math.ceil(wait)),
+                        "retry-after-ms": f"{wait * 1000:.0f}"}
+            return Reply(status=429, headers=headers, body={"error": {
+                "message": "Rate limit reached; please try again later.",
+                "type": "requests", "code": "rate_limit_exceeded"}})
+        return Reply(reply.content, headers={**reply.headers, **headers}, delay=delay,
+                     usage=usage, body=reply.body)
+
+    def achieved(self) -> dict[str, float]:
+        """Requests and tokens per minute admitted, from the first admitted request to the
+        last, and the 429s sent."""
+        with self.lock:
+            times = [t for t, _ in self.answered]
+            tokens = sum(n for _, n in self.answered[1:])
+        span = times[-1] - times[0] if len(times) > 1 else 0.0
+        return {"answered": len(times), "refused": self.refused, "seconds": span,
+                "rpm": (len(times) - 1) / span * 60 if span else 0.0,
+                "tpm": tokens / span * 60 if span else 0.0}
+
+
+def _serve(conn: Any, rpm: float | None, tpm: float | None,
+           latency: tuple[float, float]) -> None:
+    limited = RateLimited(translating("en"), rpm, tpm, latency, clock=time.time)
+    with FakeLLM(limited) as llm:
+        conn.send(llm.base_url)
+        while True:
+            what, arg = conn.recv()
+            if what == "stop":
+                return
+            if what == "achieved":
+                conn.send(limited.achieved())
+            elif what == "first_after":
+                with limited.lock:
+                    conn.send(next((t for t, _ in limited.answered if t >= arg), None))
+
+
+class ServerProcess:
+    """A `RateLimited` translating server in a process of its own, so that a benchmark
+    measures the client's CPU and memory alone. Times are wall-clock (`time.time()`).
+
+        with ServerProcess(rpm=600) as server: ... server.base_url ... server.achieved()
+    """
+
+    def __init__(self, rpm: float | None = None, tpm: float | None = None,
+                 latency: tuple[float, float] = (0.0, 0.0)):
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=_serve, args=(child, rpm, tpm, latency),
+                                       daemon=True)
+        self.base_url = ""
+
+    def __enter__(self) -> ServerProcess:
+        self.process.start()
+        self.base_url = self.conn.recv()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.conn.send(("stop", None))
+        self.process.join(10)
+
+    def achieved(self) -> dict[str, float]:
+        self.conn.send(("achieved", None))
+        return self.conn.recv()
+
+    def first_request_after(self, when: float) -> float | None:
+        """Wall-clock arrival of the first request admitted at or after `when`."""
+        self.conn.send(("first_after", when))
+        return self.conn.recv()

@@ -30,14 +30,23 @@ def test_no_key_and_no_base_url_is_a_config_error():
         OpenAIBackend("gpt-4o-mini")
 
 
-def test_429_waits_as_long_as_retry_after_asks():
+def test_429_waits_as_long_as_retry_after_asks_and_is_not_an_attempt():
     with scripted(Reply(status=429, headers={"Retry-After": "1"}), Reply("ok")) as llm:
         started = time.monotonic()
         completion = complete(OpenAIBackend("m", llm.base_url, backoff=0.01))
         waited = time.monotonic() - started
-    assert completion.text == "ok" and completion.attempts == 2
+    assert completion.text == "ok" and completion.attempts == 1
     assert 1.0 <= waited < 5, waited
     assert completion.tokens_in == 100 and completion.tokens_out == 20
+
+
+def test_429s_never_use_up_a_requests_attempts():
+    refusals = [Reply(status=429, headers={"retry-after-ms": "20"})] * 4
+    with scripted(*refusals, Reply("ok")) as llm:
+        backend = OpenAIBackend("m", llm.base_url, backoff=0.01, max_attempts=2)
+        completion = complete(backend)
+    assert completion.text == "ok" and completion.attempts == 1
+    assert backend.limiter.rate_limited_count == 4 and len(llm.requests) == 5
 
 
 def test_500s_are_retried_with_backoff_then_give_up():

@@ -34,8 +34,9 @@ def test_resume_after_sigkill_sends_no_completed_request(tmp_path, sample, llm):
     assert process.returncode == -signal.SIGKILL
 
     store = Store(db)
-    completed = {json.loads(json.loads(row["messages"])[3]["content"].split(":\n", 1)[1])["text"]
-                 for row in store.db.query("select messages from requests "
+    completed = {json.loads(store.request_messages(row["key"])[3]["content"]
+                            .split(":\n", 1)[1])["text"]
+                 for row in store.db.query("select key from requests "
                                            "where response is not null")}
     store.close()
     assert 10 <= len(completed) < 60

@@ -66,8 +66,7 @@ def test_an_edited_prompt_starts_a_new_run(tmp_path, sample, llm):
         assert store.status(run)["records"] == 4
         assert store.counts(run)["accepted"] == 4  # all four answered under the new prompt
         keys = {t.request_key for t in store.latest_translations(run).values()}
-        sent = [json.loads(r["messages"]) for r in store.db["requests"].rows_where(
-            "key in ({})".format(",".join("?" * len(keys))), list(keys))]
+        sent = [store.request_messages(key) for key in keys]
     assert all("Please translate" in json.dumps(m, ensure_ascii=False) for m in sent)
 
 

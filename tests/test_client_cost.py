@@ -1,0 +1,55 @@
+"""What a run costs the client itself: the store holds a prompt's fixed part once, and a
+resume tells what is done from status columns without decoding translations."""
+
+from __future__ import annotations
+
+import json
+
+import mmtrans
+from mmtrans.store import Store
+
+
+def settings(llm) -> mmtrans.Settings:
+    return mmtrans.Settings(src="ja", tgt="en", labels=["scnm"], base_url=llm.base_url,
+                            model="fake")
+
+
+def test_the_prompts_fixed_part_is_stored_once_not_in_every_request(tmp_path, sample, llm):
+    db = tmp_path / "run.db"
+    assert mmtrans.translate(sample(10), db, settings(llm))["accepted"] == 10
+    with Store(db) as store:
+        assert store.db["prompt_prefixes"].count == 1
+        rows = list(store.db.query("select key, messages, prefix from requests"))
+        assert len(rows) == 10 and all(len(json.loads(r["messages"])) == 1 for r in rows)
+        whole = sorted(json.dumps(store.request_messages(r["key"]), ensure_ascii=False)
+                       for r in rows)
+    sent = sorted(json.dumps(r["messages"], ensure_ascii=False) for r in llm.requests)
+    assert whole == sent  # what the server was asked, byte for byte
+
+
+def test_a_resume_reads_what_is_done_without_decoding_translations(tmp_path, sample, llm):
+    path, db = sample(8), tmp_path / "run.db"
+    mmtrans.translate(path, db, settings(llm))
+    with Store(db) as store, store.db.conn:
+        # Decoding any stored translation would now fail: a resume must not need to.
+        store.db.execute("update translations set target = '{not json', problems = 'x'")
+    sent = len(llm.requests)
+    result = mmtrans.translate(path, db, settings(llm))
+    assert (result["skipped"], result["done"], len(llm.requests)) == (8, 0, sent)
+
+
+def test_a_resume_with_named_tables_reads_the_store_not_the_input(tmp_path, sample, llm,
+                                                                   monkeypatch):
+    from mmtrans import pipeline
+
+    path, db = sample(10), tmp_path / "run.db"
+    first = mmtrans.translate(path, db, mmtrans.Settings(
+        src="ja", tgt="en", labels=["scnm"], base_url=llm.base_url, model="fake", limit=4))
+    assert first["done"] == 4
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("the input was parsed again")
+
+    monkeypatch.setattr(pipeline, "read_input", no_reading)
+    rest = mmtrans.translate(path, db, settings(llm))
+    assert (rest["skipped"], rest["done"], rest["records"], rest["items"]) == (4, 6, 10, 10)
