@@ -369,23 +369,24 @@ def review(
     annotator: Annotated[str | None, typer.Option(help="Your name (else the page asks).")] = None,
     spot_check: Annotated[str | None, typer.Option(
         help="Also queue this share of accepted records, e.g. 5%.")] = None,
+    run: RunOption = None,
 ) -> None:
-    """Serve the review page: accept, edit or reject flagged records with the keyboard."""
+    """Serve the review page for one run: accept, edit or reject flagged records."""
     from .review import access_token, parse_share, serve
 
     try:
         share = parse_share(spot_check)
         required = access_token(host, token)
-        if not db.is_file():
-            raise MmtransError(f"{db}: no such database")
+        with Store(db, create=False) as store:
+            run_id = store.resolve_run(run)
     except MmtransError as e:
         raise fail(e) from None
     query = f"/?token={required}" if required else "/"
     if required and not token:
         console.print(f"generated token: {required}", highlight=False)
-    console.print(f"reviewing {db} at http://{host}:{port}{query} (Ctrl-C to stop)",
-                  highlight=False)
-    serve(db, host, port, required, annotator, share)
+    console.print(f"reviewing run {run_id} of {db} at http://{host}:{port}{query} "
+                  "(Ctrl-C to stop)", highlight=False)
+    serve(db, host, port, required, annotator, share, run_id)
 
 
 @app.command("split")

@@ -22,10 +22,10 @@ class ExportResult:
 def exportable(store: Store, run_id: str, include_flagged: bool = False) -> Iterator[Record]:
     """The current target record of every record of the run, in input order.
 
-    A reviewer's latest decision wins: accepted records are written as translated, edited
-    ones as edited, rejected ones not at all. Unreviewed records are written when the checks
-    accepted them, and flagged ones too when asked (a reply that never parsed has nothing to
-    write)."""
+    A reviewer's latest decision wins: accepted records are written as the translation the
+    reviewer saw (not a later attempt), edited ones as edited, rejected ones not at all.
+    Unreviewed records are written when the checks accepted them, and flagged ones too when
+    asked (a reply that never parsed has nothing to write)."""
     wanted = {"accepted", "flagged"} if include_flagged else {"accepted"}
     latest = store.latest_translations(run_id)
     decisions = store.decisions(run_id)
@@ -35,8 +35,11 @@ def exportable(store: Store, run_id: str, include_flagged: bool = False) -> Iter
         if decision is not None:
             if decision.decision == "edit" and decision.record is not None:
                 yield decision.record
-            elif decision.decision == "accept" and t is not None and t.target is not None:
-                yield t.target
+            elif decision.decision == "accept":
+                judged = store.translation(decision.translation_id) \
+                    if decision.translation_id is not None else t
+                if judged is not None and judged.target is not None:
+                    yield judged.target
         elif t is not None and t.status in wanted and t.target is not None:
             yield t.target
 

@@ -91,6 +91,14 @@ def m003_integrity(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
+def m004_review_translation(db: sqlite_utils.Database) -> None:
+    """A review row names the translation row it judged, so export writes what was
+    reviewed even when a later attempt exists, and a reason when one was given."""
+    db["reviews"].add_column("translation_id", int)
+    db["reviews"].add_column("reason", str)
+
+
+@migrations()
 def m300_shared_prompt_prefix(db: sqlite_utils.Database) -> None:
     """A prompt's fixed part (system text and one-shot example, four fifths of a request's
     bytes) is stored once in `prompt_prefixes`; a request row names it by hash and keeps only
@@ -140,18 +148,23 @@ class Review:
     decision: str  # accept, edit, reject
     record: Record | None
     created: str
+    #: The translation row the decision judged (None: decided before this was recorded).
+    translation_id: int | None = None
+    reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "annotator": self.annotator, "decision": self.decision,
                 "record": self.record.to_dict() if self.record else None,
-                "created": self.created}
+                "created": self.created, "translation_id": self.translation_id,
+                "reason": self.reason}
 
 
 def effective_reviews(rows: Iterable[dict[str, Any]]) -> list[Review]:
     """The decisions of a record's review rows (in order) that no later undo took back."""
     undone = {row["undoes"] for row in rows if row["decision"] == "undo"}
     return [Review(row["id"], row["record_id"], row["annotator"], row["decision"],
-                   Record.from_json(row["record"]) if row["record"] else None, row["created"])
+                   Record.from_json(row["record"]) if row["record"] else None, row["created"],
+                   row.get("translation_id"), row.get("reason"))
             for row in rows if row["decision"] != "undo" and row["id"] not in undone]
 
 
@@ -164,6 +177,8 @@ class Translation:
     problems: list[dict[str, str]]
     notes: list[str]
     request_key: str | None
+    #: Its row in `translations` (None until stored).
+    id: int | None = None
 
 
 def _encoded(row: dict[str, Any]) -> dict[str, Any]:
@@ -178,6 +193,7 @@ def _translation(row: dict[str, Any]) -> Translation:
         target=Record.from_json(row["target"]) if row["target"] else None,
         problems=json.loads(row["problems"] or "[]"),
         notes=json.loads(row["notes"] or "[]"), request_key=row["request_key"],
+        id=row["id"],
     )
 
 
@@ -575,13 +591,20 @@ class Store:
     # -- reviews ---------------------------------------------------------------------------
 
     def add_review(self, run_id: str, record_id: str, annotator: str, decision: str,
-                   record: Record | None = None, undoes: int | None = None) -> int:
+                   record: Record | None = None, undoes: int | None = None,
+                   translation_id: int | None = None, reason: str | None = None) -> int:
         with self.db.conn:
             table = self.db["reviews"].insert({
                 "run_id": run_id, "record_id": record_id, "annotator": annotator,
                 "decision": decision, "record": record.to_json() if record else None,
-                "created": now(), "undoes": undoes})
+                "created": now(), "undoes": undoes, "translation_id": translation_id,
+                "reason": reason})
         return table.last_pk
+
+    def translation(self, translation_id: int) -> Translation | None:
+        """One translation row by its id (the one a review judged)."""
+        rows = list(self.db.query("select * from translations where id = ?", [translation_id]))
+        return _translation(rows[0]) if rows else None
 
     def review_rows(self, run_id: str, record_id: str | None = None) -> list[dict[str, Any]]:
         where, args = "run_id = ?", [run_id]

@@ -26,10 +26,21 @@ function escapeHtml(s) {
 
 const hue = (i) => (i * 137) % 360;
 
+// The store's offsets count code points (Python); a JavaScript string counts UTF-16 units,
+// two for 𠮷 or an emoji. Map each code-point offset to its UTF-16 index.
+function utf16Offsets(text) {
+  const at = [0];
+  for (const ch of text) at.push(at[at.length - 1] + ch.length);
+  return at;
+}
+
 // Text with every located mention highlighted in its own colour, the label after it.
 function highlight(text, mentions) {
+  const at = utf16Offsets(text);
   const spans = mentions.map((m, i) => ({ ...m, i }))
-    .filter((m) => m.start !== null && m.start !== undefined && m.end > m.start);
+    .filter((m) => m.start !== null && m.start !== undefined && m.end > m.start)
+    .map((m) => ({ ...m, start: at[m.start], end: at[m.end] }))
+    .filter((m) => m.start !== undefined && m.end !== undefined);
   const cuts = new Set([0, text.length]);
   spans.forEach((m) => { cuts.add(m.start); cuts.add(m.end); });
   const points = [...cuts].sort((a, b) => a - b);

@@ -31,14 +31,22 @@ def access_token(host: str, token: str | None) -> str | None:
     return None if host in LOCAL_HOSTS else secrets.token_urlsafe(16)
 
 
+def loopback_hosts(host: str, port: int) -> set[str]:
+    """The Host headers a loopback server answers to (anything else is DNS rebinding)."""
+    return {f"{name}:{port}" for name in ("127.0.0.1", "localhost", "[::1]")} | \
+        ({f"{host}:{port}"} if host != "::1" else set())
+
+
 def serve(db: str | Path, host: str = "127.0.0.1", port: int = 8700, token: str | None = None,
-          annotator: str | None = None, spot_check: float = 0.0) -> None:
+          annotator: str | None = None, spot_check: float = 0.0,
+          run_id: str | None = None) -> None:
     import uvicorn
 
     if not Path(db).is_file():
         raise ConfigError(f"{db}: no such database")
-    uvicorn.run(make_app(db, annotator, spot_check, token), host=host, port=port,
-                log_level="warning")
+    hosts = loopback_hosts(host, port) if token is None and host in LOCAL_HOSTS else None
+    uvicorn.run(make_app(db, annotator, spot_check, token, run_id, hosts), host=host,
+                port=port, log_level="warning")
 
 
-__all__ = ["access_token", "make_app", "parse_share", "serve"]
+__all__ = ["access_token", "loopback_hosts", "make_app", "parse_share", "serve"]

@@ -25,17 +25,25 @@ from .queue import EditError, check_edit, progress, queue, record_view
 
 DECISIONS = ("accept", "edit", "reject")
 COOKIE = "mmtrans_token"
+#: Request bodies larger than this are refused with 413 (an edited record is a few KB).
+MAX_BODY = 1 << 20
+
+
+class BadRequest(Exception):
+    """A request body the API cannot use: answered 400 with the message, never 500."""
 
 
 class Api:
-    def __init__(self, db: Path, annotator: str | None, spot_check: float, token: str | None):
+    def __init__(self, db: Path, annotator: str | None, spot_check: float, token: str | None,
+                 run_id: str | None = None):
         self.db = db
         self.annotator = annotator
         self.spot_check = spot_check
         self.token = token
+        self.run_id = run_id
 
     def store(self) -> Store:
-        return Store(self.db)
+        return Store(self.db, create=False)
 
     async def config(self, request: Request) -> Response:
         return JSONResponse({"annotator": self.annotator, "spot_check": self.spot_check,
@@ -45,8 +53,8 @@ class Api:
         q = request.query_params
         with self.store() as store:
             entries = queue(store, q.get("code") or None, q.get("dataset") or None,
-                            q.get("status") or None, self.spot_check)
-            everything = queue(store, spot_check=self.spot_check)
+                            q.get("status") or None, self.spot_check, self.run_id)
+            everything = queue(store, spot_check=self.spot_check, run_id=self.run_id)
         return JSONResponse({
             "entries": [e.to_dict() for e in entries],
             "progress": progress(everything),
@@ -101,7 +109,12 @@ class Api:
                 reviews = store.reviews(run_id, record_id)
                 return JSONResponse({"error": "conflict", "seen": latest,
                                      "theirs": reviews[-1].to_dict() if reviews else None}, 409)
-            review_id = store.add_review(run_id, record_id, annotator.strip(), decision, edited)
+            judged = store.latest_translation(run_id, record_id)
+            if decision == "accept" and (judged is None or judged.target is None):
+                return JSONResponse({"error": "this record has no usable translation to "
+                                              "accept: edit it or reject it"}, 400)
+            review_id = store.add_review(run_id, record_id, annotator.strip(), decision, edited,
+                                         translation_id=judged.id if judged else None)
             return JSONResponse({"review": review_id,
                                  "view": record_view(store, run_id, record_id)})
 
@@ -111,8 +124,10 @@ class Api:
             if missing := self._find(store, body.get("run"), body.get("id")):
                 return missing
             run_id, record_id = body["run"], body["id"]
+            if not isinstance(body.get("review"), int):
+                raise BadRequest("'review' must be the id of a decision")
             effective = {r.id for r in store.reviews(run_id, record_id)}
-            if body.get("review") not in effective:
+            if body["review"] not in effective:
                 return JSONResponse({"error": "that decision is not in effect"}, 409)
             store.add_review(run_id, record_id, str(body.get("annotator") or ""), "undo",
                              undoes=body["review"])
@@ -120,11 +135,75 @@ class Api:
 
 
 async def _json(request: Request) -> dict[str, Any]:
+    """The request's JSON object; BadRequest when it is not one."""
     try:
         body = json.loads(await request.body())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return {}
-    return body if isinstance(body, dict) else {}
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BadRequest(f"the body is not JSON: {e}") from None
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object")
+    for key in ("run", "id", "annotator", "decision"):
+        if key in body and not isinstance(body[key], str):
+            raise BadRequest(f"'{key}' must be a string")
+    return body
+
+
+async def bad_request(request: Request, exc: Exception) -> Response:
+    return JSONResponse({"error": str(exc)}, 400)
+
+
+class Guard:
+    """What a browser must not be tricked into: a body over MAX_BODY (413); and on a
+    loopback server without a token, a request whose Host is not that server (DNS
+    rebinding) or a state-changing one from another Origin or not sent as JSON (CSRF): 403."""
+
+    def __init__(self, app: Callable[..., Awaitable[None]], hosts: set[str] | None):
+        self.app = app
+        self.hosts = hosts
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        request = Request(scope)
+        refusal = self.refusal(request)
+        if refusal is not None:
+            return await JSONResponse({"error": refusal[1]}, refusal[0])(scope, receive, send)
+        received = 0
+
+        async def limited() -> dict[str, Any]:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > MAX_BODY:
+                raise BodyTooLarge
+            return message
+
+        try:
+            return await self.app(scope, limited, send)
+        except BodyTooLarge:
+            return await JSONResponse({"error": "the body is over 1 MB"}, 413)(
+                scope, receive, send)
+
+    def refusal(self, request: Request) -> tuple[int, str] | None:
+        length = request.headers.get("content-length", "0")
+        if not length.isdigit() or int(length) > MAX_BODY:
+            return 413, "the body is over 1 MB"
+        if self.hosts is None:
+            return None
+        if request.headers.get("host", "") not in self.hosts:
+            return 403, "this server answers only to its own address"
+        if request.method in ("GET", "HEAD", "OPTIONS"):
+            return None
+        origin = request.headers.get("origin")
+        if origin is not None and origin.split("//", 1)[-1] not in self.hosts:
+            return 403, "requests from another origin are refused"
+        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+            return 403, "state-changing requests must be sent as application/json"
+        return None
+
+
+class BodyTooLarge(Exception):
+    """A streamed body went over MAX_BODY."""
 
 
 class TokenGate:
@@ -141,10 +220,11 @@ class TokenGate:
         request = Request(scope)
         given = [request.headers.get("authorization", "").removeprefix("Bearer ").strip(),
                  request.query_params.get("token", ""), request.cookies.get(COOKIE, "")]
-        if not any(g and secrets.compare_digest(g, self.token) for g in given):
+        token = self.token.encode("utf-8")
+        if not any(g and secrets.compare_digest(g.encode("utf-8"), token) for g in given):
             return await JSONResponse({"error": "a valid token is required"}, 401)(
                 scope, receive, send)
-        if request.query_params.get("token") == self.token:
+        if request.query_params.get("token", "").encode("utf-8") == token:
             async def send_with_cookie(message: dict[str, Any]) -> None:
                 if message["type"] == "http.response.start":
                     cookie = f"{COOKIE}={self.token}; Path=/; HttpOnly; SameSite=Strict"
@@ -156,10 +236,13 @@ class TokenGate:
 
 
 def make_app(db: str | Path, annotator: str | None = None, spot_check: float = 0.0,
-             token: str | None = None) -> Any:
-    """The ASGI app for `mmtrans review`; with a token, every request must carry it."""
-    api = Api(Path(db), annotator, spot_check, token)
-    app = Starlette(routes=[
+             token: str | None = None, run_id: str | None = None,
+             hosts: set[str] | None = None) -> Any:
+    """The ASGI app for `mmtrans review` over one run (None: every run); with a token,
+    every request must carry it; with `hosts` (a loopback server without a token), only
+    those Host headers are answered and state changes must come as JSON from them."""
+    api = Api(Path(db), annotator, spot_check, token, run_id)
+    app: Any = Starlette(exception_handlers={BadRequest: bad_request}, routes=[
         Route("/api/config", api.config),
         Route("/api/queue", api.queue),
         Route("/api/record", api.record),
@@ -168,4 +251,5 @@ def make_app(db: str | Path, annotator: str | None = None, spot_check: float = 0
         Route("/api/undo", api.undo, methods=["POST"]),
         Mount("/", StaticFiles(directory=resource_dir("review_ui"), html=True)),
     ])
+    app = Guard(app, hosts)
     return TokenGate(app, token) if token else app

@@ -51,12 +51,15 @@ class Entry:
 
 
 def queue(store: Store, code: str | None = None, dataset: str | None = None,
-          status: str | None = None, spot_check: float = 0.0) -> list[Entry]:
+          status: str | None = None, spot_check: float = 0.0,
+          run_id: str | None = None) -> list[Entry]:
     """Flagged and failed records first, then the spot-check draw of accepted ones; each in
-    input order, filtered by problem code, dataset (input file name) and review state."""
+    input order, filtered by problem code, dataset (input file name) and review state. With
+    `run_id`, that run's records only."""
     first: list[Entry] = []
     spot: list[Entry] = []
-    for run in store.db["runs"].rows_where(order_by="rowid"):
+    where, args = ("id = ?", [run_id]) if run_id else (None, None)
+    for run in store.db["runs"].rows_where(where, args, order_by="rowid"):
         run_id, name = run["id"], Path(run["input_path"]).name
         if dataset and dataset != name:
             continue
