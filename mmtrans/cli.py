@@ -23,6 +23,7 @@ from rich.text import Text
 
 from . import pipeline
 from .errors import EndpointDownError, MmtransError
+from .estimate import spent
 from .export import export as export_run
 from .llm import Params
 from .store import Store
@@ -92,6 +93,12 @@ def translate(
         min=0.1, help="Seconds to wait for one answer before retrying.")] = 60.0,
     max_attempts: Annotated[int, typer.Option(
         min=1, help="Attempts per request (429, 5xx, timeouts, empty answers).")] = 6,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Render and price the requests; send none.")] = False,
+    price_in: Annotated[float | None, typer.Option(
+        min=0, help="US$ per million input tokens (default: data/prices).")] = None,
+    price_out: Annotated[float | None, typer.Option(
+        min=0, help="US$ per million output tokens (default: data/prices).")] = None,
 ) -> None:
     """Translate INPUT into the store; the same command resumes an interrupted run.
 
@@ -102,7 +109,8 @@ def translate(
         local=local, local_model=str(local_model) if local_model else None,
         concurrency=concurrency, rpm=rpm, tpm=tpm, params=Params(temperature, seed, max_tokens),
         prompt=prompt, format=format, limit=limit, repair=repair, strategy=strategy,
-        timeout=timeout, max_attempts=max_attempts,
+        timeout=timeout, max_attempts=max_attempts, dry_run=dry_run, price_in=price_in,
+        price_out=price_out,
     )
     progress: list[pipeline.Progress] = []
     columns = (TextColumn("[bold]translating"), BarColumn(), MofNCompleteColumn(),
@@ -135,6 +143,9 @@ def translate(
         raise typer.Exit(130) from None
     finally:
         bar.stop()
+    if "estimate" in result:
+        print_estimate(result["estimate"])
+        return
     for line in result["reject_lines"]:
         console.print(f"[yellow]unreadable:[/] {line}", highlight=False, markup=True)
     if result["rejects"] > len(result["reject_lines"]):
@@ -150,6 +161,24 @@ def translate(
         console.print(f"[red]{unfinished} record(s) failed[/red]: run the same command again "
                       "to retry them", highlight=False)
         raise typer.Exit(1)
+
+
+def print_estimate(e: dict) -> None:
+    """A dry run's figures, one per line."""
+    def dollars(value: float | None) -> str:
+        return f"${value:,.2f}" if value is not None else "no price for this model " \
+            "(add it to data/prices, or pass --price-in and --price-out)"
+
+    out.print(f"dry run for {e['model']}: nothing was sent\n"
+              f"requests to send   {e['requests']:,} ({e['cached']:,} already answered or "
+              f"repeated)\n"
+              f"input tokens       {e['tokens_in']:,}  ({e['method']})\n"
+              f"output tokens      ~{e['tokens_out']:,}  (estimated from "
+              f"{e['output_method']})\n"
+              f"cost               {dollars(e['cost'])}\n"
+              f"cost as a batch    {dollars(e['batch_cost'])}\n"
+              f"not counted: up to {e['repair_turns_not_counted']} repair turn(s) per flagged "
+              "record", highlight=False, soft_wrap=True)
 
 
 RunOption = Annotated[str | None, typer.Option(
@@ -208,8 +237,11 @@ def status(
     try:
         with Store(db, create=False) as store:
             summary = store.status(run)
+            model = store.run(summary["run"])["model"]
     except MmtransError as e:
         raise fail(e) from None
+    cost = spent(model, summary["tokens_in"], summary["tokens_out"])
+    summary["cost_usd"] = round(cost, 4) if cost is not None else None
     if as_json:
         out.print_json(json.dumps(summary, ensure_ascii=False))
         return

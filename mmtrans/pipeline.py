@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from . import formats
 from .checks import Problem, run_checks
 from .errors import ConfigError, EndpointDownError, FatalModelError, InputError, ModelError
+from .estimate import dry_run
 from .formats import Reject
 from .labels import LabelTable, find_tables, load_tables
 from .llm import Backend, LocalBackend, OpenAIBackend, Params, default_local_model
@@ -62,6 +63,11 @@ class Settings:
     max_attempts: int = 6
     #: Records in a row that cannot reach the server before the run stops.
     unreachable_limit: int = 3
+    #: Render and price the requests, send none.
+    dry_run: bool = False
+    #: US dollars per million tokens, over data/prices (for the dry run's cost).
+    price_in: float | None = None
+    price_out: float | None = None
 
 
 @dataclass
@@ -426,6 +432,9 @@ def translate(
             if isinstance(backend, OpenAIBackend):
                 backend.on_retry = run.note
                 progress.pace = backend.limiter.describe
+            if settings.dry_run:
+                estimate = dry_run(run, pending, settings.price_in, settings.price_out)
+                return {"run_id": run_id, "changed": changed, "estimate": estimate.to_dict()}
             if on_progress:
                 on_progress(progress)
             with store.grouped():

@@ -505,6 +505,14 @@ class Store:
 
     # -- request cache -------------------------------------------------------------------
 
+    def average_tokens_out(self, run_id: str, at_least: int) -> float | None:
+        """The mean output tokens of the run's answers so far, once it has `at_least`."""
+        row = self.db.conn.execute(
+            "select count(*), avg(tokens_out) from requests where key in "
+            "(select request_key from translations where run_id = ?) and tokens_out > 0",
+            [run_id]).fetchone()
+        return row[1] if row[0] >= at_least else None
+
     def cached_response(self, key: str) -> dict[str, Any] | None:
         """The cached answer to request `key` ({"key", "response"}), or None."""
         if key in self._queued_answers:
