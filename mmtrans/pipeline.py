@@ -215,7 +215,8 @@ class Run:
         (no row): it is not the record's fault."""
         s = self.settings
         expected = self.table.translate(record)
-        messages, parse, strategy_notes = self.first_turn(expected)
+        first, parse, strategy_notes = self.first_turn(expected)
+        messages = first
         status = "failed"
         for attempt in range(s.repair + 1):
             try:
@@ -243,7 +244,10 @@ class Run:
                     notes, key))
             if status == "accepted":
                 break
-            messages = [*messages, {"role": "assistant", "content": reply},
+            # A repair turn shows the model its last answer and what is wrong with it, not
+            # every earlier turn again: the tokens of a turn stay those of the first plus one
+            # answer, however many turns there are.
+            messages = [*first, {"role": "assistant", "content": reply},
                         self.prompts["default"].repair_message(
                             describe_problems(problems, expected), s.src, s.tgt)]
         return status

@@ -149,8 +149,8 @@ def test_repair_turns_name_the_problems_and_rescue_the_record(tmp_path, sample, 
         turn = len(request["messages"])
         if turn == 4:  # first answer: drop the location, alter the person
             good["entities"][0]["text"] = "Nobody Atall"
-        elif turn == 6:  # first repair: still leaves kana in the text
-            good["text"] += " まだ"
+        elif turn == 6 and "まだ" not in request["messages"][-2]["content"]:
+            good["text"] += " まだ"  # first repair: still leaves kana in the text
         return Reply(json.dumps(good, ensure_ascii=False))
 
     llm.script = script
@@ -162,6 +162,9 @@ def test_repair_turns_name_the_problems_and_rescue_the_record(tmp_path, sample, 
     assert "'Nobody Atall' does not occur" in repair_1
     assert llm.requests[1]["messages"][-2]["role"] == "assistant"
     assert "residual_source" in llm.requests[2]["messages"][-1]["content"]
+    # the second repair shows the last answer only, not the whole history again
+    assert len(llm.requests[2]["messages"]) == 6
+    assert "まだ" in llm.requests[2]["messages"][-2]["content"]
     store = Store(db)
     rows = [(r["attempt"], r["status"]) for r in store.db["translations"].rows]
     attempts = store.status()["attempts"]
