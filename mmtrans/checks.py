@@ -266,7 +266,7 @@ def check_anchored(target: Record, tgt: str) -> CheckResult:
         return found
 
     repaired = map_anchored(target, repair)
-    return CheckResult(locate_mentions(repaired), problems, notes)
+    return CheckResult(locate_mentions(repaired, spaced), problems, notes)
 
 
 # -- all together ------------------------------------------------------------------------

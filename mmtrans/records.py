@@ -143,11 +143,13 @@ class Record:
         return cls.from_dict(json.loads(s))
 
 
-def locate_mentions(record: Record) -> Record:
+def locate_mentions(record: Record, spaced: bool = False) -> Record:
     """Set each mention's start/end in `text`. A span that already holds the mention's string
     stays; others take the first occurrence that overlaps no span taken so far and comes after
     the previous mention of the same string (so the k-th repeat gets the k-th occurrence),
-    else one nested in another mention. A string that does not occur gets None."""
+    else one nested in another mention. A string that does not occur gets None. `spaced`
+    (languages that space their words): only whole-word occurrences count, as in the
+    `anchored` check ("Japan" is not in "Japanese")."""
     text = record.text
     taken: list[tuple[int, int]] = []
     valid = []
@@ -167,7 +169,10 @@ def locate_mentions(record: Record) -> Record:
             last[m.text] = m.start  # type: ignore[assignment]
             mentions.append(m)
             continue
-        found = [i.start() for i in regex.finditer(regex.escape(m.text), text, overlapped=True)]
+        pattern = regex.escape(m.text)
+        if spaced:
+            pattern = rf"(?<![\p{{L}}\p{{N}}]){pattern}(?![\p{{L}}\p{{N}}])"
+        found = [i.start() for i in regex.finditer(pattern, text, overlapped=True)]
         after = last.get(m.text, -1)
         preferences = (
             [i for i in found if i > after and free(i, i + len(m.text))],

@@ -25,6 +25,7 @@ function escapeHtml(s) {
 }
 
 const hue = (i) => (i * 137) % 360;
+const htmlLang = (code) => ({ zh: "zh-Hans" }[code] || code);
 
 // The store's offsets count code points (Python); a JavaScript string counts UTF-16 units,
 // two for 𠮷 or an emoji. Map each code-point offset to its UTF-16 index.
@@ -94,9 +95,11 @@ function fillSelect(select, values) {
 
 function renderQueue() {
   $("queue-list").innerHTML = state.entries.map((e, i) =>
-    `<li data-index="${i}" class="${i === state.index ? "current" : ""}">${escapeHtml(e.id)}
+    `<li data-index="${i}" tabindex="0" class="${i === state.index ? "current" : ""}"${i === state.index ? ' aria-current="true"' : ""}>${escapeHtml(e.id)}
       <span class="state state-${e.state.replace(" ", "-")}">${escapeHtml(e.state)}</span><br>
       <span class="muted">${escapeHtml(e.codes.join(", ") || e.status)}</span></li>`).join("");
+  const current = $("queue-list").querySelector("li.current");
+  if (current) current.scrollIntoView({ block: "nearest" });
 }
 
 async function show(index) {
@@ -119,7 +122,10 @@ function render() {
   $("meta").innerHTML = `<span class="badge">${escapeHtml(v.dataset)}</span><span class="badge">${escapeHtml(v.id)}</span>` +
     `<span class="badge">model: ${escapeHtml(v.status)}</span><span class="badge" id="review-state">review: ${escapeHtml(v.state)}</span>` +
     `<span class="badge">text label: ${escapeHtml(v.source.label || "—")} → ${escapeHtml((target && target.label) || v.expected_label || "—")}</span>`;
-  $("src-lang").textContent = v.src; $("tgt-lang").textContent = v.tgt;
+  $("src-lang").textContent = v.src;
+  $("tgt-lang").textContent = v.version && v.version !== "translation" ? `${v.tgt}, ${v.version}` : v.tgt;
+  // Glyph shapes follow the language: Chinese drawn with Japanese fonts looks wrong.
+  $("source-text").lang = htmlLang(v.src); $("target-text").lang = htmlLang(v.tgt);
   $("source-text").innerHTML = highlight(v.source.text, v.source.mentions);
   $("target-text").innerHTML = target ? highlight(target.text, target.mentions) : '<span class="muted">no usable translation</span>';
   const rows = v.source.mentions.map((m, i) => {
@@ -157,7 +163,11 @@ async function decide(decision, record, force = false) {
   say(`${decision} saved for ${v.id}`);
   closeEditor();
   await loadQueue();
-  await show(state.index + 1 < state.entries.length ? state.index + 1 : state.index);
+  // Move on to the record after this one: where a filter took this one out of the queue,
+  // the next one now stands at this index.
+  const still = state.entries.findIndex((e) => e.run_id === v.run_id && e.id === v.id);
+  const next = still >= 0 ? still + 1 : state.index;
+  await show(Math.min(next, state.entries.length - 1));
 }
 
 async function undo() {
@@ -244,6 +254,7 @@ function keyAction(event) {
     if (event.key === "Escape") return () => { closeEditor(); render(); };
     return null;
   }
+  if (event.target.matches("select") && event.key === "Escape") return () => event.target.blur();
   if (event.target.matches("input, textarea, select")) return null;
   if (event.ctrlKey || event.metaKey || event.altKey) return null;
   const actions = {
@@ -267,7 +278,22 @@ $("help-button").addEventListener("click", () => toggleHelp());
 $("conflict-mine").addEventListener("click", async () => { $("conflict").hidden = true; const c = state.conflict; await decide(c.decision, c.record, true); });
 $("conflict-theirs").addEventListener("click", async () => { $("conflict").hidden = true; closeEditor(); await loadQueue(); await show(state.index); });
 $("queue-list").addEventListener("click", (e) => { const li = e.target.closest("li"); if (li) show(Number(li.dataset.index)); });
-$("filters").addEventListener("change", async () => { state.index = 0; await loadQueue(); await show(0); });
+$("queue-list").addEventListener("keydown", (e) => {
+  const li = e.target.closest("li");
+  if (li && e.key === "Enter") { e.preventDefault(); e.stopPropagation(); show(Number(li.dataset.index)); }
+});
+$("filters").addEventListener("change", async () => {
+  // Hand the keys back to the page: a key pressed next must decide, not change the filter.
+  if (document.activeElement) document.activeElement.blur();
+  state.index = 0; await loadQueue(); await show(0);
+});
+const buttons = {
+  "btn-accept": () => decide("accept"), "btn-reject": () => decide("reject"), "btn-edit": () => openEditor(),
+  "btn-undo": () => undo(), "btn-prev": () => show(state.index - 1), "btn-next": () => show(state.index + 1),
+};
+Object.entries(buttons).forEach(([id, action]) => $(id).addEventListener("click", () => {
+  pending = pending.then(action).catch((error) => say(String(error), true));
+}));
 
 function setAnnotator(name) {
   state.annotator = name;
@@ -290,5 +316,6 @@ $("name-form").addEventListener("submit", async (e) => {
   const name = data.annotator || localStorage.getItem("mmtrans-annotator");
   if (name) setAnnotator(name); else { $("name-dialog").hidden = false; $("name-input").focus(); }
   await loadQueue();
-  await show(0);
+  const first = state.entries.findIndex((e) => e.state === "to review");
+  await show(first >= 0 ? first : 0);  // a reload starts where the work is
 })();

@@ -124,14 +124,22 @@ def record_view(store: Store, run_id: str, record_id: str) -> dict[str, Any]:
     rows = store.review_rows(run_id, record_id)
     reviews = effective_reviews(rows)
     expected = expected_record(run, source, t)
+    target = t.target if t and t.target else None
+    problems = t.problems if t else []
+    version = "translation"
+    if reviews and reviews[-1].decision == "edit" and reviews[-1].record is not None:
+        # The record's effective version is the saved edit: shown, checked and edited anew.
+        version = f"edited by {reviews[-1].annotator}"
+        checked = run_checks(expected, reviews[-1].record, run["src"], run["tgt"])
+        target, problems = checked.record, [p.to_dict() for p in checked.problems]
     return {
         "run_id": run_id, "id": record_id, "dataset": Path(run["input_path"]).name,
         "src": run["src"], "tgt": run["tgt"],
         "source": source.to_dict(), "expected_labels": [m.label for m in expected.mentions],
         "expected_label": expected.label,
-        "target": t.target.to_dict() if t and t.target else None,
+        "target": target.to_dict() if target else None, "version": version,
         "status": t.status if t else "pending", "attempt": t.attempt if t else None,
-        "problems": t.problems if t else [], "notes": t.notes if t else [], "raw": raw,
+        "problems": problems, "notes": t.notes if t else [], "raw": raw,
         "reviews": [r.to_dict() for r in reviews],
         "state": state(reviews[-1] if reviews else None),
         "seen": rows[-1]["id"] if rows else 0,
