@@ -12,8 +12,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-import regex
-
 
 @dataclass
 class Mention:
@@ -143,6 +141,19 @@ class Record:
         return cls.from_dict(json.loads(s))
 
 
+def occurrences(text: str, s: str) -> list[int]:
+    """Every start of `s` in `text`, overlapping ones too (str.find: no pattern compiled
+    per string, this runs for every mention of every record)."""
+    if not s:
+        return list(range(len(text) + 1))
+    found = []
+    i = text.find(s)
+    while i >= 0:
+        found.append(i)
+        i = text.find(s, i + 1)
+    return found
+
+
 def locate_mentions(record: Record) -> Record:
     """Set each mention's start/end in `text`. A span that already holds the mention's string
     stays; others take the first occurrence that overlaps no span taken so far and comes after
@@ -167,7 +178,7 @@ def locate_mentions(record: Record) -> Record:
             last[m.text] = m.start  # type: ignore[assignment]
             mentions.append(m)
             continue
-        found = [i.start() for i in regex.finditer(regex.escape(m.text), text, overlapped=True)]
+        found = occurrences(text, m.text)
         after = last.get(m.text, -1)
         preferences = (
             [i for i in found if i > after and free(i, i + len(m.text))],
