@@ -307,13 +307,30 @@ def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
         return pool.submit(asyncio.run, coroutine).result()
 
 
-def read_input(path: str | Path, fmt: str | None
-               ) -> tuple[str, list[Record], list[Reject], dict[str, int]]:
-    """The input's format, records, unreadable items, and items read per file (resolved
-    path). A forced format under which not one item is readable is an InputError."""
+@dataclass
+class LabelsOf:
+    """A record reduced to its labels: all that finding and checking label tables reads, in
+    a fraction of a record's memory (a run stores its records as it reads them again)."""
+
+    pairs: list[tuple[str, str]]
+
+    @classmethod
+    def of(cls, record: Record) -> LabelsOf:
+        return cls(list(record.labels()))
+
+    def labels(self) -> list[tuple[str, str]]:
+        return self.pairs
+
+
+def read_input(path: str | Path, fmt: str | None,
+               keep: Callable[[Record], Any] = lambda record: record
+               ) -> tuple[str, list[Any], list[Reject], dict[str, int]]:
+    """The input's format, records (or what `keep` keeps of each), unreadable items, and
+    items read per file (resolved path). A forced format under which not one item is
+    readable is an InputError."""
     forced = fmt is not None
     fmt = fmt or formats.detect(path)
-    records: list[Record] = []
+    records: list[Any] = []
     rejects: list[Reject] = []
     items: Counter[str] = Counter()
     default_path = str(Path(path).resolve())
@@ -322,7 +339,7 @@ def read_input(path: str | Path, fmt: str | None
             rejects.append(item)
             items[str(Path(item.path).resolve())] += 1
         else:
-            records.append(item)
+            records.append(keep(item))
             covered = item.meta.get("items")
             items[item.meta.get("path", default_path)] += (
                 len(covered) if isinstance(covered, list) else 1)
@@ -389,7 +406,7 @@ def translate(
     backend = backend or make_backend(settings)
     prompts = {strategy: load_prompt(settings.src, settings.tgt, settings.prompt, strategy)
                for strategy in {"default", settings.strategy}}
-    records: list[Record] | None = None
+    records: list[LabelsOf] | None = None
     resumed = 0
     if settings.labels:
         # The run's identity needs no record when its tables are named: a run the store
@@ -400,10 +417,13 @@ def translate(
         config = run_config(input_path, fmt, settings, settings.labels, table, backend, prompts)
         resumed = held_records(db_path, config)
     if not resumed:
-        fmt, records, rejects, items_read = read_input(input_path, settings.format)
-        labels = settings.labels or find_tables(records, settings.src, settings.tgt)
+        fmt, records, rejects, items_read = read_input(input_path, settings.format,
+                                                       LabelsOf.of)
+        # find_tables and require read nothing of a record but its labels
+        labels = settings.labels or find_tables(
+            records, settings.src, settings.tgt)  # type: ignore[arg-type]
         table = load_tables(labels, settings.src, settings.tgt)
-        table.require(records)
+        table.require(records)  # type: ignore[arg-type]
         config = run_config(input_path, fmt, settings, labels, table, backend, prompts)
 
     with Store(db_path) as store:
@@ -421,13 +441,16 @@ def translate(
                 stored = resumed
                 rejects, items_read = store.stored_rejects(run_id)
             else:
-                stored = store.add_records(run_id, records, str(Path(input_path).resolve()))
+                # Read again, streaming into the store: the run never holds every record.
+                stored = store.add_records(
+                    run_id, (r for r in formats.read(input_path, fmt) if isinstance(r, Record)),
+                    str(Path(input_path).resolve()))
                 if stored != len(records) and on_notice:
                     on_notice(f"{len(records)} records read but the run holds {stored}: "
                               "records with the same id are stored once (see `mmtrans status`)")
                 store.add_rejects(run_id, rejects)
                 store.set_items_read(run_id, items_read)
-                records = None  # from here on they stream from the store, a page at a time
+                records = None  # from here on records stream from the store, a page at a time
             chosen = min(stored, settings.limit) if settings.limit is not None else stored
             done = store.done_ids(run_id, settings.repair)
             waiting, pending = store.pending_records(run_id, done, settings.limit)

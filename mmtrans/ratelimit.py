@@ -382,8 +382,10 @@ class RateLimiter:
                 parts.append(f"{lane.pace(now):,.0f}/{lane.per_minute:,.0f} {unit}")
         if self.waiting and self.waiting_until > now:
             left = self.waiting_until - now
-            parts.append(f"waiting {left:.1f}s: {self.waiting}" if math.isfinite(left)
-                         else f"waiting: {self.waiting}")
+            if math.isfinite(left):
+                parts.append(f"waiting {left:.1f}s: {self.waiting}")
+            elif self.learning and self.answers == 0:  # (all workers busy is no news)
+                parts.append(f"waiting: {self.waiting}")
         if self.rate_limited_count:
             parts.append(f"{self.rate_limited_count}x429")
         return " ".join(parts)

@@ -12,8 +12,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-import regex
-
 
 @dataclass
 class Mention:
@@ -143,6 +141,25 @@ class Record:
         return cls.from_dict(json.loads(s))
 
 
+def occurrences(text: str, s: str) -> list[int]:
+    """Every start of `s` in `text`, overlapping ones too (str.find: no pattern compiled
+    per string, this runs for every mention of every record)."""
+    if not s:
+        return list(range(len(text) + 1))
+    found = []
+    i = text.find(s)
+    while i >= 0:
+        found.append(i)
+        i = text.find(s, i + 1)
+    return found
+
+
+def whole_word(text: str, start: int, end: int) -> bool:
+    """Whether text[start:end] stands alone: no letter or digit touches it on either side."""
+    return (start == 0 or not text[start - 1].isalnum()) and \
+        (end >= len(text) or not text[end].isalnum())
+
+
 def locate_mentions(record: Record, spaced: bool = False) -> Record:
     """Set each mention's start/end in `text`. A span that already holds the mention's string
     stays; others take the first occurrence that overlaps no span taken so far and comes after
@@ -169,10 +186,9 @@ def locate_mentions(record: Record, spaced: bool = False) -> Record:
             last[m.text] = m.start  # type: ignore[assignment]
             mentions.append(m)
             continue
-        pattern = regex.escape(m.text)
+        found = occurrences(text, m.text)
         if spaced:
-            pattern = rf"(?<![\p{{L}}\p{{N}}]){pattern}(?![\p{{L}}\p{{N}}])"
-        found = [i.start() for i in regex.finditer(pattern, text, overlapped=True)]
+            found = [i for i in found if whole_word(text, i, i + len(m.text))]
         after = last.get(m.text, -1)
         preferences = (
             [i for i in found if i > after and free(i, i + len(m.text))],

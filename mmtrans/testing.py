@@ -336,6 +336,12 @@ class RateLimited:
 
 def _serve(conn: Any, rpm: float | None, tpm: float | None,
            latency: tuple[float, float]) -> None:
+    import os
+    import sys
+
+    # A benchmark kills clients mid-request on purpose; their broken requests need no
+    # traceback on the benchmark's terminal.
+    sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (for the life of this process)
     limited = RateLimited(translating("en"), rpm, tpm, latency, clock=time.time)
     with FakeLLM(limited) as llm:
         conn.send(llm.base_url)
