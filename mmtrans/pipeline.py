@@ -246,10 +246,12 @@ class Run:
                 break
             # A repair turn shows the model its last answer and what is wrong with it, not
             # every earlier turn again: the tokens of a turn stay those of the first plus one
-            # answer, however many turns there are.
+            # answer, however many turns there are. It names its number, so a model that
+            # repeats a flawed answer is asked anew instead of being served the cached reply.
+            problems_text = (f"(repair turn {attempt + 1} of {s.repair})\n"
+                             + describe_problems(problems, expected))
             messages = [*first, {"role": "assistant", "content": reply},
-                        self.prompts["default"].repair_message(
-                            describe_problems(problems, expected), s.src, s.tgt)]
+                        self.prompts["default"].repair_message(problems_text, s.src, s.tgt)]
         return status
 
     def _count(self, status: str) -> None:

@@ -182,3 +182,16 @@ def test_a_record_still_flagged_after_its_repairs_is_kept_flagged(tmp_path, samp
     result = mmtrans.translate(sample(2), db, settings(llm, repair=1))
     assert result["flagged"] == 2 and len(llm.requests) == 4
     assert status(db)["flagged"] == 2
+
+
+def test_a_model_that_repeats_its_flawed_answer_is_asked_again_each_turn(tmp_path, sample, llm):
+    def script(payload, request):
+        good = good_translation(payload)
+        good["entities"][0]["text"] = "Nobody Atall"  # the same flaw, every time
+        return Reply(json.dumps(good, ensure_ascii=False))
+
+    llm.script = script
+    result = mmtrans.translate(sample(indexes=[2]), tmp_path / "run.db", settings(llm, repair=2))
+    assert result["flagged"] == 1
+    assert len(llm.requests) == 3  # not served the first repair's cached answer again
+    assert "repair turn 2 of 2" in llm.requests[2]["messages"][-1]["content"]

@@ -37,10 +37,13 @@ def simulated_model(entity: float, kana: float, malformed: float, fix: float):
     """First answers: `entity` of them lose or alter an annotated string (or tag), `kana` keep
     kana, `malformed` are not JSON. A repair turn fixes the defect with probability `fix`."""
 
+    asked: dict[str, int] = {}  # how often each record was asked: its turn (a repair turn
+    # holds the first turn and the last answer only, so the message count does not tell it)
+
     def script(payload: dict[str, Any], request: dict[str, Any]) -> Reply:
         messages = request["messages"]
         source = messages[3]["content"]
-        turn = (len(messages) - 4) // 2
+        turn = asked[source] = asked.get(source, -1) + 1
         u = uniform(source)
         defect = ("entity" if u < entity else "kana" if u < entity + kana
                   else "malformed" if u < entity + kana + malformed else None)
