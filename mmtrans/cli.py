@@ -523,6 +523,68 @@ def eval_(
         console.print(f"[yellow]malformed:[/] {pred}:{line}", highlight=False)
 
 
+batch_app = typer.Typer(no_args_is_help=True, help=(
+    "Batch files for vLLM run-batch or OpenAI's Batch API: write what a run still needs, "
+    "read the answers back into the cache."))
+app.add_typer(batch_app, name="batch")
+
+
+@batch_app.command("write")
+def batch_write(
+    input: Annotated[Path, typer.Argument(help="Input file (format auto-detected).")],
+    src: Src,
+    tgt: Tgt,
+    out_path: Annotated[Path, typer.Option("--out", help="The batch file (.jsonl) to write.")],
+    base_url: Annotated[str, typer.Option(
+        help="The endpoint that will answer (any name for vLLM run-batch, e.g. vllm:local); "
+             "give the same to `translate` and it finds the answers.")],
+    labels: Labels = [],  # noqa: B006 (typer reads the default)
+    db: Db = Path("mmtrans.db"),
+    model: Annotated[str | None, typer.Option(help="Model name.")] = None,
+    format: Annotated[str | None, typer.Option("--format", help="Input format.")] = None,
+    prompt: Annotated[str | None, typer.Option(help="Prompt name or .toml file.")] = None,
+    temperature: float = 0.0,
+    seed: int | None = None,
+    max_tokens: int | None = None,
+    limit: Annotated[int | None, typer.Option(min=0, help="Only the first N records.")] = None,
+    repair: Annotated[int, typer.Option(min=0, help="Follow-up turns for a flagged record.")] = 2,
+    strategy: Annotated[str, typer.Option(help="default or tagged.")] = "default",
+) -> None:
+    """Write every request the run still needs as a batch file, sending none."""
+    from .batch import write_batch
+
+    settings = pipeline.Settings(
+        src=src, tgt=tgt, labels=labels, model=model, base_url=base_url, prompt=prompt,
+        format=format, params=Params(temperature, seed, max_tokens), limit=limit,
+        repair=repair, strategy=strategy)
+    try:
+        result = write_batch(input, db, settings, out_path)
+    except MmtransError as e:
+        raise fail(e) from None
+    console.print(f"{result['requests']} request(s) written to "
+                  f"{', '.join(result['files']) or 'no file (nothing left to ask)'}; "
+                  f"{result['accepted']} accepted and {result['flagged']} flagged from answers "
+                  f"already in run {result['run_id']}", highlight=False, soft_wrap=True)
+
+
+@batch_app.command("read")
+def batch_read(
+    results: Annotated[Path, typer.Argument(help="Batch output file (.jsonl).")],
+    db: Db = Path("mmtrans.db"),
+) -> None:
+    """Put a batch output file's answers into the cache; then run `translate` (or `batch
+    write`) again with the same settings to check, repair and store them."""
+    from .batch import read_batch
+
+    try:
+        counts = read_batch(db, results)
+    except MmtransError as e:
+        raise fail(e) from None
+    console.print(f"{counts['imported']} answer(s) imported, {counts['failed']} failed (their "
+                  f"records stay pending), {counts['unknown']} not asked by this store",
+                  highlight=False, soft_wrap=True)
+
+
 labels_app = typer.Typer(no_args_is_help=True,
                          help="Label tables: what no table covers, and suggestions to confirm.")
 app.add_typer(labels_app, name="labels")

@@ -78,6 +78,8 @@ class Progress:
     flagged: int = 0
     failed: int = 0
     unreachable: int = 0
+    #: Records whose next request went into a batch file instead of to a server.
+    deferred: int = 0
     tokens: int = 0
     requests_sent: int = 0
     #: Why the run waits, when it does ("retrying in 4 s ...: HTTP 503").
@@ -155,10 +157,15 @@ class Run:
     _in_flight: dict[str, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
     _unreachable_streak: int = 0
 
-    def request_key(self, messages: list[Message]) -> str:
+    @staticmethod
+    def key_for(endpoint: str, model: str, messages: list[Message],
+                params: dict[str, Any]) -> str:
         """The cache key: what answers (endpoint, model or weights), what it is asked, how."""
-        return content_key(self.backend.endpoint, self.backend.model, messages,
-                           self.settings.params.to_dict())
+        return content_key(endpoint, model, messages, params)
+
+    def request_key(self, messages: list[Message]) -> str:
+        return self.key_for(self.backend.endpoint, self.backend.model, messages,
+                            self.settings.params.to_dict())
 
     async def _ask(self, messages: list[Message]) -> tuple[str, dict[str, Any]]:
         key = self.request_key(messages)
@@ -224,8 +231,8 @@ class Run:
             except FatalModelError:
                 raise
             except ModelError as e:
-                if e.kind == "connect":
-                    return "unreachable"
+                if e.kind in ("connect", "deferred"):
+                    return "unreachable" if e.kind == "connect" else "deferred"
                 self.store.add_translation(self.run_id, Translation(
                     record.id, attempt, "failed", None,
                     [{"code": "request", "message": str(e), "where": ""}], [], None))

@@ -99,6 +99,14 @@ def m004_review_translation(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
+def m005_batch_requests(db: sqlite_utils.Database) -> None:
+    """Requests written to a batch file (vLLM run-batch, OpenAI Batch), by cache key: what
+    an imported answer was asked, so it lands in the request cache like any other."""
+    db["batch_requests"].create({"key": str, "body": str, "file": str, "created": str},
+                                pk="key")
+
+
+@migrations()
 def m300_shared_prompt_prefix(db: sqlite_utils.Database) -> None:
     """A prompt's fixed part (system text and one-shot example, four fifths of a request's
     bytes) is stored once in `prompt_prefixes`; a request row names it by hash and keeps only
@@ -504,6 +512,18 @@ class Store:
         return Record.from_json(row["source"])
 
     # -- request cache -------------------------------------------------------------------
+
+    def add_batch_requests(self, rows: list[dict[str, Any]]) -> None:
+        """Remember requests written to a batch file (`key`, `body`, `file`)."""
+        with self.db.conn:
+            self.db["batch_requests"].upsert_all(
+                ({**r, "body": json.dumps(r["body"], ensure_ascii=False), "created": now()}
+                 for r in rows), pk="key")
+
+    def batch_request(self, key: str) -> dict[str, Any] | None:
+        """The body of a request written to a batch file, by its cache key."""
+        rows = list(self.db["batch_requests"].rows_where("key = ?", [key]))
+        return json.loads(rows[0]["body"]) if rows else None
 
     def average_tokens_out(self, run_id: str, at_least: int) -> float | None:
         """The mean output tokens of the run's answers so far, once it has `at_least`."""

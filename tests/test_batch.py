@@ -1,0 +1,80 @@
+"""Batch files: the requests a run needs, written as `vllm run-batch` and OpenAI's Batch API
+read them, and their answers read back, end in the same export as an online run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+import mmtrans
+from mmtrans.cli import app
+from mmtrans.testing import FakeLLM, good_translation, record_payload
+
+runner = CliRunner()
+MODEL = "Qwen/Qwen2.5-7B-Instruct"
+
+
+def answer_like_vllm(requests: Path, results: Path, fail: set[int] = frozenset()) -> None:
+    """What `vllm run-batch -i requests -o results` writes: one line per request, its
+    custom_id, and the chat completion (or an error) the scripted translator gives."""
+    lines = []
+    for n, line in enumerate(requests.read_text(encoding="utf-8").splitlines()):
+        request = json.loads(line)
+        assert (request["method"], request["url"]) == ("POST", "/v1/chat/completions")
+        content = json.dumps(good_translation(record_payload(request["body"])),
+                             ensure_ascii=False)
+        body = {"id": f"cmpl-{n}", "object": "chat.completion", "created": 0,
+                "model": request["body"]["model"],
+                "choices": [{"index": 0, "finish_reason": "stop",
+                             "message": {"role": "assistant", "content": content}}],
+                "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120}}
+        response = {"status_code": 500, "request_id": f"r{n}", "body": None} if n in fail \
+            else {"status_code": 200, "request_id": f"r{n}", "body": body}
+        lines.append(json.dumps({"id": f"b{n}", "custom_id": request["custom_id"],
+                                 "response": response, "error": None}, ensure_ascii=False))
+    results.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def exported(db: Path, out: Path) -> list:
+    mmtrans.export(db, out, fmt="mre")
+    return json.loads(out.read_text(encoding="utf-8"))
+
+
+def test_a_vllm_batch_ends_in_the_same_export_as_the_online_run(tmp_path, sample):
+    path = sample(8)
+    with FakeLLM() as llm:
+        mmtrans.translate(path, tmp_path / "online.db", mmtrans.Settings(
+            src="ja", tgt="en", labels=["scnm"], base_url=llm.base_url, model=MODEL))
+    online = exported(tmp_path / "online.db", tmp_path / "online.json")
+
+    db, requests, results = tmp_path / "batch.db", tmp_path / "req.jsonl", tmp_path / "out.jsonl"
+    common = ["--src", "ja", "--tgt", "en", "--labels", "scnm", "--db", str(db),
+              "--model", MODEL, "--base-url", "vllm:local"]
+    written = runner.invoke(app, ["batch", "write", str(path), "--out", str(requests), *common])
+    assert written.exit_code == 0, written.output
+    assert "8 request(s) written" in written.output
+    answer_like_vllm(requests, results, fail={3})
+    read = runner.invoke(app, ["batch", "read", str(results), "--db", str(db)])
+    assert "7 answer(s) imported, 1 failed" in read.output
+    again = runner.invoke(app, ["batch", "write", str(path), "--out", str(requests), *common])
+    assert "1 request(s) written" in again.output and "7 accepted" in again.output
+    answer_like_vllm(requests, results)
+    runner.invoke(app, ["batch", "read", str(results), "--db", str(db)])
+    with FakeLLM() as llm:  # the same settings online: everything is answered already
+        mmtrans.translate(path, db, mmtrans.Settings(
+            src="ja", tgt="en", labels=["scnm"], base_url="vllm:local", model=MODEL))
+        assert llm.requests == []
+    assert exported(db, tmp_path / "batch.json") == online
+
+
+def test_reading_a_file_that_is_not_batch_output_is_one_line(tmp_path, sample):
+    db = tmp_path / "b.db"
+    runner.invoke(app, ["batch", "write", str(sample(2)), "--src", "ja", "--tgt", "en",
+                        "--db", str(db), "--base-url", "vllm:local",
+                        "--out", str(tmp_path / "r.jsonl")])
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"no": "custom id"}\n', encoding="utf-8")
+    result = runner.invoke(app, ["batch", "read", str(bad), "--db", str(db)])
+    assert result.exit_code == 2 and f"{bad}:1: not a batch output line" in result.output
