@@ -93,6 +93,9 @@ def translate(
         min=0.1, help="Seconds to wait for one answer before retrying.")] = 60.0,
     max_attempts: Annotated[int, typer.Option(
         min=1, help="Attempts per request (429, 5xx, timeouts, empty answers).")] = 6,
+    pack: Annotated[int, typer.Option(
+        min=1, help="Records per request for first answers (one instruction and example "
+                    "for K records; repair turns go one by one).")] = 1,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Render and price the requests; send none.")] = False,
     price_in: Annotated[float | None, typer.Option(
@@ -109,7 +112,7 @@ def translate(
         local=local, local_model=str(local_model) if local_model else None,
         concurrency=concurrency, rpm=rpm, tpm=tpm, params=Params(temperature, seed, max_tokens),
         prompt=prompt, format=format, limit=limit, repair=repair, strategy=strategy,
-        timeout=timeout, max_attempts=max_attempts, dry_run=dry_run, price_in=price_in,
+        timeout=timeout, max_attempts=max_attempts, pack=pack, dry_run=dry_run, price_in=price_in,
         price_out=price_out,
     )
     progress: list[pipeline.Progress] = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import hashlib
+import itertools
 import json
 import time
 from collections import Counter
@@ -25,6 +26,7 @@ from .estimate import dry_run
 from .formats import Reject
 from .labels import LabelTable, find_tables, load_tables
 from .llm import Backend, LocalBackend, OpenAIBackend, Params, default_local_model
+from .packing import pack_messages, split_answer
 from .payload import parse_reply, payload_json
 from .prompts import Message, Prompt, load_prompt
 from .ratelimit import RateLimiter
@@ -63,6 +65,8 @@ class Settings:
     max_attempts: int = 6
     #: Records in a row that cannot reach the server before the run stops.
     unreachable_limit: int = 3
+    #: Records per request for first answers (their repair turns go one by one).
+    pack: int = 1
     #: Render and price the requests, send none.
     dry_run: bool = False
     #: US dollars per million tokens, over data/prices (for the dry run's cost).
@@ -201,21 +205,52 @@ class Run:
         future.set_result(answer)
         return key, answer
 
-    def first_turn(self, expected: Record) -> tuple[list[Message], ReplyParser, list[str]]:
-        """The opening messages for a record and how to read the answers, by strategy. A
-        record the tagged strategy cannot mark falls back to the default, with a note."""
-        s = self.settings
+    def opening(self, expected: Record) -> tuple[str, str, ReplyParser, list[str]]:
+        """What a record's first turn holds: the prompt (by strategy), the payload, how to
+        read the answers, and notes. A record the tagged strategy cannot mark falls back to
+        the default, with a note."""
         notes: list[str] = []
-        if s.strategy == "tagged":
+        if self.settings.strategy == "tagged":
             tagged = tag(expected)
             if isinstance(tagged, Tagged):
-                messages = self.prompts["tagged"].messages(tagged_payload(tagged), s.src, s.tgt)
-                return messages, lambda reply: parse_tagged_reply(reply, tagged, expected), notes
+                return ("tagged", tagged_payload(tagged),
+                        lambda reply: parse_tagged_reply(reply, tagged, expected), notes)
             notes.append(f"tagged strategy impossible ({tagged}): used the default strategy")
-        messages = self.prompts["default"].messages(payload_json(expected), s.src, s.tgt)
-        return messages, lambda reply: parse_reply(reply, expected), notes
+        return "default", payload_json(expected), lambda r: parse_reply(r, expected), notes
 
-    async def translate_record(self, record: Record, stored_attempts: set[int]) -> str:
+    def first_turn(self, expected: Record) -> tuple[list[Message], ReplyParser, list[str]]:
+        """The opening messages for a record and how to read the answers."""
+        name, payload, parse, notes = self.opening(expected)
+        s = self.settings
+        return self.prompts[name].messages(payload, s.src, s.tgt), parse, notes
+
+    async def translate_pack(self, records: list[Record],
+                             attempts: dict[str, set[int]]) -> list[str]:
+        """Translate records that share one request for their first answers (`--pack`); a
+        record whose part of the answer cannot be split out is asked alone. Repair turns
+        and everything after the split are per record."""
+        s = self.settings
+        openings = [self.opening(self.table.translate(r)) for r in records]
+        names = {name for name, *_ in openings}
+        given: list[tuple[str, str] | None] = [None] * len(records)
+        if len(records) > 1 and len(names) == 1:
+            messages = pack_messages(self.prompts[names.pop()],
+                                     [payload for _, payload, *_ in openings], s.src, s.tgt)
+            try:
+                key, answer = await self._ask(messages)
+            except FatalModelError:
+                raise
+            except ModelError:
+                pass  # each record asks alone, and fails or waits on its own
+            else:
+                replies = split_answer(answer["response"], len(records))
+                if replies is not None:
+                    given = [(key, reply) for reply in replies]
+        return [await self.translate_record(r, attempts.get(r.id, set()), g)
+                for r, g in zip(records, given)]
+
+    async def translate_record(self, record: Record, stored_attempts: set[int],
+                               given: tuple[str, str] | None = None) -> str:
         """Translate one record, with up to `repair` follow-up turns; returns its status.
         Every attempt is stored; a repaired answer passes the same parser and checks. A
         record whose server could not be reached at all is `unreachable` and stays pending
@@ -227,7 +262,10 @@ class Run:
         status = "failed"
         for attempt in range(s.repair + 1):
             try:
-                key, answer = await self._ask(messages)
+                if attempt == 0 and given is not None:  # its part of a packed answer
+                    key, answer = given[0], {"response": given[1]}
+                else:
+                    key, answer = await self._ask(messages)
             except FatalModelError:
                 raise
             except ModelError as e:
@@ -288,9 +326,12 @@ class Run:
         attempts = self.store.stored_attempts(self.run_id)
         source = iter(records)
 
+        pack = max(1, self.settings.pack)
+
         async def worker() -> None:
-            for record in source:  # shared: each record goes to exactly one worker
-                self._count(await self.translate_record(record, attempts.get(record.id, set())))
+            while records := list(itertools.islice(source, pack)):  # shared: each record
+                for status in await self.translate_pack(records, attempts):  # to one worker
+                    self._count(status)
 
         workers = [asyncio.ensure_future(worker())
                    for _ in range(max(1, self.settings.concurrency))]
@@ -391,7 +432,8 @@ def run_config(input_path: str | Path, fmt: str, settings: Settings, labels: lis
         "prompt_version": prompt.version,
         "prompt_hash": content_key({k: vars(p) for k, p in sorted(prompts.items())}),
         "strategy": settings.strategy,
-        "params": {**settings.params.to_dict(), "repair": settings.repair},
+        "params": {**settings.params.to_dict(), "repair": settings.repair,
+                   **({"pack": settings.pack} if settings.pack > 1 else {})},
     }
 
 

@@ -117,16 +117,30 @@ Script = Callable[[dict[str, Any], dict[str, Any]], Reply]
 
 def record_payload(request: dict[str, Any]) -> dict[str, Any]:
     """The record being translated: the JSON in the fourth message (after the one-shot);
-    empty for requests of another shape (label suggestions)."""
+    for a packed request (`--pack`) {"packed": [payload with its "index", ...]}; empty for
+    requests of another shape (label suggestions)."""
     messages = request["messages"]
     if len(messages) < 4 or "{" not in messages[3]["content"]:
         return {}
     content = messages[3]["content"]
+    packed = [json.loads(line) for line in content.splitlines()
+              if line.startswith('{"index": ')]
+    if packed:
+        return {"packed": packed}
     return json.loads(content[content.index("{"):])
+
+
+def answer_packed(payload: dict[str, Any], tgt: str = "en") -> str:
+    """A packed request's answer: every record's good translation with its index."""
+    return json.dumps([{"index": p["index"], **good_translation(
+        {k: v for k, v in p.items() if k != "index"}, tgt)} for p in payload["packed"]],
+        ensure_ascii=False)
 
 
 def translating(tgt: str = "en") -> Script:
     def script(payload: dict[str, Any], request: dict[str, Any]) -> Reply:
+        if "packed" in payload:
+            return Reply(answer_packed(payload, tgt))
         return Reply(json.dumps(good_translation(payload, tgt), ensure_ascii=False))
     return script
 

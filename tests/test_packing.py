@@ -1,0 +1,86 @@
+"""--pack K: K records share one request for their first answers; a packed answer that does
+not split whole is retried record by record; the records end as they do unpacked."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import mmtrans
+from mmtrans.packing import split_answer, with_index
+from mmtrans.store import Store
+from mmtrans.testing import FakeLLM, Reply, answer_packed, good_translation
+
+
+def settings(llm, **kw) -> mmtrans.Settings:
+    return mmtrans.Settings(**{"src": "ja", "tgt": "en", "labels": ["scnm"],
+                               "base_url": llm.base_url, "model": "fake", **kw})
+
+
+def final_records(db) -> dict:
+    with Store(db) as store:
+        return {rid: (t.status, t.target.to_dict() if t.target else None)
+                for rid, t in store.latest_translations(store.latest_run()).items()}
+
+
+def test_a_packed_answer_splits_by_index_whatever_its_order():
+    reply = '```json\n[{"index": 1, "text": "b"}, {"index": 0, "text": "a"}]\n```'
+    assert split_answer(reply, 2) == ['{"text": "a"}', '{"text": "b"}']
+    assert with_index('{"text": "x"}', 3) == '{"index": 3, "text": "x"}'
+
+
+@pytest.mark.parametrize("reply", [
+    '[{"index": 0, "text": "a"}]',                            # one answer for two records
+    '[{"index": 0, "text": "a"}, {"index": 0, "text": "b"}]',  # an index twice
+    '[{"index": 0, "text": "a"}, {"text": "b"}]',              # an index missing
+    'Sorry, here is the first: {"text": "a"}',                 # no array at all
+])
+def test_a_packed_answer_that_does_not_split_whole_splits_into_nothing(reply):
+    assert split_answer(reply, 2) is None
+
+
+@pytest.mark.parametrize("strategy", ["default", "tagged"])
+def test_packed_records_end_as_unpacked_ones_with_a_quarter_of_the_requests(
+        tmp_path, sample, strategy):
+    path = sample(8)
+    with FakeLLM() as llm:
+        mmtrans.translate(path, tmp_path / "one.db", settings(llm, strategy=strategy))
+        assert len(llm.requests) == 8
+    with FakeLLM() as llm:
+        mmtrans.translate(path, tmp_path / "packed.db", settings(llm, strategy=strategy, pack=4))
+        assert len(llm.requests) == 2
+        assert "records from Japanese into English" in llm.requests[0]["messages"][3]["content"]
+    assert final_records(tmp_path / "packed.db") == final_records(tmp_path / "one.db")
+
+
+def test_a_bad_packed_answer_is_retried_record_by_record(tmp_path, sample):
+    def script(payload, request):
+        if "packed" in payload:
+            packed = json.loads(answer_packed(payload))
+            return Reply(json.dumps(packed[:-1], ensure_ascii=False))  # one answer short
+        return Reply(json.dumps(good_translation(payload), ensure_ascii=False))
+
+    path = sample(6)
+    with FakeLLM() as llm:
+        mmtrans.translate(path, tmp_path / "one.db", settings(llm))
+    with FakeLLM(script) as llm:
+        result = mmtrans.translate(path, tmp_path / "packed.db", settings(llm, pack=3))
+        assert len(llm.requests) == 2 + 6  # two packs, then each record alone
+    assert result["accepted"] == 6
+    assert final_records(tmp_path / "packed.db") == final_records(tmp_path / "one.db")
+
+
+def test_a_flawed_part_of_a_packed_answer_is_repaired_alone(tmp_path, sample):
+    def script(payload, request):
+        if "packed" in payload:
+            packed = json.loads(answer_packed(payload))
+            packed[1]["entities"][0]["text"] = "Nobody Atall"
+            return Reply(json.dumps(packed, ensure_ascii=False))
+        return Reply(json.dumps(good_translation(payload), ensure_ascii=False))
+
+    with FakeLLM(script) as llm:
+        result = mmtrans.translate(sample(4), tmp_path / "run.db", settings(llm, pack=4))
+        repairs = llm.requests[1:]
+    assert result["accepted"] == 4
+    assert len(repairs) == 1 and "Nobody Atall" in repairs[0]["messages"][-2]["content"]
