@@ -61,9 +61,10 @@ def _files(out: Path, count: int) -> list[Path]:
 
 
 def write_batch(input_path: str | Path, db_path: str | Path, settings: Settings,
-                out: str | Path) -> dict[str, Any]:
+                out: str | Path, skip: set[str] | None = None) -> dict[str, Any]:
     """Write every request the run still needs to `out` (split into `out.2.jsonl`, ...
-    past OpenAI's per-file limits); returns the run's figures and the files written."""
+    past OpenAI's per-file limits), leaving out the keys in `skip` (requests a submitted
+    batch still holds); returns the run's figures and the files written."""
     if not settings.base_url:
         raise InputError(out, None, "a batch file needs --base-url: the endpoint that will "
                                     "answer it (any name for vLLM run-batch, e.g. vllm:local)")
@@ -72,6 +73,8 @@ def write_batch(input_path: str | Path, db_path: str | Path, settings: Settings,
     lines: list[dict[str, Any]] = []
     for messages, params in backend.requests.values():
         key = Run.key_for(backend.endpoint, backend.model, messages, params)
+        if skip and key in skip:
+            continue
         lines.append({"custom_id": key, "method": "POST", "url": URL,
                       "body": {"model": backend.model, "messages": messages, **params}})
     chunks: list[list[str]] = [[]]
@@ -85,6 +88,7 @@ def write_batch(input_path: str | Path, db_path: str | Path, settings: Settings,
         chunks[-1].append(text)
         size += len(text.encode())
     paths = _files(Path(out), len(chunks)) if lines else []
+    result["chunks"] = [[json.loads(line)["custom_id"] for line in chunk] for chunk in chunks]
     for path, chunk in zip(paths, chunks):
         path.write_text("".join(chunk), encoding="utf-8")
     with Store(db_path) as store:

@@ -570,6 +570,88 @@ def batch_write(
                   f"already in run {result['run_id']}", highlight=False, soft_wrap=True)
 
 
+@batch_app.command("submit")
+def batch_submit(
+    input: Annotated[Path, typer.Argument(help="Input file (format auto-detected).")],
+    src: Src,
+    tgt: Tgt,
+    labels: Labels = [],  # noqa: B006 (typer reads the default)
+    db: Db = Path("mmtrans.db"),
+    model: Annotated[str | None, typer.Option(help="Model name.")] = None,
+    base_url: Annotated[str | None, typer.Option(help="API base URL (default: OpenAI's).")] = None,
+    api_key: Annotated[str | None, typer.Option(help="API key (or OPENAI_API_KEY).")] = None,
+    format: Annotated[str | None, typer.Option("--format", help="Input format.")] = None,
+    prompt: Annotated[str | None, typer.Option(help="Prompt name or .toml file.")] = None,
+    temperature: float = 0.0,
+    seed: int | None = None,
+    max_tokens: int | None = None,
+    repair: Annotated[int, typer.Option(min=0, help="Follow-up turns for a flagged record.")] = 2,
+    strategy: Annotated[str, typer.Option(help="default or tagged.")] = "default",
+) -> None:
+    """Send the requests the run still needs to OpenAI's Batch API (half price, 24 h)."""
+    import os
+
+    from .openai_batch import submit
+
+    settings = pipeline.Settings(
+        src=src, tgt=tgt, labels=labels, model=model,
+        base_url=base_url or os.environ.get("OPENAI_BASE_URL"),
+        api_key=api_key or os.environ.get("OPENAI_API_KEY"), prompt=prompt, format=format,
+        params=Params(temperature, seed, max_tokens), repair=repair, strategy=strategy)
+    try:
+        result = submit(input, db, settings)
+    except MmtransError as e:
+        raise fail(e) from None
+    console.print(f"{result['requests']} request(s) submitted in {len(result['batches'])} "
+                  f"batch(es) {', '.join(result['batches'])}; {result['held']} still held by "
+                  "earlier batches. `mmtrans batch status` follows them, `mmtrans batch "
+                  "collect` imports their answers.", highlight=False, soft_wrap=True)
+
+
+def _api(base_url: str | None, api_key: str | None) -> tuple[str | None, str | None]:
+    import os
+
+    return base_url or os.environ.get("OPENAI_BASE_URL"), \
+        api_key or os.environ.get("OPENAI_API_KEY")
+
+
+BaseUrl = Annotated[str | None, typer.Option(help="API base URL (default: OpenAI's).")]
+ApiKey = Annotated[str | None, typer.Option(help="API key (or OPENAI_API_KEY).")]
+
+
+@batch_app.command("status")
+def batch_status(db: Db = Path("mmtrans.db"), base_url: BaseUrl = None,
+                 api_key: ApiKey = None) -> None:
+    """The store's batches not yet collected, as the Batch API reports them."""
+    from .openai_batch import status as batch_states
+
+    try:
+        rows = batch_states(db, *_api(base_url, api_key))
+    except MmtransError as e:
+        raise fail(e) from None
+    for r in rows:
+        out.print(f"{r['id']}: {r['status']} ({r['completed']} of {r['total']} done, "
+                  f"{r['failed']} failed)", highlight=False)
+    if not rows:
+        console.print("no batch waiting to be collected")
+
+
+@batch_app.command("collect")
+def batch_collect(db: Db = Path("mmtrans.db"), base_url: BaseUrl = None,
+                  api_key: ApiKey = None) -> None:
+    """Import the answers of every finished batch into the cache; then run `translate` (or
+    `batch submit` for the repair turns) with the same settings."""
+    from .openai_batch import collect
+
+    try:
+        totals = collect(db, *_api(base_url, api_key))
+    except MmtransError as e:
+        raise fail(e) from None
+    console.print(f"{totals['batches']} batch(es) collected: {totals['imported']} answer(s) "
+                  f"imported, {totals['failed']} failed (their records stay pending); "
+                  f"{totals['waiting']} batch(es) still running", highlight=False, soft_wrap=True)
+
+
 @batch_app.command("read")
 def batch_read(
     results: Annotated[Path, typer.Argument(help="Batch output file (.jsonl).")],

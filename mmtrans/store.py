@@ -107,6 +107,15 @@ def m005_batch_requests(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
+def m006_openai_batches(db: sqlite_utils.Database) -> None:
+    """OpenAI Batch jobs a store submitted, and which batch each written request went in,
+    so that submitting again never sends a request a batch still holds."""
+    db["batches"].create({"id": str, "file": str, "status": str, "created": str,
+                          "collected": int}, pk="id")
+    db["batch_requests"].add_column("batch_id", str)
+
+
+@migrations()
 def m300_shared_prompt_prefix(db: sqlite_utils.Database) -> None:
     """A prompt's fixed part (system text and one-shot example, four fifths of a request's
     bytes) is stored once in `prompt_prefixes`; a request row names it by hash and keeps only

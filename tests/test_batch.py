@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 import mmtrans
 from mmtrans.cli import app
-from mmtrans.testing import FakeLLM, good_translation, record_payload
+from mmtrans.testing import FakeBatchAPI, FakeLLM, good_translation, record_payload
 
 runner = CliRunner()
 MODEL = "Qwen/Qwen2.5-7B-Instruct"
@@ -78,3 +79,51 @@ def test_reading_a_file_that_is_not_batch_output_is_one_line(tmp_path, sample):
     bad.write_text('{"no": "custom id"}\n', encoding="utf-8")
     result = runner.invoke(app, ["batch", "read", str(bad), "--db", str(db)])
     assert result.exit_code == 2 and f"{bad}:1: not a batch output line" in result.output
+
+
+def batch_cli(*args: str):
+    return runner.invoke(app, ["batch", *args])
+
+
+def submit(path: Path, db: Path, api: FakeBatchAPI):
+    return batch_cli("submit", str(path), "--src", "ja", "--tgt", "en", "--labels", "scnm",
+                     "--db", str(db), "--model", "gpt-4o-mini", "--base-url", api.base_url,
+                     "--api-key", "test")
+
+
+def test_an_openai_batch_submitted_twice_and_collected_ends_like_the_online_run(
+        tmp_path, sample):
+    path = sample(6)
+    with FakeLLM() as llm:
+        mmtrans.translate(path, tmp_path / "online.db", mmtrans.Settings(
+            src="ja", tgt="en", labels=["scnm"], base_url=llm.base_url, model="gpt-4o-mini"))
+    online = exported(tmp_path / "online.db", tmp_path / "online.json")
+    db = tmp_path / "batch.db"
+    with FakeBatchAPI("complete") as api:
+        first = submit(path, db, api)
+        assert "6 request(s) submitted in 1 batch(es)" in first.output, first.output
+        again = submit(path, db, api)  # before collecting: nothing is sent twice
+        assert "0 request(s) submitted" in again.output and "6 still held" in again.output
+        assert len(api.created) == 1
+        assert "completed (6 of 6 done" in batch_cli(
+            "status", "--db", str(db), "--base-url", api.base_url, "--api-key", "t").output
+        collected = batch_cli("collect", "--db", str(db), "--base-url", api.base_url,
+                              "--api-key", "t")
+        assert "6 answer(s) imported" in collected.output
+        mmtrans.translate(path, db, mmtrans.Settings(
+            src="ja", tgt="en", labels=["scnm"], base_url=api.base_url, model="gpt-4o-mini"))
+        assert "0 request(s) submitted" in submit(path, db, api).output
+        assert len(api.created) == 1
+    assert exported(db, tmp_path / "batch.json") == online
+
+
+@pytest.mark.parametrize("mode, answered", [("partial", 4), ("expired", 3)])
+def test_a_partly_failed_or_expired_batch_leaves_the_rest_pending_for_the_next(
+        tmp_path, sample, mode, answered):
+    path, db = sample(6), tmp_path / "batch.db"
+    with FakeBatchAPI(mode) as api:
+        submit(path, db, api)
+        batch_cli("collect", "--db", str(db), "--base-url", api.base_url, "--api-key", "t")
+        resubmitted = submit(path, db, api)
+        assert f"{6 - answered} request(s) submitted" in resubmitted.output, resubmitted.output
+    assert len(api.created) == 2
