@@ -714,13 +714,17 @@ class Store:
         if not run_ids:
             return {}
         marks = ",".join("?" for _ in run_ids)
+        # A request shared by several records (--pack, identical inputs) is paid once.
         sql = f"""
             select t.attempt, count(*) as n, sum(t.status = 'accepted') as accepted,
-                   coalesce(sum(r.tokens_in + r.tokens_out), 0) as tokens
-            from translations t left join requests r on r.key = t.request_key
+                   (select coalesce(sum(r.tokens_in + r.tokens_out), 0) from requests r
+                    where r.key in (select request_key from translations
+                                    where run_id in ({marks}) and attempt = t.attempt
+                                    and status != 'failed')) as tokens
+            from translations t
             where t.run_id in ({marks}) and t.status != 'failed'
             group by t.attempt order by t.attempt
         """
         return {str(row["attempt"]): {"translations": row["n"], "accepted": row["accepted"],
                                       "tokens": row["tokens"]}
-                for row in self.db.query(sql, run_ids)}
+                for row in self.db.query(sql, [*run_ids, *run_ids])}

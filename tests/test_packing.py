@@ -52,6 +52,8 @@ def test_packed_records_end_as_unpacked_ones_with_a_quarter_of_the_requests(
         assert len(llm.requests) == 2
         assert "records from Japanese into English" in llm.requests[0]["messages"][3]["content"]
     assert final_records(tmp_path / "packed.db") == final_records(tmp_path / "one.db")
+    with Store(tmp_path / "packed.db") as store:  # a shared request is paid once
+        assert store.status()["attempts"]["0"]["tokens"] == 2 * 120
 
 
 def test_a_bad_packed_answer_is_retried_record_by_record(tmp_path, sample):

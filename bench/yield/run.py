@@ -40,10 +40,8 @@ def simulated_model(entity: float, kana: float, malformed: float, fix: float):
     asked: dict[str, int] = {}  # how often each record was asked: its turn (a repair turn
     # holds the first turn and the last answer only, so the message count does not tell it)
 
-    def script(payload: dict[str, Any], request: dict[str, Any]) -> Reply:
-        messages = request["messages"]
-        source = messages[3]["content"]
-        turn = asked[source] = asked.get(source, -1) + 1
+    def answer(source: str, payload: dict[str, Any], turn: int) -> dict[str, Any] | str:
+        """One record's answer: its JSON object, or a malformed reply (a string)."""
         u = uniform(source)
         defect = ("entity" if u < entity else "kana" if u < entity + kana
                   else "malformed" if u < entity + kana + malformed else None)
@@ -64,8 +62,26 @@ def simulated_model(entity: float, kana: float, malformed: float, fix: float):
                     answer["entities"][0]["text"] += " Jr"
         elif defect == "kana":
             answer["text"] += " これは"
-        content = (f"Here is the translation: {answer['text']}" if defect == "malformed"
-                   else json.dumps(answer, ensure_ascii=False))
+        return f"Here is the translation: {answer['text']}" if defect == "malformed" else answer
+
+    def script(payload: dict[str, Any], request: dict[str, Any]) -> Reply:
+        messages = request["messages"]
+        if "packed" in payload:  # --pack: first answers only; a malformed one has no text
+            answers = []
+            for item in payload["packed"]:
+                one = {k: v for k, v in item.items() if k != "index"}
+                source = json.dumps(one, ensure_ascii=False)
+                asked[source] = asked.get(source, -1) + 1
+                got = answer(source, one, 0)
+                answers.append({"index": item["index"],
+                                **(got if isinstance(got, dict) else {"oops": got})})
+            content = json.dumps(answers, ensure_ascii=False)
+        else:
+            source = messages[3]["content"]
+            source = source[source.index("{"):]
+            turn = asked[source] = asked.get(source, -1) + 1
+            got = answer(source, payload, turn)
+            content = got if isinstance(got, str) else json.dumps(got, ensure_ascii=False)
         prompt_chars = sum(len(m["content"]) for m in messages)
         usage = {"prompt_tokens": prompt_chars // 2, "completion_tokens": len(content) // 2}
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
@@ -74,13 +90,14 @@ def simulated_model(entity: float, kana: float, malformed: float, fix: float):
     return script
 
 
-def run(strategy: str, source: Path, work: Path, n: int, script) -> dict[str, Any]:
-    db = work / f"{strategy}.db"
+def run(strategy: str, source: Path, work: Path, n: int, script, pack: int = 1
+        ) -> dict[str, Any]:
+    db = work / f"{strategy}.{pack}.db"
     with FakeLLM(script) as llm:
         started = time.monotonic()
         mmtrans.translate(source, db, mmtrans.Settings(
             src="ja", tgt="en", labels=["scnm"], base_url=llm.base_url, model="simulated",
-            strategy=strategy, repair=2, concurrency=16))
+            strategy=strategy, repair=2, concurrency=16, pack=pack))
         seconds = time.monotonic() - started
     store = Store(db)
     run_id = store.latest_run()
@@ -122,26 +139,30 @@ def main() -> None:
     parser.add_argument("--kana", type=float, default=0.05)
     parser.add_argument("--malformed", type=float, default=0.03)
     parser.add_argument("--fix", type=float, default=0.8)
+    parser.add_argument("--pack", type=int, default=1, help="records per first request")
     args = parser.parse_args()
     items = json.loads(STOCKMARK.read_text(encoding="utf-8"))[: args.records]
-    script = simulated_model(args.entity, args.kana, args.malformed, args.fix)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         source = work / "ner.json"
         source.write_text(json.dumps(items, ensure_ascii=False), encoding="utf-8")
         for strategy in ("default", "tagged"):
-            results.append(run(strategy, source, work, len(items), script))
+            for pack in sorted({1, args.pack}):
+                script = simulated_model(args.entity, args.kana, args.malformed, args.fix)
+                results.append({**run(strategy, source, work, len(items), script, pack),
+                                "pack": pack})
     print(f"simulated first-answer errors: {args.entity:.0%} entity lost or altered, "
           f"{args.kana:.0%} kana left, {args.malformed:.0%} malformed; a repair turn fixes "
           f"{args.fix:.0%}")
-    print("| strategy | kept, no repair (MMM) | repair 1 | repair 2 | lost records cut by | "
-          "extra tokens per rescued record | accepted failing `check` |")
-    print("|---|---|---|---|---|---|---|")
+    print("| strategy | pack | kept, no repair (MMM) | repair 1 | repair 2 | lost records cut by "
+          "| extra tokens per rescued record | accepted failing `check` |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in results:
         k = r["kept_pct"]
-        print(f"| {r['strategy']} | {k[0]}% | {k[1]}% | {k[2]}% | {r['lost_reduction_pct']}% | "
-              f"{r['extra_tokens_per_rescued']} | {r['accepted_failing_check']} |")
+        print(f"| {r['strategy']} | {r['pack']} | {k[0]}% | {k[1]}% | {k[2]}% | "
+              f"{r['lost_reduction_pct']}% | {r['extra_tokens_per_rescued']} | "
+              f"{r['accepted_failing_check']} |")
     print(json.dumps(results), file=sys.stderr)
 
 
