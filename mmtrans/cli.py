@@ -39,6 +39,14 @@ Src = Annotated[str, typer.Option("--src", help="Source language (ja, zh, en, ..
 Tgt = Annotated[str, typer.Option("--tgt", help="Target language.")]
 Labels = Annotated[list[str], typer.Option(
     "--labels", help="Label table or .tsv (repeatable); default: the pair's table that fits.")]
+Input = Annotated[Path, typer.Argument(help="Input file (format auto-detected).")]
+Model = Annotated[str | None, typer.Option(help="Model name.")]
+InputFormat = Annotated[str | None, typer.Option("--format", help="Input format.")]
+PromptName = Annotated[str | None, typer.Option(help="Prompt name or .toml file.")]
+Repair = Annotated[int, typer.Option(min=0, help="Follow-up turns for a flagged record.")]
+Limit = Annotated[int | None, typer.Option(min=0, help="Only the first N records.")]
+BaseUrl = Annotated[str | None, typer.Option(help="API base URL (default: OpenAI's).")]
+ApiKey = Annotated[str | None, typer.Option(help="API key (or OPENAI_API_KEY).")]
 
 
 class WaitingColumn(ProgressColumn):
@@ -59,20 +67,20 @@ def fail(error: Exception) -> typer.Exit:
 
 @app.command()
 def translate(
-    input: Annotated[Path, typer.Argument(help="Input file (format auto-detected).")],
+    input: Input,
     src: Src,
     tgt: Tgt,
     labels: Labels = [],  # noqa: B006 (typer reads the default)
     db: Db = Path("mmtrans.db"),
-    model: Annotated[str | None, typer.Option(help="Model name.")] = None,
+    model: Model = None,
     base_url: Annotated[str | None, typer.Option(
         help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (or OPENAI_BASE_URL)."
     )] = None,
     api_key: Annotated[str | None, typer.Option(help="API key (or OPENAI_API_KEY).")] = None,
     local: Annotated[bool, typer.Option(help="Run a GGUF model in-process (extra local).")] = False,
     local_model: Annotated[Path | None, typer.Option(help="GGUF file for --local.")] = None,
-    format: Annotated[str | None, typer.Option("--format", help="Input format.")] = None,
-    prompt: Annotated[str | None, typer.Option(help="Prompt name or .toml file.")] = None,
+    format: InputFormat = None,
+    prompt: PromptName = None,
     concurrency: Annotated[int, typer.Option(
         min=1, help="Most requests in flight (fewer when the server's limits need fewer)."
     )] = 32,
@@ -84,8 +92,8 @@ def translate(
     temperature: float = 0.0,
     seed: int | None = None,
     max_tokens: int | None = None,
-    limit: Annotated[int | None, typer.Option(min=0, help="Only the first N records.")] = None,
-    repair: Annotated[int, typer.Option(min=0, help="Follow-up turns for a flagged record.")] = 2,
+    limit: Limit = None,
+    repair: Repair = 2,
     strategy: Annotated[str, typer.Option(
         help="default: text and strings sent apart (MMM); tagged: strings tagged in the text."
     )] = "default",
@@ -190,17 +198,17 @@ RunOption = Annotated[str | None, typer.Option(
 
 @app.command()
 def classify(
-    input: Annotated[Path, typer.Argument(help="Input file (format auto-detected).")],
+    input: Input,
     src: Annotated[str, typer.Option("--src", help="Language of the texts (and labels).")],
     db: Db = Path("mmtrans.db"),
-    model: Annotated[str | None, typer.Option(help="Model name.")] = None,
+    model: Model = None,
     base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server.")] = None,
     api_key: Annotated[str | None, typer.Option(help="API key (or OPENAI_API_KEY).")] = None,
     local: Annotated[bool, typer.Option(help="Run a GGUF model in-process.")] = False,
     local_model: Annotated[Path | None, typer.Option(help="GGUF file for --local.")] = None,
-    format: Annotated[str | None, typer.Option("--format", help="Input format.")] = None,
+    format: InputFormat = None,
     concurrency: Annotated[int, typer.Option(min=1)] = 8,
-    limit: Annotated[int | None, typer.Option(min=0, help="Only the first N records.")] = None,
+    limit: Limit = None,
 ) -> None:
     """Propose an open-domain text label per record, for reviewers to confirm (TCONER)."""
     from .classify import classify as classify_records
@@ -534,7 +542,7 @@ app.add_typer(batch_app, name="batch")
 
 @batch_app.command("write")
 def batch_write(
-    input: Annotated[Path, typer.Argument(help="Input file (format auto-detected).")],
+    input: Input,
     src: Src,
     tgt: Tgt,
     out_path: Annotated[Path, typer.Option("--out", help="The batch file (.jsonl) to write.")],
@@ -543,14 +551,14 @@ def batch_write(
              "give the same to `translate` and it finds the answers.")],
     labels: Labels = [],  # noqa: B006 (typer reads the default)
     db: Db = Path("mmtrans.db"),
-    model: Annotated[str | None, typer.Option(help="Model name.")] = None,
-    format: Annotated[str | None, typer.Option("--format", help="Input format.")] = None,
-    prompt: Annotated[str | None, typer.Option(help="Prompt name or .toml file.")] = None,
+    model: Model = None,
+    format: InputFormat = None,
+    prompt: PromptName = None,
     temperature: float = 0.0,
     seed: int | None = None,
     max_tokens: int | None = None,
-    limit: Annotated[int | None, typer.Option(min=0, help="Only the first N records.")] = None,
-    repair: Annotated[int, typer.Option(min=0, help="Follow-up turns for a flagged record.")] = 2,
+    limit: Limit = None,
+    repair: Repair = 2,
     strategy: Annotated[str, typer.Option(help="default or tagged.")] = "default",
 ) -> None:
     """Write every request the run still needs as a batch file, sending none."""
@@ -572,20 +580,20 @@ def batch_write(
 
 @batch_app.command("submit")
 def batch_submit(
-    input: Annotated[Path, typer.Argument(help="Input file (format auto-detected).")],
+    input: Input,
     src: Src,
     tgt: Tgt,
     labels: Labels = [],  # noqa: B006 (typer reads the default)
     db: Db = Path("mmtrans.db"),
-    model: Annotated[str | None, typer.Option(help="Model name.")] = None,
-    base_url: Annotated[str | None, typer.Option(help="API base URL (default: OpenAI's).")] = None,
-    api_key: Annotated[str | None, typer.Option(help="API key (or OPENAI_API_KEY).")] = None,
-    format: Annotated[str | None, typer.Option("--format", help="Input format.")] = None,
-    prompt: Annotated[str | None, typer.Option(help="Prompt name or .toml file.")] = None,
+    model: Model = None,
+    base_url: BaseUrl = None,
+    api_key: ApiKey = None,
+    format: InputFormat = None,
+    prompt: PromptName = None,
     temperature: float = 0.0,
     seed: int | None = None,
     max_tokens: int | None = None,
-    repair: Annotated[int, typer.Option(min=0, help="Follow-up turns for a flagged record.")] = 2,
+    repair: Repair = 2,
     strategy: Annotated[str, typer.Option(help="default or tagged.")] = "default",
 ) -> None:
     """Send the requests the run still needs to OpenAI's Batch API (half price, 24 h)."""
@@ -613,10 +621,6 @@ def _api(base_url: str | None, api_key: str | None) -> tuple[str | None, str | N
 
     return base_url or os.environ.get("OPENAI_BASE_URL"), \
         api_key or os.environ.get("OPENAI_API_KEY")
-
-
-BaseUrl = Annotated[str | None, typer.Option(help="API base URL (default: OpenAI's).")]
-ApiKey = Annotated[str | None, typer.Option(help="API key (or OPENAI_API_KEY).")]
 
 
 @batch_app.command("status")
@@ -678,7 +682,7 @@ OptionalLabels = Annotated[list[str], typer.Option("--labels", help="Tables alre
 
 @labels_app.command("missing")
 def labels_missing(
-    input: Annotated[Path, typer.Argument(help="Input file (format auto-detected).")],
+    input: Input,
     src: Src,
     tgt: Tgt,
     labels: OptionalLabels = [],  # noqa: B006 (typer reads the default)
@@ -702,12 +706,12 @@ def labels_missing(
 
 @labels_app.command("suggest")
 def labels_suggest(
-    input: Annotated[Path, typer.Argument(help="Input file (format auto-detected).")],
+    input: Input,
     src: Src,
     tgt: Tgt,
     out_path: Annotated[Path, typer.Option("--out", help="The .suggested.tsv to write.")],
     labels: OptionalLabels = [],  # noqa: B006 (typer reads the default)
-    model: Annotated[str | None, typer.Option(help="Model name.")] = None,
+    model: Model = None,
     base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server.")] = None,
     api_key: Annotated[str | None, typer.Option(help="API key (or OPENAI_API_KEY).")] = None,
     local: Annotated[bool, typer.Option(help="Run a GGUF model in-process.")] = False,
