@@ -315,6 +315,9 @@ def export(
     format: Annotated[str | None, typer.Option("--format", help="Default: the input's.")] = None,
     run: RunOption = None,
     include_flagged: bool = False,
+    include_overridden: Annotated[bool, typer.Option(
+        help="Also records a reviewer kept with open problems (never with broken spans).")
+    ] = False,
     as_: Annotated[str | None, typer.Option(
         "--as", help="Training files in --out (a folder), one per dataset and language: "
                      "oiellm, iepile-instruction or hf.")] = None,
@@ -337,7 +340,7 @@ def export(
                         neg_ratio, seed, train, test_form)
         return
     try:
-        result = export_run(db, out_path, format, run, include_flagged)
+        result = export_run(db, out_path, format, run, include_flagged, include_overridden)
     except MmtransError as e:
         raise fail(e) from None
     console.print(f"{result.written} record(s) written to {result.path} ({result.format}); "

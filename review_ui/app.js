@@ -146,7 +146,15 @@ async function decide(decision, record, force = false) {
   if (!v) return;
   const body = { run: v.run_id, id: v.id, annotator: state.annotator, decision, seen: v.seen, force };
   if (record) body.record = record;
-  const { status, data } = await api("/api/decision", body);
+  let { status, data } = await api("/api/decision", body);
+  if (status === 422 && data.error === "needs_reason") {
+    // Keeping a record with open problems is a second, explicit choice, with a reason.
+    const codes = [...new Set(data.problems.map((p) => p.code))].join(", ");
+    const reason = window.prompt(`This record still has problems (${codes}). ` +
+      `Keep it anyway? Say why (it is exported only with --include-overridden):`);
+    if (!reason || !reason.trim()) { say(`${decision} not saved: it still has problems (${codes})`, true); return; }
+    ({ status, data } = await api("/api/decision", { ...body, override: reason.trim() }));
+  }
   if (status === 409) {
     state.conflict = { decision, record };
     const t = data.theirs;

@@ -33,11 +33,14 @@ def entries(client, **filters):
     return client.get("/api/queue", params=filters).json()["entries"]
 
 
-def decide(client, entry, decision, annotator="ann", record=None, seen=0, force=False):
+def decide(client, entry, decision, annotator="ann", record=None, seen=0, force=False,
+           override=None):
     body = {"run": entry["run_id"], "id": entry["id"], "decision": decision,
             "annotator": annotator, "seen": seen, "force": force}
     if record is not None:
         body["record"] = record
+    if override is not None:
+        body["override"] = override
     return client.post("/api/decision", json=body)
 
 
@@ -81,7 +84,7 @@ def test_record_view_has_both_texts_spans_problems_and_raw_output(client):
 
 def test_two_annotators_on_one_record_conflict_and_nothing_is_lost(client, db):
     entry = entries(client)[1]
-    first = decide(client, entry, "accept", annotator="aiko")
+    first = decide(client, entry, "accept", annotator="aiko", override="kana is a name here")
     assert first.status_code == 200
     second = decide(client, entry, "reject", annotator="ben")  # ben had not seen aiko's
     assert second.status_code == 409
@@ -137,7 +140,8 @@ def test_undo_takes_back_a_decision_with_a_new_row(client, db):
 def test_export_takes_the_latest_decision_and_status_counts_reviews(client, db, tmp_path):
     flagged = entries(client)
     decide(client, flagged[0], "reject")
-    decide(client, flagged[1], "accept")
+    assert decide(client, flagged[1], "accept").json()["error"] == "needs_reason"
+    decide(client, flagged[1], "accept", override="the kana is part of a name")
     view = client.get("/api/record", params={"run": flagged[2]["run_id"],
                                              "id": flagged[2]["id"]}).json()
     expected = [{"label": label, "text": f"Name{i}"} for i, label in
@@ -145,7 +149,8 @@ def test_export_takes_the_latest_decision_and_status_counts_reviews(client, db, 
     text = "The station " + " and ".join(m["text"] for m in expected) + " is closed now."
     decide(client, flagged[2], "edit", record={"text": text, "mentions": expected})
     out = tmp_path / "final.json"
-    result = mmtrans.export(db, out, fmt="mre")
+    assert mmtrans.export(db, out, fmt="mre").written == 4  # the overridden one left out
+    result = mmtrans.export(db, out, fmt="mre", include_overridden=True)
     texts = [item["input"] for item in json.loads(out.read_text())]
     assert result.written == 5  # 3 accepted by the checks + 1 accepted + 1 edited
     assert f"{text}/NER" in texts

@@ -64,8 +64,11 @@ def served(tmp_path, stockmark_items):
         server.should_exit = True
 
 
-def open_page(browser, url):
+def open_page(browser, url, reason: str | None = "checked by hand"):
+    """The page, answering the reason asked before a record with problems is kept (None:
+    the annotator cancels)."""
     page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.on("dialog", lambda d: d.accept(reason) if reason else d.dismiss())
     page.goto(url)
     page.wait_for_selector("#view:not([hidden])")
     return page
@@ -104,7 +107,8 @@ def test_three_records_reviewed_with_the_keyboard_only(browser, served, tmp_path
                            ("scnm.json:3", "aiko", "accept"),
                            ("scnm.json:5", "aiko", "reject")]
     out = tmp_path / "final.json"
-    mmtrans.export(db, out, fmt="mre")
+    assert mmtrans.export(db, out, fmt="mre").written == 4  # the one kept with its kana: not
+    mmtrans.export(db, out, fmt="mre", include_overridden=True)  # unless asked for
     exported = {item["input"]: item["output"] for item in json.loads(out.read_text())}
     fixed_name = name_for("松友美佐紀", "en")
     edited = next(o for i, o in exported.items() if fixed_name in i)

@@ -84,6 +84,7 @@ def test_on_a_phone_every_decision_is_a_tap_and_the_translation_is_on_screen(bro
     context = browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True,
                                   is_mobile=True)
     page = context.new_page()
+    page.on("dialog", lambda d: d.accept("checked on the phone"))
     page.goto(url)
     page.wait_for_selector("#view:not([hidden])")
     box = page.locator("#target-text").bounding_box()
@@ -130,3 +131,14 @@ def test_a_mention_is_located_on_whole_words_in_a_spaced_language():
     assert (m.start, m.end) == (24, 29)
     (inside,) = locate_mentions(record).mentions
     assert inside.start == 0  # unspaced languages have no word boundaries to respect
+
+
+def test_a_record_with_problems_is_not_kept_when_the_reason_is_cancelled(browser, served):  # noqa: F811
+    db, start = served
+    page = open_page(browser, start(annotator="aiko"), reason=None)
+    page.keyboard.press("a")
+    page.wait_for_selector("#message.error")
+    assert "not saved" in page.inner_text("#message")
+    assert reviews(db) == []
+    page.keyboard.press("x")  # rejecting needs no reason
+    page.wait_for_function("document.querySelector('#reviewed').innerText === '1'")

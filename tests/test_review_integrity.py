@@ -28,8 +28,9 @@ def test_export_writes_the_translation_the_reviewer_accepted_not_a_later_one(
         tmp_path, stockmark_items):
     db = make_review_db(tmp_path, stockmark_items)
     client = TestClient(make_app(db))
-    entry = next(e for e in flagged(client) if e["codes"] == ["anchored"])
-    assert client.post("/api/decision", json=body(entry)).status_code == 200
+    entry = next(e for e in flagged(client) if e["codes"] == ["residual_source"])
+    answer = client.post("/api/decision", json=body(entry, override="kana in a name"))
+    assert answer.status_code == 200
     with Store(db) as store:
         judged = store.latest_translation(entry["run_id"], entry["id"])
         (review,) = store.reviews(entry["run_id"], entry["id"])
@@ -39,7 +40,7 @@ def test_export_writes_the_translation_the_reviewer_accepted_not_a_later_one(
                             [], [], None)
         store.add_translation(entry["run_id"], later)
     out = tmp_path / "out.jsonl"
-    mmtrans.export(db, out, fmt="stockmark")
+    mmtrans.export(db, out, fmt="stockmark", include_overridden=True)
     texts = [json.loads(line)["text"] for line in out.read_text(encoding="utf-8").splitlines()]
     assert judged.target.text in texts and "A later attempt nobody reviewed." not in texts
 
@@ -136,3 +137,23 @@ def test_highlights_fall_on_the_mention_after_astral_characters(tmp_path, browse
         page.close()
     finally:
         server.should_exit = True
+
+
+def test_keeping_a_record_with_open_problems_needs_a_reason_and_an_explicit_export(
+        tmp_path, stockmark_items):
+    db = make_review_db(tmp_path, stockmark_items)
+    client = TestClient(make_app(db))
+    anchored = next(e for e in flagged(client) if e["codes"] == ["anchored"])
+    refused = client.post("/api/decision", json=body(anchored))
+    assert refused.status_code == 422 and refused.json()["problems"][0]["code"] == "anchored"
+    kept = client.post("/api/decision", json=body(anchored, override="name checked by hand"))
+    assert kept.status_code == 200
+    with Store(db) as store:
+        (review,) = store.reviews(anchored["run_id"], anchored["id"])
+    assert review.reason == "name checked by hand"
+    out = tmp_path / "out.jsonl"
+    for include in (False, True):  # its mention is not in the text: never a broken span
+        mmtrans.export(db, out, fmt="stockmark", include_overridden=include)
+        spans = [e["span"] for line in out.read_text(encoding="utf-8").splitlines()
+                 for e in json.loads(line)["entities"]]
+        assert [None, None] not in spans and len(out.read_text().splitlines()) == 3

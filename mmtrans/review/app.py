@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from ..classify import CODE as PROPOSED
 from ..resources import resource_dir
 from ..store import Store
 from .queue import EditError, check_edit, progress, queue, record_view
@@ -98,23 +99,38 @@ class Api:
                 return missing
             run_id, record_id = body["run"], body["id"]
             edited = None
+            problems: list[Any] = []
             if decision == "edit":
                 try:
-                    edited, _ = check_edit(store, run_id, record_id, body.get("record"))
+                    edited, found = check_edit(store, run_id, record_id, body.get("record"))
                 except EditError as e:
                     return JSONResponse({"error": str(e)}, 400)
+                problems = [p.to_dict() for p in found]
+            elif decision == "accept":
+                problems = record_view(store, run_id, record_id)["problems"]
+            judged = store.latest_translation(run_id, record_id)
+            if decision == "accept" and (judged is None or judged.target is None):
+                return JSONResponse({"error": "this record has no usable translation to "
+                                              "accept: edit it or reject it"}, 400)
+            # A label proposed for confirmation (`mmtrans classify`) is what accepting
+            # confirms, not a defect kept.
+            classify = store.run(run_id)["strategy"] == "classify"
+            problems = [p for p in problems if p.get("code") != PROPOSED and not (
+                classify and p.get("where") == "label")]  # the label is what is confirmed
+            reason = body.get("override")
+            if problems and (not isinstance(reason, str) or not reason.strip()):
+                # Keeping a record with open problems is a choice made on purpose, with a
+                # reason: never a key pressed by accident.
+                return JSONResponse({"error": "needs_reason", "problems": problems}, 422)
             rows = store.review_rows(run_id, record_id)
             latest = rows[-1]["id"] if rows else 0
             if latest != body.get("seen", 0) and not body.get("force"):
                 reviews = store.reviews(run_id, record_id)
                 return JSONResponse({"error": "conflict", "seen": latest,
                                      "theirs": reviews[-1].to_dict() if reviews else None}, 409)
-            judged = store.latest_translation(run_id, record_id)
-            if decision == "accept" and (judged is None or judged.target is None):
-                return JSONResponse({"error": "this record has no usable translation to "
-                                              "accept: edit it or reject it"}, 400)
             review_id = store.add_review(run_id, record_id, annotator.strip(), decision, edited,
-                                         translation_id=judged.id if judged else None)
+                                         translation_id=judged.id if judged else None,
+                                         reason=reason.strip() if problems else None)
             return JSONResponse({"review": review_id,
                                  "view": record_view(store, run_id, record_id)})
 
