@@ -638,6 +638,31 @@ class Store:
                 "reason": reason})
         return table.last_pk
 
+    def decisions_made(self, run_id: str | None = None) -> dict[str, int]:
+        """Decisions each annotator made and did not take back, overridden by others or not
+        (progress is work done, not who decided last)."""
+        where, args = ("and run_id = ?", [run_id, run_id]) if run_id else ("", [])
+        rows = self.db.query(f"""
+            select annotator, count(*) as n from reviews
+            where decision != 'undo' {where} and id not in (
+                select undoes from reviews where decision = 'undo' and undoes is not null
+                {where})
+            group by annotator order by annotator""", args)
+        return {row["annotator"]: row["n"] for row in rows}
+
+    def last_decision_of(self, annotator: str, run_id: str | None = None
+                         ) -> dict[str, Any] | None:
+        """The annotator's latest decision still in effect (what `u` takes back, also
+        after a reload)."""
+        where, args = ("and run_id = ?", [annotator, run_id, run_id]) if run_id \
+            else ("", [annotator])
+        rows = list(self.db.query(f"""
+            select * from reviews where annotator = ? and decision != 'undo' {where}
+            and id not in (select undoes from reviews where decision = 'undo'
+                           and undoes is not null {where})
+            order by id desc limit 1""", args))
+        return rows[0] if rows else None
+
     def translation(self, translation_id: int) -> Translation | None:
         """One translation row by its id (the one a review judged)."""
         rows = list(self.db.query("select * from translations where id = ?", [translation_id]))

@@ -179,14 +179,14 @@ async function decide(decision, record, force = false) {
 }
 
 async function undo() {
-  const last = state.lastDecision;
-  if (!last) { say("nothing to undo", true); return; }
-  const { status, data } = await api("/api/undo", { ...last, annotator: state.annotator });
+  // The server knows each annotator's decisions: `u` walks back through them, one per
+  // press, also after a reload.
+  const { status, data } = await api("/api/undo", { annotator: state.annotator });
   if (status !== 200) { say(data.error || `error ${status}`, true); return; }
   state.lastDecision = null;
-  say(`undid your decision on ${last.id}`);
+  say(`undid your decision on ${data.id}`);
   await loadQueue();
-  const index = state.entries.findIndex((e) => e.run_id === last.run && e.id === last.id);
+  const index = state.entries.findIndex((e) => e.run_id === data.run && e.id === data.id);
   await show(index >= 0 ? index : state.index);
 }
 

@@ -142,3 +142,16 @@ def test_a_record_with_problems_is_not_kept_when_the_reason_is_cancelled(browser
     assert reviews(db) == []
     page.keyboard.press("x")  # rejecting needs no reason
     page.wait_for_function("document.querySelector('#reviewed').innerText === '1'")
+
+
+def test_undo_after_a_reload_takes_back_the_last_decision(browser, served):  # noqa: F811
+    db, start = served
+    url = start(annotator="aiko")
+    page = open_page(browser, url)
+    page.keyboard.press("x")
+    source_starts(page, "1964")
+    page.reload()
+    page.wait_for_selector("#view:not([hidden])")
+    page.keyboard.press("u")
+    source_starts(page, "松友美佐紀")
+    assert [d for *_, d in reviews(db)] == ["reject", "undo"]

@@ -157,3 +157,23 @@ def test_keeping_a_record_with_open_problems_needs_a_reason_and_an_explicit_expo
         spans = [e["span"] for line in out.read_text(encoding="utf-8").splitlines()
                  for e in json.loads(line)["entities"]]
         assert [None, None] not in spans and len(out.read_text().splitlines()) == 3
+
+
+def test_progress_counts_decisions_made_and_undo_walks_back_an_annotators_history(
+        tmp_path, stockmark_items):
+    db = make_review_db(tmp_path, stockmark_items)
+    client = TestClient(make_app(db))
+    a, b, c = flagged(client)
+    client.post("/api/decision", json={**body(a, "reject"), "annotator": "aiko"})
+    client.post("/api/decision", json={**body(c, "reject"), "annotator": "aiko"})
+    rows = client.get("/api/record", params={"run": a["run_id"], "id": a["id"]}).json()
+    overridden = client.post("/api/decision", json={**body(a, "reject"), "annotator": "ben",
+                                                    "seen": rows["seen"]})
+    assert overridden.status_code == 200
+    progress = client.get("/api/queue").json()["progress"]
+    assert progress["by_annotator"] == {"aiko": 2, "ben": 1}  # aiko's work still counts
+    first = client.post("/api/undo", json={"annotator": "aiko"}).json()
+    second = client.post("/api/undo", json={"annotator": "aiko"}).json()
+    assert (first["id"], second["id"]) == (c["id"], a["id"])
+    assert client.post("/api/undo", json={"annotator": "aiko"}).status_code == 409
+    assert client.get("/api/queue").json()["progress"]["by_annotator"] == {"ben": 1}

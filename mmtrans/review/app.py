@@ -56,9 +56,10 @@ class Api:
             entries = queue(store, q.get("code") or None, q.get("dataset") or None,
                             q.get("status") or None, self.spot_check, self.run_id)
             everything = queue(store, spot_check=self.spot_check, run_id=self.run_id)
+            made = store.decisions_made(self.run_id)
         return JSONResponse({
             "entries": [e.to_dict() for e in entries],
-            "progress": progress(everything),
+            "progress": {**progress(everything), "by_annotator": made},
             "codes": sorted({c for e in everything for c in e.codes}),
             "datasets": sorted({e.dataset for e in everything}),
         })
@@ -136,6 +137,18 @@ class Api:
 
     async def undo(self, request: Request) -> Response:
         body = await _json(request)
+        if "review" not in body and "id" not in body:
+            # No decision named: the annotator's latest one, from the reviews table (a
+            # reload loses nothing).
+            annotator = body.get("annotator")
+            if not isinstance(annotator, str) or not annotator.strip():
+                raise BadRequest("an annotator name is required")
+            with self.store() as store:
+                last = store.last_decision_of(annotator.strip(), self.run_id)
+            if last is None:
+                return JSONResponse({"error": "nothing of yours to undo"}, 409)
+            body = {**body, "run": last["run_id"], "id": last["record_id"],
+                    "review": last["id"]}
         with self.store() as store:
             if missing := self._find(store, body.get("run"), body.get("id")):
                 return missing
@@ -147,7 +160,8 @@ class Api:
                 return JSONResponse({"error": "that decision is not in effect"}, 409)
             store.add_review(run_id, record_id, str(body.get("annotator") or ""), "undo",
                              undoes=body["review"])
-            return JSONResponse({"view": record_view(store, run_id, record_id)})
+            return JSONResponse({"run": run_id, "id": record_id,
+                                 "view": record_view(store, run_id, record_id)})
 
 
 async def _json(request: Request) -> dict[str, Any]:
