@@ -244,7 +244,21 @@ async function runCheck() {
 
 function toggleHelp(show) {
   $("help").hidden = show === undefined ? !$("help").hidden : !show;
+  if (!$("help").hidden) $("help-close").focus();
 }
+
+// A dialog keeps Tab inside itself while it is open.
+document.addEventListener("keydown", (event) => {
+  if (event.key !== "Tab") return;
+  const open = [...document.querySelectorAll(".overlay")].find((o) => !o.hidden);
+  if (!open) return;
+  const focusable = [...open.querySelectorAll("button, input, select, textarea, [tabindex]")];
+  if (!focusable.length) return;
+  const [first, last] = [focusable[0], focusable[focusable.length - 1]];
+  const inside = open.contains(document.activeElement);
+  if (event.shiftKey && (document.activeElement === first || !inside)) { event.preventDefault(); last.focus(); }
+  else if (!event.shiftKey && (document.activeElement === last || !inside)) { event.preventDefault(); first.focus(); }
+}, true);
 
 // Key actions run one after another: a key pressed while the previous action is still
 // talking to the server waits for it, so fast typists never see two records interleave.
@@ -283,6 +297,7 @@ document.addEventListener("keydown", (event) => {
 $("editor").addEventListener("input", scheduleCheck);
 $("editor").addEventListener("submit", (e) => e.preventDefault());
 $("help-button").addEventListener("click", () => toggleHelp());
+$("help-close").addEventListener("click", () => { toggleHelp(false); $("help-button").focus(); });
 $("conflict-mine").addEventListener("click", async () => { $("conflict").hidden = true; const c = state.conflict; await decide(c.decision, c.record, true); });
 $("conflict-theirs").addEventListener("click", async () => { $("conflict").hidden = true; closeEditor(); await loadQueue(); await show(state.index); });
 $("queue-list").addEventListener("click", (e) => { const li = e.target.closest("li"); if (li) show(Number(li.dataset.index)); });

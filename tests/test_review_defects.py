@@ -155,3 +155,25 @@ def test_undo_after_a_reload_takes_back_the_last_decision(browser, served):  # n
     page.keyboard.press("u")
     source_starts(page, "松友美佐紀")
     assert [d for *_, d in reviews(db)] == ["reject", "undo"]
+
+
+def test_dialogs_are_dialogs_and_keep_tab_inside(browser, served):  # noqa: F811
+    _, start = served
+    page = open_page(browser, start())  # no annotator: the name dialog opens
+    page.wait_for_selector("#name-dialog:not([hidden])")
+    assert page.get_attribute("#name-form", "role") == "dialog"
+    for _ in range(3):
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.getElementById('name-dialog')"
+                             ".contains(document.activeElement)")
+    page.fill("#name-input", "ben")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#name-dialog", state="hidden")
+    page.keyboard.press("?")
+    page.wait_for_selector("#help:not([hidden])")
+    assert page.get_attribute("#help .dialog", "aria-modal") == "true"
+    for _ in range(3):
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.id") == "help-close"
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#help", state="hidden")
