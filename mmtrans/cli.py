@@ -245,10 +245,13 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
 ) -> None:
     """One run's accounting: items read per file, records by status, problems, tokens."""
+    from .review.agreement import agreement_line, team_figures
+
     try:
         with Store(db, create=False) as store:
             summary = store.status(run)
             model = store.run(summary["run"])["model"]
+            summary |= team_figures(store, summary["run"])
     except MmtransError as e:
         raise fail(e) from None
     cost = spent(model, summary["tokens_in"], summary["tokens_out"])
@@ -258,7 +261,8 @@ def status(
         return
     table = Table(title=f"{db}: run {summary['run']}", show_header=False)
     for key, value in summary.items():
-        if key not in ("run", "files", "problems", "attempts", "reviews"):
+        if key not in ("run", "files", "problems", "attempts", "reviews", "reject_reasons",
+                       "agreement", "disagreements"):
             table.add_row(key, str(value))
     for f in summary["files"]:
         sums = f"{f['records']} records + {f['rejects']} unreadable"
@@ -271,6 +275,12 @@ def status(
         table.add_row(f"  problem: {code}", str(n))
     for decision, n in summary["reviews"].items():
         table.add_row(f"  reviewed: {decision}", str(n))
+    for reason, n in summary["reject_reasons"].items():
+        table.add_row(f"    rejected as: {reason}", str(n))
+    if summary["agreement"]:
+        table.add_row("  disagreements open", str(summary["disagreements"]))
+    for pair in summary["agreement"]:
+        table.add_row(f"  agreement: {pair['a']} / {pair['b']}", agreement_line(pair))
     for attempt, row in summary["attempts"].items():
         what = "first answers" if attempt == "0" else f"repair {attempt}"
         table.add_row(f"{what}: accepted/made", f"{row['accepted']}/{row['translations']} "
@@ -416,13 +426,20 @@ def review(
     spot_check: Annotated[str | None, typer.Option(
         help="Also queue this share of accepted records, e.g. 5%.")] = None,
     run: RunOption = None,
+    guidelines: Annotated[Path | None, typer.Option(
+        help="The project's guidelines (Markdown), shown in a panel (g).")] = None,
+    reasons: Annotated[str | None, typer.Option(
+        help="Reject reasons to pick from: comma-separated, or a file with one per line.")] = None,
+    adjudicate: Annotated[bool, typer.Option(
+        help="See every annotator's version side by side and decide the final one.")] = False,
 ) -> None:
     """Serve the review page for one run: accept, edit or reject flagged records."""
-    from .review import access_token, parse_share, serve
+    from .review import access_token, parse_share, serve, team
 
     try:
         share = parse_share(spot_check)
         required = access_token(host, token)
+        settings = team(guidelines, reasons, adjudicate)
         with Store(db, create=False) as store:
             run_id = store.resolve_run(run)
     except MmtransError as e:
@@ -432,7 +449,7 @@ def review(
         console.print(f"generated token: {required}", highlight=False)
     console.print(f"reviewing run {run_id} of {db} at http://{host}:{port}{query} "
                   "(Ctrl-C to stop)", highlight=False)
-    serve(db, host, port, required, annotator, share, run_id)
+    serve(db, host, port, required, annotator, share, run_id, settings)
 
 
 @app.command("split")

@@ -124,6 +124,13 @@ def m300_shared_prompt_prefix(db: sqlite_utils.Database) -> None:
     db["requests"].add_column("prefix", str)
 
 
+@migrations()
+def m007_review_adjudicated(db: sqlite_utils.Database) -> None:
+    """A decision made in `review --adjudicate` settles a disagreement: it is the final
+    version, and it is no annotator's vote in the agreement figures."""
+    db["reviews"].add_column("adjudicated", int)
+
+
 #: Leading messages of a request that are the prompt's fixed part (system, example in and out).
 PREFIX_MESSAGES = 3
 #: A grouped write commits at least this often (see `Store.grouped`).
@@ -168,12 +175,13 @@ class Review:
     #: The translation row the decision judged (None: decided before this was recorded).
     translation_id: int | None = None
     reason: str | None = None
+    adjudicated: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "annotator": self.annotator, "decision": self.decision,
                 "record": self.record.to_dict() if self.record else None,
                 "created": self.created, "translation_id": self.translation_id,
-                "reason": self.reason}
+                "reason": self.reason, "adjudicated": self.adjudicated}
 
 
 def effective_reviews(rows: Iterable[dict[str, Any]]) -> list[Review]:
@@ -181,7 +189,7 @@ def effective_reviews(rows: Iterable[dict[str, Any]]) -> list[Review]:
     undone = {row["undoes"] for row in rows if row["decision"] == "undo"}
     return [Review(row["id"], row["record_id"], row["annotator"], row["decision"],
                    Record.from_json(row["record"]) if row["record"] else None, row["created"],
-                   row.get("translation_id"), row.get("reason"))
+                   row.get("translation_id"), row.get("reason"), bool(row.get("adjudicated")))
             for row in rows if row["decision"] != "undo" and row["id"] not in undone]
 
 
@@ -629,13 +637,14 @@ class Store:
 
     def add_review(self, run_id: str, record_id: str, annotator: str, decision: str,
                    record: Record | None = None, undoes: int | None = None,
-                   translation_id: int | None = None, reason: str | None = None) -> int:
+                   translation_id: int | None = None, reason: str | None = None,
+                   adjudicated: bool = False) -> int:
         with self.db.conn:
             table = self.db["reviews"].insert({
                 "run_id": run_id, "record_id": record_id, "annotator": annotator,
                 "decision": decision, "record": record.to_json() if record else None,
                 "created": now(), "undoes": undoes, "translation_id": translation_id,
-                "reason": reason})
+                "reason": reason, "adjudicated": int(adjudicated)})
         return table.last_pk
 
     def decisions_made(self, run_id: str | None = None) -> dict[str, int]:
@@ -678,17 +687,32 @@ class Store:
         """The record's effective decisions, oldest first (undone ones left out)."""
         return effective_reviews(self.review_rows(run_id, record_id))
 
-    def decisions(self, run_id: str) -> dict[str, Review]:
-        """The current decision on every reviewed record of the run."""
+    def all_reviews(self, run_id: str) -> dict[str, list[Review]]:
+        """Every reviewed record's effective decisions, oldest first, by record id."""
         rows: dict[str, list[dict[str, Any]]] = {}
         for row in self.review_rows(run_id):
             rows.setdefault(row["record_id"], []).append(row)
-        out = {}
-        for record_id, record_rows in rows.items():
-            effective = effective_reviews(record_rows)
-            if effective:
-                out[record_id] = effective[-1]
-        return out
+        return {record_id: effective for record_id, record_rows in rows.items()
+                if (effective := effective_reviews(record_rows))}
+
+    def decisions(self, run_id: str) -> dict[str, Review]:
+        """The current decision on every reviewed record of the run."""
+        return {record_id: reviews[-1] for record_id, reviews in self.all_reviews(run_id).items()}
+
+    def reviews_since(self, review_id: int, run_id: str | None = None
+                      ) -> list[tuple[str, str]]:
+        """(run, record) of every record with a review row after `review_id` (what the
+        review page refreshes)."""
+        where, args = ("and run_id = ?", [review_id, run_id]) if run_id else ("", [review_id])
+        return [(row[0], row[1]) for row in self.db.conn.execute(
+            f"select distinct run_id, record_id from reviews where id > ? {where}", args)]
+
+    def stamp(self) -> tuple[int, int]:
+        """(last review row, last translation row): changes when anyone decides or a
+        running `translate` stores an answer."""
+        return (self.db.conn.execute("select coalesce(max(id), 0) from reviews").fetchone()[0],
+                self.db.conn.execute("select coalesce(max(id), 0) from translations")
+                .fetchone()[0])
 
     # -- reporting -----------------------------------------------------------------------
 
@@ -712,7 +736,10 @@ class Store:
         for t in self.latest_translations(run_id).values():
             if t.status != "accepted":
                 codes.update({p["code"] for p in t.problems})
-        reviewed = Counter(review.decision for review in self.decisions(run_id).values())
+        decisions = self.decisions(run_id)
+        reviewed = Counter(review.decision for review in decisions.values())
+        reasons = Counter(r.reason for r in decisions.values()
+                          if r.decision == "reject" and r.reason)
         usage = next(self.db.query("""
             select count(*) as n, coalesce(sum(tokens_in), 0) as tin,
                    coalesce(sum(tokens_out), 0) as tout from requests
@@ -731,6 +758,7 @@ class Store:
             "attempts": self.attempt_stats([run_id]),
             "reviews": {"accepted": reviewed["accept"], "edited": reviewed["edit"],
                         "rejected": reviewed["reject"]},
+            "reject_reasons": dict(reasons.most_common()),
         }
 
     def attempt_stats(self, run_ids: list[str]) -> dict[str, dict[str, int]]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
-from ..errors import ConfigError
-from .app import make_app
+from ..errors import ConfigError, InputError
+from .app import Team, make_app
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
@@ -37,16 +37,51 @@ def loopback_hosts(host: str, port: int) -> set[str]:
         ({f"{host}:{port}"} if host != "::1" else set())
 
 
+def _read(path: Path, what: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(path, None, f"cannot read {what}: {e}") from None
+
+
+def parse_reasons(value: str | None) -> list[str]:
+    """`--reasons`: a file with one reason per line (# comments), or `a, b, c`."""
+    if not value:
+        return []
+    lines = _read(Path(value), "reject reasons").splitlines() if Path(value).is_file() \
+        else value.split(",")
+    reasons = list(dict.fromkeys(x.strip() for x in lines
+                                 if x.strip() and not x.strip().startswith("#")))
+    if not reasons:
+        raise ConfigError(f"--reasons {value!r} names no reason")
+    return reasons
+
+
+def guidelines_html(path: Path) -> str:
+    """The guidelines file as HTML (CommonMark; raw HTML in it is escaped, not run)."""
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": False}).render(_read(path, "guidelines"))
+
+
+def team(guidelines: Path | None = None, reasons: str | None = None,
+         adjudicate: bool = False) -> Team:
+    """A review's team settings from the command line's options."""
+    return Team(parse_reasons(reasons), guidelines_html(guidelines) if guidelines else None,
+                adjudicate)
+
+
 def serve(db: str | Path, host: str = "127.0.0.1", port: int = 8700, token: str | None = None,
           annotator: str | None = None, spot_check: float = 0.0,
-          run_id: str | None = None) -> None:
+          run_id: str | None = None, settings: Team | None = None) -> None:
     import uvicorn
 
     if not Path(db).is_file():
         raise ConfigError(f"{db}: no such database")
     hosts = loopback_hosts(host, port) if token is None and host in LOCAL_HOSTS else None
-    uvicorn.run(make_app(db, annotator, spot_check, token, run_id, hosts), host=host,
-                port=port, log_level="warning")
+    uvicorn.run(make_app(db, annotator, spot_check, token, run_id, hosts, settings),
+                host=host, port=port, log_level="warning")
 
 
-__all__ = ["access_token", "loopback_hosts", "make_app", "parse_share", "serve"]
+__all__ = ["Team", "access_token", "guidelines_html", "loopback_hosts", "make_app",
+           "parse_reasons", "parse_share", "serve", "team"]

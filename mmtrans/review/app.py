@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,8 @@ from starlette.staticfiles import StaticFiles
 from ..classify import CODE as PROPOSED
 from ..resources import resource_dir
 from ..store import Store
-from .queue import EditError, check_edit, progress, queue, record_view
+from .agreement import run_agreement
+from .queue import EditError, check_edit, entry, progress, queue, record_view
 
 DECISIONS = ("accept", "edit", "reject")
 COOKIE = "mmtrans_token"
@@ -34,35 +36,79 @@ class BadRequest(Exception):
     """A request body the API cannot use: answered 400 with the message, never 500."""
 
 
+@dataclass
+class Team:
+    """How a team reviews: reject reasons to pick from, guidelines to show (as HTML), and
+    whether this page adjudicates (its decisions settle disagreements)."""
+
+    reasons: list[str] = field(default_factory=list)
+    guidelines: str | None = None
+    adjudicate: bool = False
+
+
 class Api:
     def __init__(self, db: Path, annotator: str | None, spot_check: float, token: str | None,
-                 run_id: str | None = None):
+                 run_id: str | None = None, team: Team | None = None):
         self.db = db
         self.annotator = annotator
         self.spot_check = spot_check
         self.token = token
         self.run_id = run_id
+        self.team = team or Team()
 
     def store(self) -> Store:
         return Store(self.db, create=False)
 
     async def config(self, request: Request) -> Response:
+        with self.store() as store:
+            stamp = store.stamp()
         return JSONResponse({"annotator": self.annotator, "spot_check": self.spot_check,
-                             "db": str(self.db)})
+                             "db": str(self.db), "reasons": self.team.reasons,
+                             "guidelines": self.team.guidelines,
+                             "adjudicate": self.team.adjudicate, "stamp": stamp})
 
     async def queue(self, request: Request) -> Response:
         q = request.query_params
+        code, dataset, status = (q.get(k) or None for k in ("code", "dataset", "status"))
         with self.store() as store:
-            entries = queue(store, q.get("code") or None, q.get("dataset") or None,
-                            q.get("status") or None, self.spot_check, self.run_id)
+            stamp = store.stamp()
             everything = queue(store, spot_check=self.spot_check, run_id=self.run_id)
             made = store.decisions_made(self.run_id)
+        entries = [e for e in everything
+                   if e.shown(code, status) and (not dataset or e.dataset == dataset)]
         return JSONResponse({
             "entries": [e.to_dict() for e in entries],
             "progress": {**progress(everything), "by_annotator": made},
             "codes": sorted({c for e in everything for c in e.codes}),
             "datasets": sorted({e.dataset for e in everything}),
+            "stamp": stamp,
         })
+
+    async def agreement(self, request: Request) -> Response:
+        with self.store() as store:
+            run_ids = [self.run_id] if self.run_id else [
+                row["id"] for row in store.db["runs"].rows_where(order_by="rowid")]
+            pairs = [p.to_dict() | {"run": run_id} for run_id in run_ids
+                     for p in run_agreement(store, run_id)]
+        return JSONResponse({"pairs": pairs})
+
+    async def changes(self, request: Request) -> Response:
+        """What changed since the page's stamp: the entries of records decided since (to
+        patch in place), and whether translations changed (then the page reloads its
+        queue). The page polls this; an unchanged store answers in one query."""
+        try:
+            reviews, translations = (int(x) for x in
+                                     request.query_params.get("since", "0,0").split(","))
+        except ValueError:
+            raise BadRequest("'since' must be two integers, as the stamp gives") from None
+        with self.store() as store:
+            stamp = store.stamp()
+            changed = [] if stamp[0] == reviews else store.reviews_since(reviews, self.run_id)
+            entries = [e for run_id, record_id in changed
+                       if (e := entry(store, run_id, record_id)) is not None]
+            made = store.decisions_made(self.run_id) if changed else None
+        return JSONResponse({"stamp": stamp, "entries": [e.to_dict() for e in entries],
+                             "by_annotator": made, "reload": stamp[1] != translations})
 
     def _find(self, store: Store, run_id: Any, record_id: Any) -> JSONResponse | None:
         if not isinstance(run_id, str) or not isinstance(record_id, str) or \
@@ -123,17 +169,34 @@ class Api:
                 # Keeping a record with open problems is a choice made on purpose, with a
                 # reason: never a key pressed by accident.
                 return JSONResponse({"error": "needs_reason", "problems": problems}, 422)
+            kept_reason = reason.strip() if problems else None
+            if decision == "reject" and self.team.reasons:
+                # A team's rejections are counted by reason (`mmtrans status`).
+                kept_reason = body.get("reason")
+                if kept_reason not in self.team.reasons:
+                    return JSONResponse({"error": "needs_reject_reason",
+                                         "reasons": self.team.reasons}, 422)
             rows = store.review_rows(run_id, record_id)
             latest = rows[-1]["id"] if rows else 0
             if latest != body.get("seen", 0) and not body.get("force"):
                 reviews = store.reviews(run_id, record_id)
                 return JSONResponse({"error": "conflict", "seen": latest,
                                      "theirs": reviews[-1].to_dict() if reviews else None}, 409)
+            adjudicated = bool(body.get("adjudicate")) and self.team.adjudicate
             review_id = store.add_review(run_id, record_id, annotator.strip(), decision, edited,
                                          translation_id=judged.id if judged else None,
-                                         reason=reason.strip() if problems else None)
-            return JSONResponse({"review": review_id,
-                                 "view": record_view(store, run_id, record_id)})
+                                         reason=kept_reason,
+                                         adjudicated=adjudicated)
+            return JSONResponse(self._after(store, run_id, record_id, review=review_id))
+
+    def _after(self, store: Store, run_id: str, record_id: str, **extra: Any) -> dict[str, Any]:
+        """What the page needs after a change: the record's view, its queue entry (patched
+        in place, the queue is not rebuilt) and each annotator's decisions made."""
+        found = entry(store, run_id, record_id)
+        return {**extra, "run": run_id, "id": record_id,
+                "view": record_view(store, run_id, record_id),
+                "entry": found.to_dict() if found else None,
+                "by_annotator": store.decisions_made(self.run_id)}
 
     async def undo(self, request: Request) -> Response:
         body = await _json(request)
@@ -160,8 +223,7 @@ class Api:
                 return JSONResponse({"error": "that decision is not in effect"}, 409)
             store.add_review(run_id, record_id, str(body.get("annotator") or ""), "undo",
                              undoes=body["review"])
-            return JSONResponse({"run": run_id, "id": record_id,
-                                 "view": record_view(store, run_id, record_id)})
+            return JSONResponse(self._after(store, run_id, record_id))
 
 
 async def _json(request: Request) -> dict[str, Any]:
@@ -267,14 +329,16 @@ class TokenGate:
 
 def make_app(db: str | Path, annotator: str | None = None, spot_check: float = 0.0,
              token: str | None = None, run_id: str | None = None,
-             hosts: set[str] | None = None) -> Any:
+             hosts: set[str] | None = None, team: Team | None = None) -> Any:
     """The ASGI app for `mmtrans review` over one run (None: every run); with a token,
     every request must carry it; with `hosts` (a loopback server without a token), only
     those Host headers are answered and state changes must come as JSON from them."""
-    api = Api(Path(db), annotator, spot_check, token, run_id)
+    api = Api(Path(db), annotator, spot_check, token, run_id, team)
     app: Any = Starlette(exception_handlers={BadRequest: bad_request}, routes=[
         Route("/api/config", api.config),
         Route("/api/queue", api.queue),
+        Route("/api/changes", api.changes),
+        Route("/api/agreement", api.agreement),
         Route("/api/record", api.record),
         Route("/api/check", api.check, methods=["POST"]),
         Route("/api/decision", api.decide, methods=["POST"]),

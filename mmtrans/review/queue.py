@@ -16,8 +16,12 @@ from ..errors import MmtransError
 from ..labels import LabelTable, load_tables
 from ..records import Mention, Record, locate_mentions
 from ..store import Review, Store, Translation, effective_reviews
+from .agreement import disagreement, votes
+from .pairs import Pair, pair_mentions
 
 STATES = ("to review", "accepted", "edited", "rejected")
+#: A status filter beside the states: records whose annotators' verdicts differ.
+DISAGREEMENT = "disagreement"
 _STATE_OF = {"accept": "accepted", "edit": "edited", "reject": "rejected"}
 
 
@@ -45,9 +49,39 @@ class Entry:
     codes: list[str]
     state: str
     annotator: str | None
+    disagreement: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return vars(self)
+
+    def shown(self, code: str | None, status: str | None) -> bool:
+        """Whether the queue's filters (problem code, state or disagreement) keep it."""
+        if code and code not in self.codes:
+            return False
+        if status == DISAGREEMENT:
+            return self.disagreement
+        return not status or self.state == status
+
+
+def _entry(run_id: str, record_id: str, dataset: str, position: int, t: Translation,
+           reviews: list[Review]) -> Entry:
+    decision = reviews[-1] if reviews else None
+    return Entry(run_id, record_id, dataset, position, t.status,
+                 sorted({p["code"] for p in t.problems}), state(decision),
+                 decision.annotator if decision else None, disagreement(reviews))
+
+
+def entry(store: Store, run_id: str, record_id: str) -> Entry | None:
+    """One record's queue entry, read alone (a decision updates the page's queue in place
+    instead of rebuilding it)."""
+    t = store.latest_translation(run_id, record_id)
+    if t is None:
+        return None
+    run = store.run(run_id)
+    position = store.db.conn.execute("select position from records where run_id = ? and id = ?",
+                                     [run_id, record_id]).fetchone()
+    return _entry(run_id, record_id, Path(run["input_path"]).name, position[0] if position else 0,
+                  t, store.reviews(run_id, record_id))
 
 
 def queue(store: Store, code: str | None = None, dataset: str | None = None,
@@ -64,20 +98,16 @@ def queue(store: Store, code: str | None = None, dataset: str | None = None,
         if dataset and dataset != name:
             continue
         latest = store.latest_translations(run_id)
-        decisions = store.decisions(run_id)
+        reviews = store.all_reviews(run_id)
         positions = {row["id"]: row["position"] for row in store.db.query(
             "select id, position from records where run_id = ?", [run_id])}
         for record_id, t in latest.items():
-            codes = sorted({p["code"] for p in t.problems})
-            chosen = t.status != "accepted" or spot_checked(run_id, record_id, spot_check)
-            if not chosen or (code and code not in codes):
+            if t.status == "accepted" and not spot_checked(run_id, record_id, spot_check):
                 continue
-            decision = decisions.get(record_id)
-            entry = Entry(run_id, record_id, name, positions.get(record_id, 0), t.status, codes,
-                          state(decision), decision.annotator if decision else None)
-            if status and entry.state != status:
-                continue
-            (spot if t.status == "accepted" else first).append(entry)
+            e = _entry(run_id, record_id, name, positions.get(record_id, 0), t,
+                       reviews.get(record_id, []))
+            if e.shown(code, status):
+                (spot if t.status == "accepted" else first).append(e)
     first.sort(key=lambda e: (e.run_id, e.position))
     spot.sort(key=lambda e: (e.run_id, e.position))
     return first + spot
@@ -112,6 +142,14 @@ def expected_record(run: dict[str, Any], source: Record,
     return source
 
 
+def target_labels(run: dict[str, Any], expected: Record) -> list[str]:
+    """The labels an annotator may give a mention: the record's own expected ones first, then
+    every other label the run's tables translate to (never a free-text label)."""
+    table = _table(run)
+    known = sorted(set(table.mapping.values())) if table is not None else []
+    return list(dict.fromkeys([m.label for m in expected.mentions] + known))
+
+
 def record_view(store: Store, run_id: str, record_id: str) -> dict[str, Any]:
     """Everything the page shows of one record."""
     run = store.run(run_id)
@@ -132,22 +170,51 @@ def record_view(store: Store, run_id: str, record_id: str) -> dict[str, Any]:
         version = f"edited by {reviews[-1].annotator}"
         checked = run_checks(expected, reviews[-1].record, run["src"], run["tgt"])
         target, problems = checked.record, [p.to_dict() for p in checked.problems]
+    expected_labels = [m.label for m in expected.mentions]
+    pairs = pair_mentions(source.mentions, source.text, expected_labels, target.mentions,
+                          target.text) if target else \
+        [Pair(i, None) for i in range(len(source.mentions))]
     return {
         "run_id": run_id, "id": record_id, "dataset": Path(run["input_path"]).name,
         "src": run["src"], "tgt": run["tgt"],
-        "source": source.to_dict(), "expected_labels": [m.label for m in expected.mentions],
-        "expected_label": expected.label,
+        "source": source.to_dict(), "expected_labels": expected_labels,
+        "expected_label": expected.label, "labels": target_labels(run, expected),
         "target": target.to_dict() if target else None, "version": version,
+        "pairs": [p.to_dict() for p in pairs],
         "status": t.status if t else "pending", "attempt": t.attempt if t else None,
         "problems": problems, "notes": t.notes if t else [], "raw": raw,
         "reviews": [r.to_dict() for r in reviews],
+        "votes": [_vote(store, run, expected, r) for r in votes(reviews).values()],
+        "disagreement": disagreement(reviews),
         "state": state(reviews[-1] if reviews else None),
         "seen": rows[-1]["id"] if rows else 0,
     }
 
 
-def parse_edit(data: Any, base: Record) -> Record:
-    """An edited record from the page -> Record, or EditError saying what is wrong."""
+def _vote(store: Store, run: dict[str, Any], expected: Record, review: Review) -> dict[str, Any]:
+    """One annotator's version of the record, as adjudication shows it side by side."""
+    record = review.record
+    if review.decision == "accept" and review.translation_id is not None:
+        judged = store.translation(review.translation_id)
+        record = judged.target if judged else None
+    if record is not None:
+        record = run_checks(expected, record, run["src"], run["tgt"]).record
+    return {**review.to_dict(), "record": record.to_dict() if record else None}
+
+
+def _span(m: dict[str, Any], text: str) -> tuple[int | None, int | None]:
+    """A mention's offsets when they hold its string (a selection made in the page), else
+    none: the checks then find the string themselves."""
+    start, end = m.get("start"), m.get("end")
+    if isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= len(text) \
+            and text[start:end] == m["text"]:
+        return start, end
+    return None, None
+
+
+def parse_edit(data: Any, base: Record, labels: list[str] | None = None) -> Record:
+    """An edited record from the page -> Record, or EditError saying what is wrong. With
+    `labels`, a mention's label must be one of them."""
     if not isinstance(data, dict):
         raise EditError("the edit must be an object")
     text = data.get("text")
@@ -163,7 +230,10 @@ def parse_edit(data: Any, base: Record) -> Record:
             raise EditError(f"mentions[{i}] needs a string 'label' and 'text'")
         if not m["label"].strip() or not m["text"].strip():
             raise EditError(f"mentions[{i}] has an empty label or string")
-        parsed.append(Mention(m["label"].strip(), m["text"]))
+        if labels is not None and m["label"].strip() not in labels:
+            raise EditError(f"mentions[{i}]: {m['label'].strip()!r} is not a label of this "
+                            f"run's tables")
+        parsed.append(Mention(m["label"].strip(), m["text"], *_span(m, text)))
     label = data.get("label", base.label)
     if label is not None and not isinstance(label, str):
         raise EditError("'label' must be a string")
@@ -177,6 +247,7 @@ def check_edit(store: Store, run_id: str, record_id: str, data: Any) -> tuple[Re
     t = store.latest_translation(run_id, record_id)
     expected = expected_record(run, store.record(run_id, record_id), t)
     base = t.target if t is not None and t.target is not None else expected
-    edited = parse_edit(data, base)
+    labels = target_labels(run, expected) if _table(run) is not None else None
+    edited = parse_edit(data, base, labels)
     result = run_checks(expected, edited, run["src"], run["tgt"])
     return result.record, result.problems
