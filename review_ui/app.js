@@ -5,10 +5,14 @@ const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const token = params.get("token") || sessionStorage.getItem("mmtrans-token") || "";
 if (token) sessionStorage.setItem("mmtrans-token", token);
+//: How often the page asks what changed (another annotator, a running translate).
+const POLL_MS = Number(params.get("poll")) || 2000;
 
 const state = {
-  annotator: null, entries: [], index: 0, view: null,
-  editing: false, conflict: null, lastDecision: null, checkTimer: null,
+  annotator: null, config: {}, entries: [], index: 0, view: null, progress: null, stamp: null,
+  // rows: the editor's mentions; armed: the row the next selection in the text sets (a
+  // missing one at first; another once chosen), so selecting text to retype it moves none.
+  editing: false, conflict: null, checkTimer: null, rows: [], armed: null,
 };
 
 async function api(path, body) {
@@ -21,30 +25,34 @@ async function api(path, body) {
 }
 
 function escapeHtml(s) {
-  return s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+  return String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
 }
 
 const hue = (i) => (i * 137) % 360;
 const htmlLang = (code) => ({ zh: "zh-Hans" }[code] || code);
+const same = (e, run, id) => e.run_id === run && e.id === id;
 
 // The store's offsets count code points (Python); a JavaScript string counts UTF-16 units,
-// two for 𠮷 or an emoji. Map each code-point offset to its UTF-16 index.
+// two for 𠮷 or an emoji. Map each code-point offset to its UTF-16 index, and back.
 function utf16Offsets(text) {
   const at = [0];
   for (const ch of text) at.push(at[at.length - 1] + ch.length);
   return at;
 }
+const codePoints = (text, utf16) => [...text.slice(0, utf16)].length;
 
-// Text with every located mention highlighted in its own colour, the label after it.
-function highlight(text, mentions) {
+// Text with every located mention highlighted, the label after it. `colours[i]` is the
+// colour of mention i (its source mention's), null for one the source does not have.
+function highlight(text, mentions, colours) {
   const at = utf16Offsets(text);
-  const spans = mentions.map((m, i) => ({ ...m, i }))
+  const spans = mentions.map((m, i) => ({ ...m, i, c: colours ? colours[i] : i }))
     .filter((m) => m.start !== null && m.start !== undefined && m.end > m.start)
     .map((m) => ({ ...m, start: at[m.start], end: at[m.end] }))
     .filter((m) => m.start !== undefined && m.end !== undefined);
   const cuts = new Set([0, text.length]);
   spans.forEach((m) => { cuts.add(m.start); cuts.add(m.end); });
   const points = [...cuts].sort((a, b) => a - b);
+  const style = (m) => (m.c === null ? 'class="m added"' : `class="m" style="--h:${hue(m.c)}"`);
   let html = "";
   for (let k = 0; k < points.length - 1; k++) {
     const [from, to] = [points[k], points[k + 1]];
@@ -52,10 +60,10 @@ function highlight(text, mentions) {
       .sort((a, b) => (a.end - a.start) - (b.end - b.start));
     const piece = escapeHtml(text.slice(from, to));
     html += covering.length
-      ? `<mark class="m" data-mention="${covering[0].i}" style="--h:${hue(covering[0].i)}" title="${escapeHtml(covering[0].label)}">${piece}</mark>`
+      ? `<mark ${style(covering[0])} data-mention="${covering[0].i}" title="${escapeHtml(covering[0].label)}">${piece}</mark>`
       : piece;
     spans.filter((m) => m.end === to).sort((a, b) => b.start - a.start).forEach((m) => {
-      html += `<span class="tag" style="--h:${hue(m.i)}">${escapeHtml(m.label)}</span>`;
+      html += `<span class="tag" style="--h:${m.c === null ? 0 : hue(m.c)}">${escapeHtml(m.label)}</span>`;
     });
   }
   return html;
@@ -72,18 +80,38 @@ function problemList(problems) {
     `<li><b>${escapeHtml(p.code)}</b>${p.where ? ` (${escapeHtml(p.where)})` : ""}: ${escapeHtml(p.message)}</li>`).join("") + "</ul>";
 }
 
+// -- the queue ---------------------------------------------------------------------------
+
+function filters() {
+  return { code: $("filter-code").value, dataset: $("filter-dataset").value, status: $("filter-status").value };
+}
+
+// The whole queue, read anew: on opening, on a filter change, and when translations change.
 async function loadQueue() {
-  const q = new URLSearchParams({
-    code: $("filter-code").value, dataset: $("filter-dataset").value, status: $("filter-status").value,
-  });
-  const { data } = await api(`/api/queue?${q}`);
+  const { data } = await api(`/api/queue?${new URLSearchParams(filters())}`);
   state.entries = data.entries || [];
+  state.stamp = data.stamp;
+  state.progress = data.progress;
   fillSelect($("filter-code"), data.codes || []);
   fillSelect($("filter-dataset"), data.datasets || []);
-  const p = data.progress;
+  renderProgress();
+  renderQueue();
+}
+
+function renderProgress() {
+  const p = state.progress;
+  if (!p) return;
   const who = Object.entries(p.by_annotator).map(([name, n]) => `${escapeHtml(name)}: ${n}`).join(", ");
   $("progress").innerHTML = `reviewed <b id="reviewed">${p.reviewed}</b> / <b id="in-queue">${p.in_queue}</b> in queue${who ? ` (${who})` : ""}`;
-  renderQueue();
+}
+
+async function loadAgreement() {
+  const { status, data } = await api("/api/agreement");
+  if (status !== 200) return;
+  const k = (x) => (x === null ? "n/a" : x.toFixed(2));
+  $("agreement").innerHTML = (data.pairs || []).filter((p) => p.records > 0).map((p) =>
+    `<span class="pair-agreement">${escapeHtml(p.a)} / ${escapeHtml(p.b)}: ` +
+    `agreement ${k(p.agreement)}, κ ${k(p.kappa)} (${p.records})</span>`).join(" ");
 }
 
 function fillSelect(select, values) {
@@ -93,13 +121,41 @@ function fillSelect(select, values) {
   select.value = current;
 }
 
+function entryHtml(e, i) {
+  const current = i === state.index;
+  return `<li data-index="${i}" tabindex="0"${current ? ' class="current" aria-current="true"' : ""}>${escapeHtml(e.id)}
+      <span class="state state-${e.state.replace(" ", "-")}">${escapeHtml(e.state)}${e.disagreement ? ' <b class="disagree" title="annotators disagree">≠</b>' : ""}</span><br>
+      <span class="muted">${escapeHtml(e.codes.join(", ") || e.status)}</span></li>`;
+}
+
 function renderQueue() {
-  $("queue-list").innerHTML = state.entries.map((e, i) =>
-    `<li data-index="${i}" tabindex="0" class="${i === state.index ? "current" : ""}"${i === state.index ? ' aria-current="true"' : ""}>${escapeHtml(e.id)}
-      <span class="state state-${e.state.replace(" ", "-")}">${escapeHtml(e.state)}</span><br>
-      <span class="muted">${escapeHtml(e.codes.join(", ") || e.status)}</span></li>`).join("");
-  const current = $("queue-list").querySelector("li.current");
-  if (current) current.scrollIntoView({ block: "nearest" });
+  $("queue-list").innerHTML = state.entries.map(entryHtml).join("");
+  markCurrent();
+}
+
+// Moving through the queue touches two items, never the whole list (10,000 records).
+function markCurrent() {
+  const list = $("queue-list");
+  const old = list.querySelector("li.current");
+  if (old) { old.classList.remove("current"); old.removeAttribute("aria-current"); }
+  const li = list.children[state.index];
+  if (li) { li.classList.add("current"); li.setAttribute("aria-current", "true"); li.scrollIntoView({ block: "nearest" }); }
+}
+
+// One record's entry changed (a decision here or elsewhere): patch it and the progress.
+function patchEntry(entry) {
+  if (!entry) return;
+  const i = state.entries.findIndex((e) => same(e, entry.run_id, entry.id));
+  if (i < 0) return;
+  const before = state.entries[i];
+  if (state.progress) state.progress.reviewed += (entry.state !== "to review") - (before.state !== "to review");
+  state.entries[i] = entry;
+  const li = $("queue-list").children[i];
+  if (li) {
+    const tmp = document.createElement("template");
+    tmp.innerHTML = entryHtml(entry, i);
+    li.replaceWith(tmp.content.firstElementChild);
+  }
 }
 
 async function show(index) {
@@ -108,11 +164,20 @@ async function show(index) {
   }
   state.index = Math.max(0, Math.min(index, state.entries.length - 1));
   const entry = state.entries[state.index];
+  markCurrent();
   const { status, data } = await api(`/api/record?run=${encodeURIComponent(entry.run_id)}&id=${encodeURIComponent(entry.id)}`);
   if (status !== 200) { say(data.error || `error ${status}`, true); return; }
   state.view = data;
-  renderQueue();
   render();
+}
+
+// -- one record --------------------------------------------------------------------------
+
+// For each target mention, the index of its source mention (its colour), null if added.
+function targetColours(v) {
+  const colours = v.target ? v.target.mentions.map(() => null) : [];
+  v.pairs.forEach((p) => { if (p.target !== null && p.source !== null) colours[p.target] = p.source; });
+  return colours;
 }
 
 function render() {
@@ -121,42 +186,76 @@ function render() {
   const target = v.target;
   $("meta").innerHTML = `<span class="badge">${escapeHtml(v.dataset)}</span><span class="badge">${escapeHtml(v.id)}</span>` +
     `<span class="badge">model: ${escapeHtml(v.status)}</span><span class="badge" id="review-state">review: ${escapeHtml(v.state)}</span>` +
+    (v.disagreement ? '<span class="badge bad" id="disagreement">annotators disagree</span>' : "") +
     `<span class="badge">text label: ${escapeHtml(v.source.label || "—")} → ${escapeHtml((target && target.label) || v.expected_label || "—")}</span>`;
   $("src-lang").textContent = v.src;
   $("tgt-lang").textContent = v.version && v.version !== "translation" ? `${v.tgt}, ${v.version}` : v.tgt;
   // Glyph shapes follow the language: Chinese drawn with Japanese fonts looks wrong.
   $("source-text").lang = htmlLang(v.src); $("target-text").lang = htmlLang(v.tgt);
   $("source-text").innerHTML = highlight(v.source.text, v.source.mentions);
-  $("target-text").innerHTML = target ? highlight(target.text, target.mentions) : '<span class="muted">no usable translation</span>';
-  const rows = v.source.mentions.map((m, i) => {
-    const t = target && target.mentions[i];
-    return `<tr><td><span class="swatch" style="--h:${hue(i)}"></span> ${i + 1}</td>` +
-      `<td>${escapeHtml(m.label)} → ${escapeHtml((t && t.label) || v.expected_labels[i] || "")}</td>` +
-      `<td>${escapeHtml(m.text)}</td><td>${t ? escapeHtml(t.text) : '<span class="muted">missing</span>'}</td></tr>`;
+  $("target-text").innerHTML = target ? highlight(target.text, target.mentions, targetColours(v)) : '<span class="muted">no usable translation</span>';
+  // One row per source mention with the translated mention paired to it (missing where the
+  // translation dropped it), then any the translation added.
+  const rows = v.pairs.map((p) => {
+    const m = p.source !== null ? v.source.mentions[p.source] : null;
+    const t = p.target !== null && target ? target.mentions[p.target] : null;
+    const swatch = m ? `<span class="swatch" style="--h:${hue(p.source)}"></span> ${p.source + 1}` : '<span class="swatch added"></span> +';
+    const label = m ? `${escapeHtml(m.label)} → ${escapeHtml((t && t.label) || v.expected_labels[p.source] || "")}` : escapeHtml(t.label);
+    return `<tr><td>${swatch}</td><td>${label}</td><td>${m ? escapeHtml(m.text) : '<span class="muted">not in the source</span>'}</td>` +
+      `<td>${t ? escapeHtml(t.text) : '<span class="missing">missing</span>'}</td></tr>`;
   });
   $("mentions").querySelector("tbody").innerHTML = rows.join("");
   $("problems").innerHTML = v.problems.length ? "<h2>Problems</h2>" + problemList(v.problems) : "";
   $("decisions").innerHTML = v.reviews.map((r) =>
-    `${escapeHtml(r.annotator)}: ${escapeHtml(r.decision)} at ${escapeHtml(r.created)}`).join("<br>");
+    `${escapeHtml(r.annotator)}: ${escapeHtml(r.decision)}${r.reason ? ` (${escapeHtml(r.reason)})` : ""}${r.adjudicated ? " [adjudicated]" : ""} at ${escapeHtml(r.created)}`).join("<br>");
   $("raw-text").textContent = v.raw || "(none)";
+  renderVotes();
 }
 
-async function decide(decision, record, force = false) {
+// Adjudication: every annotator's version side by side, each one pickable.
+function renderVotes() {
+  const v = state.view;
+  $("votes").hidden = !state.config.adjudicate;
+  if (!state.config.adjudicate) return;
+  $("votes-list").innerHTML = v.votes.map((vote, i) => {
+    const text = vote.record ? highlight(vote.record.text, vote.record.mentions) : '<span class="muted">no text</span>';
+    return `<li><b>${escapeHtml(vote.annotator)}</b>: ${escapeHtml(vote.decision)}${vote.reason ? ` (${escapeHtml(vote.reason)})` : ""}` +
+      `<p class="text" lang="${htmlLang(v.tgt)}">${vote.decision === "reject" ? '<span class="muted">rejected</span>' : text}</p>` +
+      `<button type="button" class="pick" data-vote="${i}">Take this version (${i + 1})</button></li>`;
+  }).join("") || '<li class="muted">No decisions yet.</li>';
+}
+
+async function pick(i) {
+  const vote = state.view && state.view.votes[i];
+  if (!vote) return;
+  if (vote.decision === "edit") await decide("edit", vote.record);
+  else await decide(vote.decision, undefined, false, vote.reason);
+}
+
+// -- deciding ----------------------------------------------------------------------------
+
+async function decide(decision, record, force = false, reason = undefined) {
   const v = state.view;
   if (!v) return;
   const body = { run: v.run_id, id: v.id, annotator: state.annotator, decision, seen: v.seen, force };
   if (record) body.record = record;
+  if (state.config.adjudicate) body.adjudicate = true;
+  if (reason) body.reason = reason;
+  if (decision === "reject" && state.config.reasons.length && !state.config.reasons.includes(reason)) {
+    body.reason = await ask({ title: "Why reject it?", text: `Reject ${v.id}: pick a reason.`, choices: state.config.reasons });
+    if (!body.reason) { say("reject not saved: no reason picked", true); return; }
+  }
   let { status, data } = await api("/api/decision", body);
   if (status === 422 && data.error === "needs_reason") {
     // Keeping a record with open problems is a second, explicit choice, with a reason.
     const codes = [...new Set(data.problems.map((p) => p.code))].join(", ");
-    const reason = window.prompt(`This record still has problems (${codes}). ` +
-      `Keep it anyway? Say why (it is exported only with --include-overridden):`);
-    if (!reason || !reason.trim()) { say(`${decision} not saved: it still has problems (${codes})`, true); return; }
-    ({ status, data } = await api("/api/decision", { ...body, override: reason.trim() }));
+    const why = await ask({ title: "Keep it with its problems?", free: true,
+      text: `This record still has problems (${codes}). Say why you keep it: it is exported only with --include-overridden.` });
+    if (!why) { say(`${decision} not saved: it still has problems (${codes})`, true); return; }
+    ({ status, data } = await api("/api/decision", { ...body, override: why }));
   }
   if (status === 409) {
-    state.conflict = { decision, record };
+    state.conflict = { decision, record, reason: body.reason };
     const t = data.theirs;
     $("conflict-text").textContent = t
       ? `${t.annotator} already chose "${t.decision}" at ${t.created}. Your choice: "${decision}".`
@@ -167,15 +266,16 @@ async function decide(decision, record, force = false) {
     return;
   }
   if (status !== 200) { say(data.error || `error ${status}`, true); return; }
-  state.lastDecision = { run: v.run_id, id: v.id, review: data.review };
   say(`${decision} saved for ${v.id}`);
   closeEditor();
-  await loadQueue();
-  // Move on to the record after this one: where a filter took this one out of the queue,
-  // the next one now stands at this index.
-  const still = state.entries.findIndex((e) => e.run_id === v.run_id && e.id === v.id);
-  const next = still >= 0 ? still + 1 : state.index;
-  await show(Math.min(next, state.entries.length - 1));
+  applyChange(data);
+  await show(state.index + 1);
+}
+
+// A decision or undo answered: patch the record's entry and the progress, not the queue.
+function applyChange(data) {
+  patchEntry(data.entry);
+  if (state.progress && data.by_annotator) { state.progress.by_annotator = data.by_annotator; renderProgress(); }
 }
 
 async function undo() {
@@ -183,29 +283,114 @@ async function undo() {
   // press, also after a reload.
   const { status, data } = await api("/api/undo", { annotator: state.annotator });
   if (status !== 200) { say(data.error || `error ${status}`, true); return; }
-  state.lastDecision = null;
   say(`undid your decision on ${data.id}`);
-  await loadQueue();
-  const index = state.entries.findIndex((e) => e.run_id === data.run && e.id === data.id);
+  applyChange(data);
+  const index = state.entries.findIndex((e) => same(e, data.run, data.id));
   await show(index >= 0 ? index : state.index);
 }
 
+async function resolveConflict(mine) {
+  $("conflict").hidden = true;
+  const c = state.conflict;
+  if (mine) { await decide(c.decision, c.record, true, c.reason); return; }
+  closeEditor(); say("kept their decision");
+  await show(state.index);
+}
+
+// -- a dialog that asks for a reason -------------------------------------------------------
+
+let answer = null;  // resolves the open question
+
+function ask({ title, text, choices = [], free = false }) {
+  $("ask-title").textContent = title;
+  $("ask-text").textContent = text;
+  const box = $("ask-choices");
+  box.hidden = !choices.length;
+  box.querySelectorAll("label").forEach((l) => l.remove());
+  choices.forEach((c, i) => {
+    const label = document.createElement("label");
+    label.innerHTML = `<input type="radio" name="ask-choice" value="${escapeHtml(c)}"${i === 0 ? " checked" : ""}> <b>${i + 1}</b> ${escapeHtml(c)}`;
+    box.append(label);
+  });
+  $("ask-free-label").hidden = !free;
+  $("ask-free").value = "";
+  $("ask").hidden = false;
+  (free ? $("ask-free") : box.querySelector("input")).focus();
+  return new Promise((resolve) => { answer = resolve; });
+}
+
+function closeAsk(value) {
+  $("ask").hidden = true;
+  if (answer) { const resolve = answer; answer = null; resolve(value); }
+}
+
+$("ask-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  if (!$("ask-free-label").hidden) {
+    const why = $("ask-free").value.trim();
+    if (!why) { $("ask-free").focus(); return; }
+    closeAsk(why);
+  } else {
+    const chosen = $("ask-choices").querySelector("input:checked");
+    closeAsk(chosen ? chosen.value : null);
+  }
+});
+$("ask-cancel").addEventListener("click", () => closeAsk(null));
+$("ask").addEventListener("keydown", (e) => {
+  if (e.key === "Escape") { e.preventDefault(); e.stopPropagation(); closeAsk(null); return; }
+  const n = Number(e.key);
+  const inputs = $("ask-choices").querySelectorAll("input");
+  if (!$("ask-choices").hidden && n >= 1 && n <= inputs.length) {
+    e.preventDefault(); e.stopPropagation(); closeAsk(inputs[n - 1].value);
+  }
+});
+
 // -- editing -----------------------------------------------------------------------------
 
+// The editor's mention rows: one per pair (a missing mention is an empty row to fill by
+// selecting its string), each with the source mention it renders.
 function openEditor() {
   const v = state.view;
   if (!v) return;
-  const base = v.target || { text: "", label: v.expected_label, mentions: v.source.mentions.map((m, i) => ({ label: v.expected_labels[i], text: "" })) };
+  const target = v.target || { text: "", label: v.expected_label, mentions: [] };
+  state.rows = v.pairs.map((p) => {
+    const t = p.target !== null ? target.mentions[p.target] : null;
+    return {
+      source: p.source, label: t ? t.label : v.expected_labels[p.source],
+      text: t ? t.text : "", start: t ? t.start : null, end: t ? t.end : null,
+    };
+  });
+  const missing = state.rows.findIndex((r) => !r.text);
+  state.armed = missing >= 0 ? missing : null;
   state.editing = true;
   $("editor").hidden = false;
-  $("edit-label").value = base.label || "";
-  $("edit-text").value = base.text;
-  $("edit-mentions").innerHTML = base.mentions.map((m, i) =>
-    `<div class="mention-edit"><span class="swatch" style="--h:${hue(i)}"></span>` +
-    `<input class="edit-mention-label" aria-label="label ${i + 1}" value="${escapeHtml(m.label)}">` +
-    `<input class="edit-mention-text" aria-label="string ${i + 1}" value="${escapeHtml(m.text)}"></div>`).join("");
+  $("edit-label").value = target.label || "";
+  $("edit-text").value = target.text;
+  $("edit-text").lang = htmlLang(v.tgt);
+  renderRows();
   $("edit-text").focus();
   scheduleCheck();
+}
+
+function labelOptions(current) {
+  const labels = state.view.labels.includes(current) || !current ? state.view.labels : [current, ...state.view.labels];
+  return labels.map((l) => `<option${l === current ? " selected" : ""}>${escapeHtml(l)}</option>`).join("");
+}
+
+function renderRows() {
+  $("edit-mentions").innerHTML = state.rows.map((r, i) => {
+    const swatch = r.source === null ? '<span class="swatch added"></span>' : `<span class="swatch" style="--h:${hue(r.source)}"></span>`;
+    const where = r.start === null || r.start === undefined ? "not placed" : `${r.start}–${r.end}`;
+    const source = r.source === null ? "added" : escapeHtml(state.view.source.mentions[r.source].text);
+    const armed = i === state.armed;
+    return `<div class="mention-edit${armed ? " armed" : ""}" data-row="${i}">` +
+      `${swatch}<select class="edit-mention-label" aria-label="label ${i + 1}">${labelOptions(r.label)}</select>` +
+      `<input class="edit-mention-text" aria-label="string ${i + 1}" value="${escapeHtml(r.text)}" placeholder="select it in the text">` +
+      `<span class="muted offsets" title="offsets in the text">${where}</span>` +
+      `<span class="muted source-string" title="source string">${source}</span>` +
+      `<button type="button" class="edit-mention-arm" aria-pressed="${armed}" title="the next selection in the text becomes this string">${armed ? "selecting…" : "Select in text"}</button>` +
+      `<button type="button" class="edit-mention-delete" aria-label="delete mention ${i + 1}">×</button></div>`;
+  }).join("");
 }
 
 function closeEditor() {
@@ -215,12 +400,55 @@ function closeEditor() {
   $("edit-check").innerHTML = "";
 }
 
+// The text's current selection, in code points, or null when nothing is selected.
+function selection() {
+  const area = $("edit-text");
+  const [from, to] = [area.selectionStart, area.selectionEnd];
+  if (to <= from) return null;
+  const text = area.value.slice(from, to);
+  const trimmed = text.trim();  // a drag often takes a space along
+  if (!trimmed) return null;
+  const lead = text.length - text.trimStart().length;
+  const start = codePoints(area.value, from + lead);
+  return { text: trimmed, start, end: start + [...trimmed].length };
+}
+
+function setFromSelection() {
+  const picked = selection();
+  if (!picked || state.armed === null || !state.rows[state.armed]) return;
+  Object.assign(state.rows[state.armed], picked);
+  state.armed = null;
+  renderRows();
+  scheduleCheck();
+}
+
+function addMention() {
+  const picked = selection();
+  const label = state.view.expected_labels[0] || state.view.labels[0] || "";
+  state.rows.push({ source: null, label, text: picked ? picked.text : "", start: picked ? picked.start : null, end: picked ? picked.end : null });
+  state.armed = picked ? null : state.rows.length - 1;
+  renderRows();
+  scheduleCheck();
+  const select = $("edit-mentions").querySelector(`[data-row="${state.rows.length - 1}"] .edit-mention-label`);
+  if (select) select.focus();
+}
+
+// A changed text moves strings: offsets that no longer hold their string are dropped (the
+// checks find the string again).
+function textChanged() {
+  const text = $("edit-text").value;
+  const at = utf16Offsets(text);
+  state.rows.forEach((r) => {
+    if (r.start !== null && r.start !== undefined && text.slice(at[r.start], at[r.end]) !== r.text) { r.start = null; r.end = null; }
+  });
+  renderRows();
+}
+
 function editedRecord() {
-  const labels = [...document.querySelectorAll(".edit-mention-label")];
-  const texts = [...document.querySelectorAll(".edit-mention-text")];
   return {
     text: $("edit-text").value, label: $("edit-label").value || null,
-    mentions: labels.map((l, i) => ({ label: l.value, text: texts[i].value })),
+    mentions: state.rows.filter((r) => r.text.trim())
+      .map((r) => ({ label: r.label, text: r.text, start: r.start, end: r.end })),
   };
 }
 
@@ -231,20 +459,84 @@ function scheduleCheck() {
 
 async function runCheck() {
   const v = state.view;
+  if (!state.editing) return;
   const { status, data } = await api("/api/check", { run: v.run_id, id: v.id, record: editedRecord() });
   if (status !== 200) {
     $("edit-check").innerHTML = `<ul><li>${escapeHtml(data.error || `error ${status}`)}</li></ul>`;
     return;
   }
   $("edit-check").innerHTML = problemList(data.problems);
-  $("target-text").innerHTML = highlight(data.record.text, data.record.mentions);
+  const kept = state.rows.filter((r) => r.text.trim());
+  $("target-text").innerHTML = highlight(data.record.text, data.record.mentions, kept.map((r) => r.source));
+}
+
+$("edit-text").addEventListener("input", () => { textChanged(); scheduleCheck(); });
+$("edit-text").addEventListener("select", setFromSelection);
+$("edit-label").addEventListener("input", scheduleCheck);
+$("edit-mentions").addEventListener("input", (e) => {
+  const row = e.target.closest("[data-row]");
+  if (!row) return;
+  const r = state.rows[Number(row.dataset.row)];
+  if (e.target.matches(".edit-mention-text")) { r.text = e.target.value; r.start = null; r.end = null; }
+  if (e.target.matches(".edit-mention-label")) r.label = e.target.value;
+  scheduleCheck();
+});
+$("edit-mentions").addEventListener("click", (e) => {
+  const row = e.target.closest("[data-row]");
+  if (!row) return;
+  const i = Number(row.dataset.row);
+  if (e.target.matches(".edit-mention-delete")) {
+    state.rows.splice(i, 1);
+    state.armed = null;
+    renderRows(); scheduleCheck();
+  } else if (e.target.matches(".edit-mention-arm")) {
+    // Arming a row: the next selection in the text becomes its string (pressed again: not).
+    state.armed = state.armed === i ? null : i;
+    renderRows();
+    if (state.armed !== null) $("edit-text").focus();
+  }
+});
+$("edit-add").addEventListener("click", addMention);
+$("edit-save").addEventListener("click", () => queueAction(() => decide("edit", editedRecord())));
+$("edit-cancel").addEventListener("click", () => { closeEditor(); render(); });
+
+// -- live view ---------------------------------------------------------------------------
+
+// Another annotator decided, or a running translate stored answers: patch what changed. An
+// open edit is never touched; saving it then asks about the other decision (409).
+async function poll() {
+  if (!state.stamp || document.hidden) return;
+  const { status, data } = await api(`/api/changes?since=${state.stamp.join(",")}`);
+  if (status !== 200) return;
+  if (data.reload) {
+    const current = state.entries[state.index];
+    await loadQueue();
+    const i = current ? state.entries.findIndex((e) => same(e, current.run_id, current.id)) : -1;
+    if (i >= 0) state.index = i;
+    markCurrent();
+  } else {
+    state.stamp = data.stamp;
+    data.entries.forEach(patchEntry);
+    if (data.by_annotator && state.progress) { state.progress.by_annotator = data.by_annotator; renderProgress(); }
+  }
+  if (data.entries.length) loadAgreement();
+  const v = state.view;
+  if (!v || !data.entries.some((e) => same(e, v.run_id, v.id))) return;
+  if (state.editing) { say(`${v.id} was decided by someone else while you edit: saving will ask first`, true); return; }
+  await show(state.index);
 }
 
 // -- keys --------------------------------------------------------------------------------
 
-function toggleHelp(show) {
-  $("help").hidden = show === undefined ? !$("help").hidden : !show;
-  if (!$("help").hidden) $("help-close").focus();
+function toggle(overlay, show) {
+  $(overlay).hidden = show === undefined ? !$(overlay).hidden : !show;
+  if (!$(overlay).hidden) $(overlay).querySelector("button").focus();
+}
+
+function toggleGuidelines(show) {
+  $("guidelines-text").innerHTML = state.config.guidelines ||
+    '<p class="muted">No guidelines were given: start the page with <code>mmtrans review --guidelines FILE.md</code>.</p>';
+  toggle("guidelines", show);
 }
 
 // A dialog keeps Tab inside itself while it is open.
@@ -252,7 +544,7 @@ document.addEventListener("keydown", (event) => {
   if (event.key !== "Tab") return;
   const open = [...document.querySelectorAll(".overlay")].find((o) => !o.hidden);
   if (!open) return;
-  const focusable = [...open.querySelectorAll("button, input, select, textarea, [tabindex]")];
+  const focusable = [...open.querySelectorAll("button, input, select, textarea, [tabindex]")].filter((el) => !el.closest("[hidden]"));
   if (!focusable.length) return;
   const [first, last] = [focusable[0], focusable[focusable.length - 1]];
   const inside = open.contains(document.activeElement);
@@ -263,12 +555,16 @@ document.addEventListener("keydown", (event) => {
 // Key actions run one after another: a key pressed while the previous action is still
 // talking to the server waits for it, so fast typists never see two records interleave.
 let pending = Promise.resolve();
+const queueAction = (action) => { pending = pending.then(action).catch((error) => say(String(error), true)); };
 
 function keyAction(event) {
-  if (!$("name-dialog").hidden) return null;
+  if (!$("name-dialog").hidden || !$("ask").hidden) return null;
+  for (const overlay of ["help", "guidelines"]) {
+    if (!$(overlay).hidden) return event.key === "Escape" ? () => { toggle(overlay, false); } : null;
+  }
   if (!$("conflict").hidden) {
-    if (event.key === "Enter") return async () => { $("conflict").hidden = true; const c = state.conflict; await decide(c.decision, c.record, true); };
-    if (event.key === "Escape") return async () => { $("conflict").hidden = true; closeEditor(); say("kept their decision"); await loadQueue(); await show(state.index); };
+    if (event.key === "Enter") return () => resolveConflict(true);
+    if (event.key === "Escape") return () => resolveConflict(false);
     return null;
   }
   if (state.editing) {
@@ -279,10 +575,11 @@ function keyAction(event) {
   if (event.target.matches("select") && event.key === "Escape") return () => event.target.blur();
   if (event.target.matches("input, textarea, select")) return null;
   if (event.ctrlKey || event.metaKey || event.altKey) return null;
+  if (state.config.adjudicate && /^[1-9]$/.test(event.key)) return () => pick(Number(event.key) - 1);
   const actions = {
     a: () => decide("accept"), x: () => decide("reject"), e: openEditor, u: undo,
     ArrowRight: () => show(state.index + 1), ArrowLeft: () => show(state.index - 1),
-    r: () => { $("raw").open = !$("raw").open; }, "?": () => toggleHelp(), Escape: () => toggleHelp(false),
+    r: () => { $("raw").open = !$("raw").open; }, "?": () => toggle("help"), g: () => toggleGuidelines(),
   };
   return actions[event.key] || null;
 }
@@ -291,36 +588,39 @@ document.addEventListener("keydown", (event) => {
   const action = keyAction(event);
   if (!action) return;
   event.preventDefault();
-  pending = pending.then(action).catch((error) => say(String(error), true));
+  queueAction(action);
 });
 
-$("editor").addEventListener("input", scheduleCheck);
 $("editor").addEventListener("submit", (e) => e.preventDefault());
-$("help-button").addEventListener("click", () => toggleHelp());
-$("help-close").addEventListener("click", () => { toggleHelp(false); $("help-button").focus(); });
-$("conflict-mine").addEventListener("click", async () => { $("conflict").hidden = true; const c = state.conflict; await decide(c.decision, c.record, true); });
-$("conflict-theirs").addEventListener("click", async () => { $("conflict").hidden = true; closeEditor(); await loadQueue(); await show(state.index); });
-$("queue-list").addEventListener("click", (e) => { const li = e.target.closest("li"); if (li) show(Number(li.dataset.index)); });
+$("help-button").addEventListener("click", () => toggle("help"));
+$("help-close").addEventListener("click", () => { toggle("help", false); $("help-button").focus(); });
+$("guidelines-button").addEventListener("click", () => toggleGuidelines());
+$("guidelines-close").addEventListener("click", () => { toggle("guidelines", false); $("guidelines-button").focus(); });
+$("conflict-mine").addEventListener("click", () => queueAction(() => resolveConflict(true)));
+$("conflict-theirs").addEventListener("click", () => queueAction(() => resolveConflict(false)));
+$("votes-list").addEventListener("click", (e) => {
+  const button = e.target.closest("button.pick");
+  if (button) queueAction(() => pick(Number(button.dataset.vote)));
+});
+$("queue-list").addEventListener("click", (e) => { const li = e.target.closest("li"); if (li) queueAction(() => show(Number(li.dataset.index))); });
 $("queue-list").addEventListener("keydown", (e) => {
   const li = e.target.closest("li");
-  if (li && e.key === "Enter") { e.preventDefault(); e.stopPropagation(); show(Number(li.dataset.index)); }
+  if (li && e.key === "Enter") { e.preventDefault(); e.stopPropagation(); queueAction(() => show(Number(li.dataset.index))); }
 });
-$("filters").addEventListener("change", async () => {
+$("filters").addEventListener("change", () => {
   // Hand the keys back to the page: a key pressed next must decide, not change the filter.
   if (document.activeElement) document.activeElement.blur();
-  state.index = 0; await loadQueue(); await show(0);
+  queueAction(async () => { state.index = 0; await loadQueue(); await show(0); });
 });
 const buttons = {
   "btn-accept": () => decide("accept"), "btn-reject": () => decide("reject"), "btn-edit": () => openEditor(),
   "btn-undo": () => undo(), "btn-prev": () => show(state.index - 1), "btn-next": () => show(state.index + 1),
 };
-Object.entries(buttons).forEach(([id, action]) => $(id).addEventListener("click", () => {
-  pending = pending.then(action).catch((error) => say(String(error), true));
-}));
+Object.entries(buttons).forEach(([id, action]) => $(id).addEventListener("click", () => queueAction(action)));
 
 function setAnnotator(name) {
   state.annotator = name;
-  $("annotator").textContent = `annotator: ${name}`;
+  $("annotator").textContent = `annotator: ${name}${state.config.adjudicate ? " (adjudicating)" : ""}`;
 }
 
 $("name-form").addEventListener("submit", async (e) => {
@@ -336,9 +636,15 @@ $("name-form").addEventListener("submit", async (e) => {
 (async function start() {
   const { status, data } = await api("/api/config");
   if (status !== 200) { say(data.error || `error ${status}`, true); return; }
+  state.config = data;
+  $("guidelines-button").hidden = !data.guidelines;
+  // Adjudication starts where the work is: the records annotators disagree on.
+  if (data.adjudicate) $("filter-status").value = "disagreement";
   const name = data.annotator || localStorage.getItem("mmtrans-annotator");
   if (name) setAnnotator(name); else { $("name-dialog").hidden = false; $("name-input").focus(); }
   await loadQueue();
+  loadAgreement();
   const first = state.entries.findIndex((e) => e.state === "to review");
   await show(first >= 0 ? first : 0);  // a reload starts where the work is
+  setInterval(() => queueAction(poll), POLL_MS);
 })();

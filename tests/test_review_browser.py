@@ -64,14 +64,37 @@ def served(tmp_path, stockmark_items):
         server.should_exit = True
 
 
-def open_page(browser, url, reason: str | None = "checked by hand"):
-    """The page, answering the reason asked before a record with problems is kept (None:
-    the annotator cancels)."""
-    page = browser.new_page(viewport={"width": 1400, "height": 900})
-    page.on("dialog", lambda d: d.accept(reason) if reason else d.dismiss())
+def open_page(browser, url, viewport=(1400, 900)):
+    """The page, opened and showing its first record. The page asks in its own dialogs: a
+    browser dialog (alert, prompt) fails the test when it closes."""
+    page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+    page.on("dialog", lambda d: (d.dismiss(), native_dialogs.append(d.message)))
     page.goto(url)
     page.wait_for_selector("#view:not([hidden])")
     return page
+
+
+native_dialogs: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def no_native_dialogs():
+    native_dialogs.clear()
+    yield
+    assert native_dialogs == [], "the page used a browser dialog instead of its own"
+
+
+def give_reason(page, reason: str | None = "checked by hand") -> None:
+    """Answer the page's own dialog asking why a record with problems is kept (None:
+    cancel it)."""
+    page.wait_for_selector("#ask:not([hidden])")
+    assert page.get_attribute("#ask-form", "role") == "dialog"
+    if reason is None:
+        page.keyboard.press("Escape")
+    else:
+        page.fill("#ask-free", reason)
+        page.keyboard.press("Enter")
+    page.wait_for_selector("#ask", state="hidden")
 
 
 def reviews(db):
@@ -97,8 +120,9 @@ def test_three_records_reviewed_with_the_keyboard_only(browser, served, tmp_path
     page.wait_for_selector("#edit-check .ok")
     page.keyboard.press("Control+Enter")
     page.wait_for_function("document.querySelector('#source-text').innerText.startsWith('1964')")
-    # 2: accept; 3: reject
+    # 2: accept, with a reason (its kana stays); 3: reject
     page.keyboard.press("a")
+    give_reason(page)
     page.wait_for_function("document.querySelector('#source-text').innerText.startsWith('安丹')")
     page.keyboard.press("x")
     page.wait_for_function("document.querySelector('#reviewed').innerText === '3'")
@@ -126,6 +150,7 @@ def test_undo_help_and_the_name_asked_once(browser, served):
     page.keyboard.press("ArrowRight")
     page.wait_for_function("document.querySelector('#source-text').innerText.startsWith('1964')")
     page.keyboard.press("a")
+    give_reason(page)
     page.wait_for_function("document.querySelector('#reviewed').innerText === '1'")
     page.keyboard.press("u")
     page.wait_for_function("document.querySelector('#reviewed').innerText === '0'")

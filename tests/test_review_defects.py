@@ -7,7 +7,14 @@ from __future__ import annotations
 from mmtrans.records import Mention, Record, locate_mentions
 from mmtrans.testing import name_for
 
-from .test_review_browser import browser, open_page, reviews, served  # noqa: F401 (fixtures)
+from .test_review_browser import (  # noqa: F401 (fixtures)
+    browser,
+    give_reason,
+    no_native_dialogs,
+    open_page,
+    reviews,
+    served,
+)
 
 FIXED = name_for("松友美佐紀", "en")
 
@@ -62,7 +69,11 @@ def test_the_to_review_filter_moves_to_the_next_record_not_two_ahead(browser, se
     source_starts(page, "松友美佐紀")
     page.keyboard.press("x")
     source_starts(page, "1964")  # not 安丹, two ahead
-    assert page.locator("#queue-list li").count() == 2
+    # The decided record stays in sight, marked, until the filter is chosen again.
+    assert "rejected" in page.inner_text("#queue-list li >> nth=0")
+    page.select_option("#filter-status", "")
+    page.select_option("#filter-status", "to review")
+    page.wait_for_function("document.querySelectorAll('#queue-list li').length === 2")
 
 
 def test_escape_leaves_the_filter_and_keys_decide_again(browser, served):  # noqa: F811
@@ -71,11 +82,15 @@ def test_escape_leaves_the_filter_and_keys_decide_again(browser, served):  # noq
     page.focus("#filter-code")
     page.keyboard.press("Escape")
     page.keyboard.press("a")
+    give_reason(page)
     page.wait_for_function("document.querySelector('#reviewed').innerText === '1'")
     assert page.input_value("#filter-code") == ""
     page.select_option("#filter-dataset", "scnm.json")
-    page.keyboard.press("x")  # focus went back to the page with the change
-    page.wait_for_function("document.querySelector('#reviewed').innerText === '2'")
+    page.keyboard.press("x")  # focus went back to the page: x decides the first record anew
+    page.wait_for_function("document.querySelector('#queue-list li .state').innerText"
+                           ".startsWith('rejected')")
+    assert reviews(db)[-1] == ("scnm.json:1", "aiko", "reject")
+    assert page.input_value("#filter-dataset") == "scnm.json"
 
 
 def test_on_a_phone_every_decision_is_a_tap_and_the_translation_is_on_screen(browser, served):  # noqa: F811
@@ -84,12 +99,15 @@ def test_on_a_phone_every_decision_is_a_tap_and_the_translation_is_on_screen(bro
     context = browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True,
                                   is_mobile=True)
     page = context.new_page()
-    page.on("dialog", lambda d: d.accept("checked on the phone"))
     page.goto(url)
     page.wait_for_selector("#view:not([hidden])")
     box = page.locator("#target-text").bounding_box()
     assert box["x"] >= 0 and box["x"] + box["width"] <= 390 and box["width"] > 300
     page.tap("#btn-accept")  # 松友: its name is not in the translation, but accept is a choice
+    page.wait_for_selector("#ask:not([hidden])")
+    page.tap("#ask-free")
+    page.keyboard.type("checked on the phone")
+    page.tap("#ask-form button[type=submit]")
     source_starts(page, "1964")
     page.tap("#btn-reject")
     source_starts(page, "安丹")
@@ -135,8 +153,9 @@ def test_a_mention_is_located_on_whole_words_in_a_spaced_language():
 
 def test_a_record_with_problems_is_not_kept_when_the_reason_is_cancelled(browser, served):  # noqa: F811
     db, start = served
-    page = open_page(browser, start(annotator="aiko"), reason=None)
+    page = open_page(browser, start(annotator="aiko"))
     page.keyboard.press("a")
+    give_reason(page, None)
     page.wait_for_selector("#message.error")
     assert "not saved" in page.inner_text("#message")
     assert reviews(db) == []
