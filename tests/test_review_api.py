@@ -89,7 +89,11 @@ def test_two_annotators_on_one_record_conflict_and_nothing_is_lost(client, db):
     second = decide(client, entry, "reject", annotator="ben")  # ben had not seen aiko's
     assert second.status_code == 409
     assert second.json()["theirs"]["annotator"] == "aiko"
-    forced = decide(client, entry, "reject", annotator="ben", seen=second.json()["seen"])
+    # Seeing aiko's decision is not enough to override it: ben is asked, and says so.
+    assert decide(client, entry, "reject", annotator="ben",
+                  seen=second.json()["seen"]).status_code == 409
+    forced = decide(client, entry, "reject", annotator="ben", seen=second.json()["seen"],
+                    force=True)
     assert forced.status_code == 200 and forced.json()["view"]["state"] == "rejected"
     store = Store(db)
     rows = [(r["annotator"], r["decision"]) for r in store.db["reviews"].rows]

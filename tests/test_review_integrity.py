@@ -168,7 +168,7 @@ def test_progress_counts_decisions_made_and_undo_walks_back_an_annotators_histor
     client.post("/api/decision", json={**body(c, "reject"), "annotator": "aiko"})
     rows = client.get("/api/record", params={"run": a["run_id"], "id": a["id"]}).json()
     overridden = client.post("/api/decision", json={**body(a, "reject"), "annotator": "ben",
-                                                    "seen": rows["seen"]})
+                                                    "seen": rows["seen"], "force": True})
     assert overridden.status_code == 200
     progress = client.get("/api/queue").json()["progress"]
     assert progress["by_annotator"] == {"aiko": 2, "ben": 1}  # aiko's work still counts

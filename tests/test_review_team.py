@@ -116,7 +116,8 @@ def test_two_annotators_who_disagree_are_counted_in_the_page_and_in_status(db):
     for entry, decision in ((a, "reject"), (b, "accept"), (c, "reject")):
         seen = client.get("/api/record", params={"run": entry["run_id"],
                                                  "id": entry["id"]}).json()["seen"]
-        decide(client, entry, decision, "ben", seen=seen, override="looks right to me")
+        decide(client, entry, decision, "ben", seen=seen, force=True,
+               override="looks right to me")
     disagreements = client.get("/api/queue", params={"status": "disagreement"}).json()
     assert [e["id"] for e in disagreements["entries"]] == [b["id"]]
     (pair,) = client.get("/api/agreement").json()["pairs"]

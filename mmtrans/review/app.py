@@ -22,7 +22,7 @@ from starlette.staticfiles import StaticFiles
 
 from ..classify import CODE as PROPOSED
 from ..resources import resource_dir
-from ..store import Store
+from ..store import Store, effective_reviews
 from .agreement import run_agreement
 from .queue import EditError, check_edit, entry, progress, queue, record_view
 
@@ -145,6 +145,8 @@ class Api:
             if missing := self._find(store, body.get("run"), body.get("id")):
                 return missing
             run_id, record_id = body["run"], body["id"]
+            if conflict := self._conflict(store, run_id, record_id, annotator.strip(), body):
+                return conflict
             edited = None
             problems: list[Any] = []
             if decision == "edit":
@@ -176,18 +178,28 @@ class Api:
                 if kept_reason not in self.team.reasons:
                     return JSONResponse({"error": "needs_reject_reason",
                                          "reasons": self.team.reasons}, 422)
-            rows = store.review_rows(run_id, record_id)
-            latest = rows[-1]["id"] if rows else 0
-            if latest != body.get("seen", 0) and not body.get("force"):
-                reviews = store.reviews(run_id, record_id)
-                return JSONResponse({"error": "conflict", "seen": latest,
-                                     "theirs": reviews[-1].to_dict() if reviews else None}, 409)
             adjudicated = bool(body.get("adjudicate")) and self.team.adjudicate
             review_id = store.add_review(run_id, record_id, annotator.strip(), decision, edited,
                                          translation_id=judged.id if judged else None,
                                          reason=kept_reason,
                                          adjudicated=adjudicated)
             return JSONResponse(self._after(store, run_id, record_id, review=review_id))
+
+    def _conflict(self, store: Store, run_id: str, record_id: str, annotator: str,
+                  body: dict[str, Any]) -> JSONResponse | None:
+        """409 when the record was decided since the page read it, or when the decision in
+        effect is another annotator's: overriding someone is asked first, even when the page
+        shows it (`force` says the annotator was asked). An adjudicator is not asked: that
+        is the job."""
+        rows = store.review_rows(run_id, record_id)
+        latest = rows[-1]["id"] if rows else 0
+        reviews = effective_reviews(rows)
+        theirs = bool(reviews) and reviews[-1].annotator != annotator and \
+            not self.team.adjudicate
+        if (latest != body.get("seen", 0) or theirs) and not body.get("force"):
+            return JSONResponse({"error": "conflict", "seen": latest,
+                                 "theirs": reviews[-1].to_dict() if reviews else None}, 409)
+        return None
 
     def _after(self, store: Store, run_id: str, record_id: str, **extra: Any) -> dict[str, Any]:
         """What the page needs after a change: the record's view, its queue entry (patched
