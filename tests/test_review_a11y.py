@@ -1,0 +1,89 @@
+"""The review page passes axe-core (the npm package, injected into the page) with no serious
+or critical violation: at desktop and phone size, with each dialog and the editor open."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from mmtrans.review import Team
+from mmtrans.store import Store
+
+from .test_review_browser import (  # noqa: F401 (fixtures)
+    browser,
+    no_native_dialogs,
+    open_page,
+    served,
+)
+from .test_review_team_browser import serve
+
+AXE = Path(__file__).resolve().parent.parent / "node_modules" / "axe-core" / "axe.min.js"
+
+
+@pytest.fixture
+def axe():
+    if not AXE.is_file():
+        if os.environ.get("CI"):
+            pytest.fail(f"{AXE} is missing: run npm install")
+        pytest.skip("axe-core is not installed: run npm install")
+    return AXE
+
+
+def serious_violations(page, axe_path: Path) -> list[str]:
+    page.add_script_tag(path=str(axe_path))
+    violations = page.evaluate("""async () => {
+        const result = await axe.run(document, {resultTypes: ['violations']});
+        return result.violations.map((v) => ({id: v.id, impact: v.impact,
+            nodes: v.nodes.map((n) => n.target.join(' ') + ': ' + n.failureSummary)}));
+    }""")
+    return [f"{v['id']} ({v['impact']}): {'; '.join(v['nodes'])}" for v in violations
+            if v["impact"] in ("serious", "critical")]
+
+
+def test_desktop_with_a_current_queue_item_and_each_panel_open(browser, served, axe):  # noqa: F811
+    db, _ = served
+    page = open_page(browser, serve(db, annotator="aiko", team=Team(
+        reasons=["garbled", "untranslatable"], guidelines="<p>Keep suffixes.</p>")))
+    page.wait_for_selector("#queue-list li.current")
+    assert serious_violations(page, axe) == []
+    page.keyboard.press("?")
+    page.wait_for_selector("#help:not([hidden])")
+    assert serious_violations(page, axe) == []
+    page.keyboard.press("Escape")
+    page.keyboard.press("g")
+    page.wait_for_selector("#guidelines:not([hidden])")
+    assert serious_violations(page, axe) == []
+    page.keyboard.press("Escape")
+    page.keyboard.press("x")
+    page.wait_for_selector("#ask:not([hidden])")
+    assert serious_violations(page, axe) == []
+    page.keyboard.press("Escape")
+    page.keyboard.press("e")
+    page.wait_for_selector("#editor:not([hidden])")
+    page.wait_for_selector("#edit-check li, #edit-check .ok")
+    assert serious_violations(page, axe) == []
+
+
+def test_phone_and_the_name_dialog(browser, served, axe):  # noqa: F811
+    db, start = served
+    page = open_page(browser, start(), viewport=(390, 844))
+    page.wait_for_selector("#name-dialog:not([hidden])")
+    assert serious_violations(page, axe) == []
+    page.fill("#name-input", "ben")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#name-dialog", state="hidden")
+    assert serious_violations(page, axe) == []
+
+
+def test_adjudication_view(browser, served, axe):  # noqa: F811
+    db, _ = served
+    with Store(db) as store:
+        run_id = store.db.execute("select run_id from records").fetchone()[0]
+        store.add_review(run_id, "scnm.json:3", "aiko", "reject")
+        store.add_review(run_id, "scnm.json:3", "ben", "accept", reason="fine")
+    page = open_page(browser, serve(db, annotator="chie", team=Team(adjudicate=True)),
+                     viewport=(1280, 800))
+    page.wait_for_selector("#votes-list li")
+    assert serious_violations(page, axe) == []
