@@ -15,9 +15,9 @@ from .test_review_browser import (  # noqa: F401 (fixtures)
     browser,
     no_native_dialogs,
     open_page,
+    serve,
     served,
 )
-from .test_review_team_browser import serve
 
 AXE = Path(__file__).resolve().parent.parent / "node_modules" / "axe-core" / "axe.min.js"
 
@@ -42,7 +42,7 @@ def serious_violations(page, axe_path: Path) -> list[str]:
             if v["impact"] in ("serious", "critical")]
 
 
-def test_desktop_with_a_current_queue_item_and_each_panel_open(browser, served, axe):  # noqa: F811
+def test_desktop_with_a_current_queue_item_and_each_panel_open(browser, served, serve, axe):  # noqa: F811
     db, _ = served
     page = open_page(browser, serve(db, annotator="aiko", team=Team(
         reasons=["garbled", "untranslatable"], guidelines="<p>Keep suffixes.</p>")))
@@ -77,7 +77,7 @@ def test_phone_and_the_name_dialog(browser, served, axe):  # noqa: F811
     assert serious_violations(page, axe) == []
 
 
-def test_adjudication_view(browser, served, axe):  # noqa: F811
+def test_adjudication_view(browser, served, serve, axe):  # noqa: F811
     db, _ = served
     with Store(db) as store:
         run_id = store.db.execute("select run_id from records").fetchone()[0]

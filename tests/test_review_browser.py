@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import base64
+import contextlib
+import functools
 import json
 import os
 import shutil
-import socket
-import threading
-import time
 
 import pytest
-import uvicorn
 
 import mmtrans
 from mmtrans.review import make_app
 from mmtrans.store import Store
-from mmtrans.testing import name_for
+from mmtrans.testing import name_for, serving
 
 from .review_data import make_review_db
 
@@ -36,32 +34,18 @@ def browser():
         browser.close()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+@pytest.fixture
+def serve():
+    """serve(db, **options) serves the review app over a store on 127.0.0.1: its URL."""
+    with contextlib.ExitStack() as servers:
+        yield lambda db, **options: servers.enter_context(serving(make_app(db, **options)))
 
 
 @pytest.fixture
-def served(tmp_path, stockmark_items):
-    """The review app over a fresh run with three flagged records, on 127.0.0.1."""
+def served(tmp_path, stockmark_items, serve):
+    """The review app over a fresh run with three flagged records: (db, start(**options))."""
     db = make_review_db(tmp_path, stockmark_items)
-    servers = []
-
-    def start(**options):
-        port = free_port()
-        server = uvicorn.Server(uvicorn.Config(make_app(db, **options), host="127.0.0.1",
-                                               port=port, log_level="warning"))
-        threading.Thread(target=server.run, daemon=True).start()
-        deadline = time.monotonic() + 10
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.02)
-        servers.append(server)
-        return f"http://127.0.0.1:{port}"
-
-    yield db, start
-    for server in servers:
-        server.should_exit = True
+    return db, functools.partial(serve, db)
 
 
 def open_page(browser, url, viewport=(1400, 900)):

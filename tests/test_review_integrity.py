@@ -12,7 +12,7 @@ from mmtrans.review import loopback_hosts, make_app
 from mmtrans.store import Store, Translation
 
 from .review_data import make_review_db
-from .test_review_browser import browser, open_page, served  # noqa: F401 (fixtures)
+from .test_review_browser import browser, open_page, serve, served  # noqa: F401 (fixtures)
 
 
 def flagged(client) -> list[dict]:
@@ -103,15 +103,8 @@ def test_a_non_ascii_token_is_refused_not_a_crash(tmp_path, stockmark_items):
     assert client.get("/api/queue", params={"token": "s3cret"}).status_code == 200
 
 
-def test_highlights_fall_on_the_mention_after_astral_characters(tmp_path, browser):  # noqa: F811
-    import threading
-    import time
-
-    import uvicorn
-
+def test_highlights_fall_on_the_mention_after_astral_characters(tmp_path, browser, serve):  # noqa: F811
     from mmtrans.testing import FakeLLM
-
-    from .test_review_browser import free_port
 
     source = tmp_path / "astral.json"
     source.write_text(json.dumps([{
@@ -123,20 +116,10 @@ def test_highlights_fall_on_the_mention_after_astral_characters(tmp_path, browse
     with FakeLLM() as llm:
         mmtrans.translate(source, db, mmtrans.Settings(src="ja", tgt="en", labels=["scnm"],
                                                        base_url=llm.base_url))
-    port = free_port()
-    app = make_app(db, annotator="ann", spot_check=1.0)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    threading.Thread(target=server.run, daemon=True).start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    try:
-        page = open_page(browser, f"http://127.0.0.1:{port}")
-        marks = page.locator("#source-text mark").all_inner_texts()
-        assert marks == ["松友美佐紀", "日本"]
-        page.close()
-    finally:
-        server.should_exit = True
+    page = open_page(browser, serve(db, annotator="ann", spot_check=1.0))
+    marks = page.locator("#source-text mark").all_inner_texts()
+    assert marks == ["松友美佐紀", "日本"]
+    page.close()
 
 
 def test_keeping_a_record_with_open_problems_needs_a_reason_and_an_explicit_export(

@@ -3,35 +3,19 @@ annotators in two browser contexts, adjudication, reject reasons, guidelines, li
 
 from __future__ import annotations
 
-import threading
-import time
-
-import uvicorn
-
-from mmtrans.review import Team, make_app
+from mmtrans.review import Team
 from mmtrans.store import Store
 
 from .test_review_browser import (  # noqa: F401 (fixtures)
     browser,
-    free_port,
     give_reason,
     no_native_dialogs,
     open_page,
     reviews,
+    serve,
     served,
 )
 from .test_review_team import AIRLINES, airline_db  # noqa: F401 (fixture)
-
-
-def serve(db, **options) -> str:
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(make_app(db, **options), host="127.0.0.1",
-                                           port=port, log_level="warning"))
-    threading.Thread(target=server.run, daemon=True).start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return f"http://127.0.0.1:{port}"
 
 
 def text_point(page, index: int) -> tuple[float, float]:
@@ -60,7 +44,7 @@ def text_point(page, index: int) -> tuple[float, float]:
     }""", index)
 
 
-def test_a_missing_entity_is_fixed_by_drag_selecting_it(browser, airline_db):  # noqa: F811
+def test_a_missing_entity_is_fixed_by_drag_selecting_it(browser, airline_db, serve):  # noqa: F811
     page = open_page(browser, serve(airline_db, annotator="aiko"))
     # The table pairs by the model's order and labels: 日本 is missing, the rest keep theirs.
     rows = page.locator("#mentions tbody tr")
@@ -94,7 +78,7 @@ def run_and_id(db) -> tuple[str, str]:
 
 
 def test_a_selection_moves_a_mention_to_another_place_and_delete_and_add_work(
-        browser, airline_db):  # noqa: F811
+        browser, airline_db, serve):  # noqa: F811
     page = open_page(browser, serve(airline_db, annotator="aiko"))
     page.keyboard.press("e")
     page.wait_for_selector("#editor:not([hidden])")
@@ -165,7 +149,7 @@ def test_an_open_edit_survives_another_annotators_decision(browser, served):  # 
     assert not page.is_hidden("#editor")
 
 
-def test_adjudication_takes_one_version_with_a_key(browser, served):  # noqa: F811
+def test_adjudication_takes_one_version_with_a_key(browser, served, serve):  # noqa: F811
     db, start = served
     store = Store(db)
     run_id = store.db.execute("select run_id from records").fetchone()[0]
@@ -185,7 +169,7 @@ def test_adjudication_takes_one_version_with_a_key(browser, served):  # noqa: F8
     assert Store(db).reviews(run_id, "scnm.json:3")[-1].adjudicated
 
 
-def test_reject_reasons_and_guidelines(browser, served, tmp_path):  # noqa: F811
+def test_reject_reasons_and_guidelines(browser, served, serve, tmp_path):  # noqa: F811
     db, _ = served
     guide = "<h1>Guidelines</h1><p>Keep company suffixes.</p>"
     page = open_page(browser, serve(db, annotator="aiko", team=Team(
