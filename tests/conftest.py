@@ -6,6 +6,7 @@ the real data skip and say why."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 
 from mmtrans import formats
 from mmtrans.records import Record
-from mmtrans.testing import FakeLLM
+from mmtrans.testing import FakeLLM, serving
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("MMTRANS_SHARED_DATA") or REPO.parent / "shared" / "data")
@@ -76,3 +77,13 @@ def no_openai_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never reach a real host: no key or base URL leaks in from the environment."""
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+
+
+@pytest.fixture
+def serve():
+    """serve(db, **options) serves the review app over a store on 127.0.0.1 and gives its URL;
+    every app served stops after the test."""
+    from mmtrans.review import make_app
+
+    with contextlib.ExitStack() as servers:
+        yield lambda db, **options: servers.enter_context(serving(make_app(db, **options)))

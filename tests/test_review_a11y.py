@@ -15,7 +15,6 @@ from .test_review_browser import (  # noqa: F401 (fixtures)
     browser,
     no_native_dialogs,
     open_page,
-    serve,
     served,
 )
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import contextlib
 import functools
 import json
 import os
@@ -12,9 +11,8 @@ import shutil
 import pytest
 
 import mmtrans
-from mmtrans.review import make_app
 from mmtrans.store import Store
-from mmtrans.testing import name_for, serving
+from mmtrans.testing import name_for
 
 from .review_data import make_review_db
 
@@ -32,13 +30,6 @@ def browser():
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
         yield browser
         browser.close()
-
-
-@pytest.fixture
-def serve():
-    """serve(db, **options) serves the review app over a store on 127.0.0.1: its URL."""
-    with contextlib.ExitStack() as servers:
-        yield lambda db, **options: servers.enter_context(serving(make_app(db, **options)))
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from mmtrans.review import loopback_hosts, make_app
 from mmtrans.store import Store, Translation
 
 from .review_data import make_review_db
-from .test_review_browser import browser, open_page, serve, served  # noqa: F401 (fixtures)
+from .test_review_browser import browser, open_page, served  # noqa: F401 (fixtures)
 
 
 def flagged(client) -> list[dict]:

@@ -12,7 +12,6 @@ from .test_review_browser import (  # noqa: F401 (fixtures)
     no_native_dialogs,
     open_page,
     reviews,
-    serve,
     served,
 )
 from .test_review_team import AIRLINES, airline_db  # noqa: F401 (fixture)
