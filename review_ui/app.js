@@ -572,8 +572,9 @@ function keyAction(event) {
     if (event.key === "Escape") return () => { closeEditor(); render(); };
     return null;
   }
-  if (event.target.matches("select") && event.key === "Escape") return () => event.target.blur();
-  if (event.target.matches("input, textarea, select")) return null;
+  const field = event.target instanceof Element && event.target.matches("input, textarea, select");
+  if (field && event.target.matches("select") && event.key === "Escape") return () => event.target.blur();
+  if (field) return null;
   if (event.ctrlKey || event.metaKey || event.altKey) return null;
   if (state.config.adjudicate && /^[1-9]$/.test(event.key)) return () => pick(Number(event.key) - 1);
   const actions = {
