@@ -24,8 +24,9 @@ def exportable(store: Store, run_id: str, include_flagged: bool = False,
                include_overridden: bool = False) -> Iterator[Record]:
     """The current target record of every record of the run, in input order.
 
-    A reviewer's latest decision wins: accepted records are written as the translation the
-    reviewer saw (not a later attempt), edited ones as edited, rejected ones not at all. A
+    A reviewer's latest decision wins: accepted records are written as the version the
+    reviewer saw (the translation, not a later attempt; or the edit accepted), edited ones
+    as edited, rejected ones not at all. A
     record kept with open problems (accepted or saved with a reason) is written only with
     `include_overridden`, and never when a mention has no place in its text (a broken
     span). Unreviewed records are written when the checks accepted them, and flagged ones
@@ -39,8 +40,9 @@ def exportable(store: Store, run_id: str, include_flagged: bool = False,
         decision = decisions.get(source.id)
         if decision is not None:
             chosen = None
-            if decision.decision == "edit":
-                chosen = decision.record
+            if decision.decision == "edit" or (decision.decision == "accept" and
+                                               decision.record is not None):
+                chosen = decision.record  # an edit, or the edit an accept endorsed
             elif decision.decision == "accept":
                 judged = store.translation(decision.translation_id) \
                     if decision.translation_id is not None else t

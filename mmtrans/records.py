@@ -162,16 +162,17 @@ def whole_word(text: str, start: int, end: int) -> bool:
 
 def locate_mentions(record: Record, spaced: bool = False) -> Record:
     """Set each mention's start/end in `text`. A span that already holds the mention's string
-    stays; others take the first occurrence that overlaps no span taken so far and comes after
-    the previous mention of the same string (so the k-th repeat gets the k-th occurrence),
-    else one nested in another mention. A string that does not occur gets None. `spaced`
-    (languages that space their words): only whole-word occurrences count, as in the
-    `anchored` check ("Japan" is not in "Japanese")."""
+    stays (for `spaced`, only when it is a whole word); others take the first occurrence that
+    overlaps no span taken so far and comes after the previous mention of the same string (so
+    the k-th repeat gets the k-th occurrence), else one nested in another mention. A string
+    that does not occur gets None. `spaced` (languages that space their words): only
+    whole-word occurrences count, as in the `anchored` check ("Japan" is not in "Japanese")."""
     text = record.text
     taken: list[tuple[int, int]] = []
     valid = []
     for m in record.mentions:
-        ok = m.start is not None and m.end is not None and text[m.start:m.end] == m.text
+        ok = m.start is not None and m.end is not None and text[m.start:m.end] == m.text \
+            and (not spaced or whole_word(text, m.start, m.end))  # not "Japan" in "Japanese"
         valid.append(ok)
         if ok:
             taken.append((m.start, m.end))  # type: ignore[arg-type]

@@ -707,6 +707,30 @@ class Store:
         return [(row[0], row[1]) for row in self.db.conn.execute(
             f"select distinct run_id, record_id from reviews where id > ? {where}", args)]
 
+    def translations_since(self, translation_id: int, run_id: str | None = None
+                           ) -> list[tuple[str, str]]:
+        """(run, record) of every record with a translation row after `translation_id` (a
+        running `translate` stored it; the review page patches those entries)."""
+        where, args = ("and run_id = ?", [translation_id, run_id]) if run_id \
+            else ("", [translation_id])
+        return [(row[0], row[1]) for row in self.db.conn.execute(
+            f"select distinct run_id, record_id from translations where id > ? {where}", args)]
+
+    @contextmanager
+    def write_lock(self) -> Iterator[None]:
+        """One writer at a time across processes (BEGIN IMMEDIATE): what is read inside
+        stays true until what is written inside is committed (two review servers on one
+        file cannot both pass the same conflict check)."""
+        self.db.execute("begin immediate")
+        try:
+            yield
+        except BaseException:
+            if self.db.conn.in_transaction:
+                self.db.conn.rollback()
+            raise
+        if self.db.conn.in_transaction:
+            self.db.conn.commit()
+
     def stamp(self) -> tuple[int, int]:
         """(last review row, last translation row): changes when anyone decides or a
         running `translate` stores an answer."""

@@ -55,6 +55,11 @@ def first(client):
 
 
 def decide(client, entry, decision, annotator, **extra):
+    """A decision as the page sends it; a forced one answers the question about what the
+    record showed (the latest review row: `seen`)."""
+    if extra.get("force") and "seen" not in extra:
+        extra["seen"] = client.get("/api/record", params={
+            "run": entry["run_id"], "id": entry["id"]}).json()["seen"]
     return client.post("/api/decision", json={
         "run": entry["run_id"], "id": entry["id"], "decision": decision,
         "annotator": annotator, "seen": extra.pop("seen", 0), **extra})
@@ -102,6 +107,68 @@ def test_an_edit_keeps_the_selected_span_and_refuses_a_label_no_table_knows(airl
     assert refused.status_code == 400 and "'Place' is not a label" in refused.json()["error"]
     view = client.get("/api/record", params={"run": e["run_id"], "id": e["id"]}).json()
     assert "Location" in view["labels"] and "Corporation Name" in view["labels"]
+
+
+def fixed_airlines(start: int) -> list[dict]:
+    """Record 5's mentions with its missing Location placed at `start`."""
+    return [{"label": "Location", "text": "Japan", "start": start, "end": start + 5},
+            *({"label": "Corporation Name", "text": t}
+              for t in ("Japan Airlines", "All Nippon Airways", "AIRDO"))]
+
+
+def test_a_selection_inside_a_word_is_not_a_place_for_the_mention(airline_db):
+    client = TestClient(make_app(airline_db))
+    e = first(client)
+    inside = AIRLINES.index("Japan Airlines")  # "Japan" of "Japan Airlines" is a whole word...
+    text = AIRLINES.replace("Japan Airlines", "Japanese Airlines")  # ...of "Japanese" it is not
+    body = {"run": e["run_id"], "id": e["id"],
+            "record": {"text": text, "mentions": fixed_airlines(inside)}}
+    body["record"]["mentions"][1]["text"] = "Japanese Airlines"
+    checked = client.post("/api/check", json=body).json()
+    placed = checked["record"]["mentions"][0]
+    assert (placed["start"], placed["end"]) != (inside, inside + 5)  # moved to "in Japan"
+    assert text[placed["start"]:placed["end"]] == "Japan" and checked["problems"] == []
+    alone = {**body, "record": {"text": "The Japanese airlines.", "mentions": [
+        {"label": "Location", "text": "Japan", "start": 4, "end": 9}]}}
+    codes = {p["code"] for p in client.post("/api/check", json=alone).json()["problems"]}
+    assert "anchored" in codes  # nowhere else to go: a problem, not a span mid-word
+
+
+def test_accepting_a_saved_edit_keeps_and_exports_that_edit(airline_db, tmp_path):
+    client = TestClient(make_app(airline_db))
+    e = first(client)
+    start = AIRLINES.index("Japan", AIRLINES.index("Japan") + 1)
+    edit = {"text": AIRLINES, "mentions": fixed_airlines(start)}
+    assert decide(client, e, "edit", "aiko", record=edit).status_code == 200
+    seen = client.get("/api/record", params={"run": e["run_id"], "id": e["id"]}).json()["seen"]
+    accepted = decide(client, e, "accept", "ben", seen=seen, force=True)
+    assert accepted.status_code == 200, accepted.json()  # the edit has no problem: no reason
+    view = accepted.json()["view"]
+    assert view["version"] == "edit accepted by ben" and view["problems"] == []
+    assert len(view["target"]["mentions"]) == 4
+    # The two agree (ben endorsed aiko's fix), and the export holds the fix, not the model's
+    # answer without its Location.
+    (pair,) = client.get("/api/agreement").json()["pairs"]
+    assert pair["agreement"] == 1.0
+    assert not client.get("/api/queue", params={"status": "disagreement"}).json()["entries"]
+    out = tmp_path / "out.json"
+    mmtrans.export(airline_db, out)  # in its own format (stockmark)
+    (item,) = json.loads(out.read_text(encoding="utf-8"))
+    assert [(x["name"], x["span"]) for x in item["entities"]][0] == \
+        ("Japan", [start, start + 5])
+
+
+def test_a_forced_override_is_asked_again_about_a_decision_made_since(db):
+    client = TestClient(make_app(db))
+    a = first(client)
+    decide(client, a, "reject", "aiko")
+    asked = decide(client, a, "reject", "ben")
+    assert asked.status_code == 409 and asked.json()["theirs"]["annotator"] == "aiko"
+    seen = asked.json()["seen"]  # what ben was shown, and answered "save mine too" to
+    chie = decide(client, a, "reject", "chie", seen=seen, force=True)  # meanwhile
+    assert chie.status_code == 200
+    late = decide(client, a, "reject", "ben", seen=seen, force=True, override="sure")
+    assert late.status_code == 409 and late.json()["theirs"]["annotator"] == "chie"
 
 
 # -- two annotators ----------------------------------------------------------------------
@@ -195,17 +262,26 @@ def test_guidelines_are_rendered_markdown_with_html_escaped(tmp_path):
 
 # -- what a page polls for ---------------------------------------------------------------
 
-def test_changes_name_the_records_decided_since_and_a_translation_means_reload(db):
+def test_changes_name_the_records_decided_or_translated_since(db, monkeypatch):
     client = TestClient(make_app(db))
     stamp = client.get("/api/queue").json()["stamp"]
     quiet = client.get("/api/changes", params={"since": ",".join(map(str, stamp))}).json()
-    assert quiet == {"stamp": stamp, "entries": [], "by_annotator": None, "reload": False}
+    assert quiet == {"stamp": stamp, "entries": [], "decided": False, "by_annotator": None,
+                     "reload": False}
     a = first(client)
     decided = decide(client, a, "reject", "aiko").json()
     assert decided["entry"]["state"] == "rejected" and decided["by_annotator"] == {"aiko": 1}
     changed = client.get("/api/changes", params={"since": ",".join(map(str, stamp))}).json()
     assert [e["id"] for e in changed["entries"]] == [a["id"]]
-    assert changed["entries"][0]["state"] == "rejected" and not changed["reload"]
+    assert changed["entries"][0]["state"] == "rejected" and changed["decided"]
+    assert not changed["reload"]
+    # Translations stored since (a running translate): their entries, patched in place.
     behind = client.get("/api/changes", params={"since": f"{changed['stamp'][0]},0"}).json()
-    assert behind["reload"] and behind["entries"] == []
+    queue_ids = {e["id"] for e in client.get("/api/queue").json()["entries"]}
+    assert queue_ids == {e["id"] for e in behind["entries"] if e["status"] != "accepted"}
+    assert not behind["decided"] and not behind["reload"]
+    # Many at once: the page reads its queue anew instead.
+    monkeypatch.setattr("mmtrans.review.app.MAX_PATCHED", 1)
+    many = client.get("/api/changes", params={"since": f"{changed['stamp'][0]},0"}).json()
+    assert many["reload"] and many["entries"] == []
     assert client.get("/api/changes", params={"since": "x"}).status_code == 400

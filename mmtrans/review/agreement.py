@@ -2,7 +2,8 @@
 annotators the raw agreement and Cohen's kappa on the records both decided.
 
 A verdict is an annotator's latest decision in effect on a record. Two accepts agree, two
-rejects agree, and two edits agree when they saved the same record (text, labels, strings):
+rejects agree, and two edits agree when they saved the same record (text, labels, strings);
+accepting someone's edit is that edit's verdict:
 an edit is a category of its own per distinct result, so kappa counts different fixes of the
 same record as a disagreement. Adjudicated decisions are nobody's vote: they settle.
 """
@@ -20,8 +21,8 @@ from ..store import Review, Store
 
 def verdict(review: Review) -> str:
     """What a decision says, comparable across annotators."""
-    if review.decision != "edit" or review.record is None:
-        return review.decision
+    if review.decision == "reject" or review.record is None:
+        return review.decision  # an accept of the translation, or a reject
     r = review.record
     return "edit " + json.dumps([r.text, r.label, [[m.label, m.text] for m in r.mentions],
                                  [[x.head, x.relation, x.tail] for x in r.relations],

@@ -24,12 +24,13 @@ from ..classify import CODE as PROPOSED
 from ..resources import resource_dir
 from ..store import Store, effective_reviews
 from .agreement import run_agreement
-from .queue import EditError, check_edit, entry, progress, queue, record_view
+from .queue import EditError, check_edit, effective_edit, entry, progress, queue, record_view
 
 DECISIONS = ("accept", "edit", "reject")
 COOKIE = "mmtrans_token"
 #: Request bodies larger than this are refused with 413 (an edited record is a few KB).
 MAX_BODY = 1 << 20
+MAX_PATCHED = 200  # new translations patched entry by entry; more: the page reloads
 
 
 class BadRequest(Exception):
@@ -93,9 +94,10 @@ class Api:
         return JSONResponse({"pairs": pairs})
 
     async def changes(self, request: Request) -> Response:
-        """What changed since the page's stamp: the entries of records decided since (to
-        patch in place), and whether translations changed (then the page reloads its
-        queue). The page polls this; an unchanged store answers in one query."""
+        """What changed since the page's stamp: the entries of records decided or translated
+        since (patched in place; an entry the page does not list yet makes it reload its
+        queue, as do more than MAX_PATCHED new translations). The page polls this; an
+        unchanged store answers in two small queries."""
         try:
             reviews, translations = (int(x) for x in
                                      request.query_params.get("since", "0,0").split(","))
@@ -103,12 +105,17 @@ class Api:
             raise BadRequest("'since' must be two integers, as the stamp gives") from None
         with self.store() as store:
             stamp = store.stamp()
-            changed = [] if stamp[0] == reviews else store.reviews_since(reviews, self.run_id)
+            decided = [] if stamp[0] == reviews else store.reviews_since(reviews, self.run_id)
+            translated = [] if stamp[1] == translations else \
+                store.translations_since(translations, self.run_id)
+            reload = len(translated) > MAX_PATCHED
+            changed = dict.fromkeys(decided + ([] if reload else translated))
             entries = [e for run_id, record_id in changed
                        if (e := entry(store, run_id, record_id)) is not None]
-            made = store.decisions_made(self.run_id) if changed else None
+            made = store.decisions_made(self.run_id) if decided else None
         return JSONResponse({"stamp": stamp, "entries": [e.to_dict() for e in entries],
-                             "by_annotator": made, "reload": stamp[1] != translations})
+                             "decided": bool(decided), "by_annotator": made,
+                             "reload": reload})
 
     def _find(self, store: Store, run_id: Any, record_id: Any) -> JSONResponse | None:
         if not isinstance(run_id, str) or not isinstance(record_id, str) or \
@@ -141,7 +148,7 @@ class Api:
             return JSONResponse({"error": f"decision must be one of {DECISIONS}"}, 400)
         if not isinstance(annotator, str) or not annotator.strip():
             return JSONResponse({"error": "an annotator name is required"}, 400)
-        with self.store() as store:
+        with self.store() as store, store.write_lock():
             if missing := self._find(store, body.get("run"), body.get("id")):
                 return missing
             run_id, record_id = body["run"], body["id"]
@@ -157,8 +164,12 @@ class Api:
                 problems = [p.to_dict() for p in found]
             elif decision == "accept":
                 problems = record_view(store, run_id, record_id)["problems"]
+                # Accepting a saved edit keeps that edit (what the page showed), not the
+                # model's translation under it.
+                edited = effective_edit(store, run_id, record_id)
             judged = store.latest_translation(run_id, record_id)
-            if decision == "accept" and (judged is None or judged.target is None):
+            if decision == "accept" and edited is None and (judged is None or
+                                                            judged.target is None):
                 return JSONResponse({"error": "this record has no usable translation to "
                                               "accept: edit it or reject it"}, 400)
             # A label proposed for confirmation (`mmtrans classify`) is what accepting
@@ -187,16 +198,18 @@ class Api:
 
     def _conflict(self, store: Store, run_id: str, record_id: str, annotator: str,
                   body: dict[str, Any]) -> JSONResponse | None:
-        """409 when the record was decided since the page read it, or when the decision in
-        effect is another annotator's: overriding someone is asked first, even when the page
-        shows it (`force` says the annotator was asked). An adjudicator is not asked: that
-        is the job."""
+        """409 when the record was decided since the page read it (`seen`), or when the
+        decision in effect is another annotator's: overriding someone is asked first, even
+        when the page shows it (`force` says the annotator was asked). An adjudicator is not
+        asked: that is the job."""
         rows = store.review_rows(run_id, record_id)
         latest = rows[-1]["id"] if rows else 0
         reviews = effective_reviews(rows)
         theirs = bool(reviews) and reviews[-1].annotator != annotator and \
             not self.team.adjudicate
-        if (latest != body.get("seen", 0) or theirs) and not body.get("force"):
+        # `force` answers the question about what the page was shown (`seen`): a decision
+        # made after that is asked about again.
+        if latest != body.get("seen", 0) or (theirs and not body.get("force")):
             return JSONResponse({"error": "conflict", "seen": latest,
                                  "theirs": reviews[-1].to_dict() if reviews else None}, 409)
         return None

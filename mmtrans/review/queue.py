@@ -136,9 +136,10 @@ def expected_record(run: dict[str, Any], source: Record,
     if table is not None:
         return table.translate(source)
     if translation is not None and translation.target is not None:  # the table file is gone
+        labels = [t.label for t in translation.target.mentions]
         return replace(source, label=translation.target.label,
-                       mentions=[replace(m, label=t.label) for m, t in
-                                 zip(source.mentions, translation.target.mentions)])
+                       mentions=[replace(m, label=labels[i] if i < len(labels) else m.label)
+                                 for i, m in enumerate(source.mentions)])
     return source
 
 
@@ -148,6 +149,18 @@ def target_labels(run: dict[str, Any], expected: Record) -> list[str]:
     table = _table(run)
     known = sorted(set(table.mapping.values())) if table is not None else []
     return list(dict.fromkeys([m.label for m in expected.mentions] + known))
+
+
+def kept_record(review: Review) -> Record | None:
+    """The record a decision keeps of its own: an edit's, or the edit an accept endorsed
+    (None: an accept of the translation, or a reject)."""
+    return review.record if review.decision in ("accept", "edit") else None
+
+
+def effective_edit(store: Store, run_id: str, record_id: str) -> Record | None:
+    """The saved edit in effect on a record (what the page shows and accepting keeps)."""
+    reviews = effective_reviews(store.review_rows(run_id, record_id))
+    return kept_record(reviews[-1]) if reviews else None
 
 
 def record_view(store: Store, run_id: str, record_id: str) -> dict[str, Any]:
@@ -165,10 +178,11 @@ def record_view(store: Store, run_id: str, record_id: str) -> dict[str, Any]:
     target = t.target if t and t.target else None
     problems = t.problems if t else []
     version = "translation"
-    if reviews and reviews[-1].decision == "edit" and reviews[-1].record is not None:
+    if reviews and (edit := kept_record(reviews[-1])) is not None:
         # The record's effective version is the saved edit: shown, checked and edited anew.
-        version = f"edited by {reviews[-1].annotator}"
-        checked = run_checks(expected, reviews[-1].record, run["src"], run["tgt"])
+        last = reviews[-1]
+        version = f"{'edited' if last.decision == 'edit' else 'edit accepted'} by {last.annotator}"
+        checked = run_checks(expected, edit, run["src"], run["tgt"])
         target, problems = checked.record, [p.to_dict() for p in checked.problems]
     expected_labels = [m.label for m in expected.mentions]
     pairs = pair_mentions(source.mentions, source.text, expected_labels, target.mentions,
@@ -193,8 +207,8 @@ def record_view(store: Store, run_id: str, record_id: str) -> dict[str, Any]:
 
 def _vote(store: Store, run: dict[str, Any], expected: Record, review: Review) -> dict[str, Any]:
     """One annotator's version of the record, as adjudication shows it side by side."""
-    record = review.record
-    if review.decision == "accept" and review.translation_id is not None:
+    record = kept_record(review)
+    if record is None and review.decision == "accept" and review.translation_id is not None:
         judged = store.translation(review.translation_id)
         record = judged.target if judged else None
     if record is not None:
