@@ -13,14 +13,22 @@ const state = {
   // rows: the editor's mentions; armed: the row the next selection in the text sets (a
   // missing one at first; another once chosen), so selecting text to retype it moves none.
   editing: false, conflict: null, checkTimer: null, rows: [], armed: null,
+  applied: {}, offline: false,  // the filters the queue was read with; the server is gone
 };
 
 async function api(path, body) {
   const headers = { "content-type": "application/json" };
   if (token) headers.authorization = `Bearer ${token}`;
-  const response = await fetch(path, body === undefined ? { headers } :
-    { method: "POST", headers, body: JSON.stringify(body) });
+  let response;
+  try {
+    response = await fetch(path, body === undefined ? { headers } :
+      { method: "POST", headers, body: JSON.stringify(body) });
+  } catch {
+    // Nothing reached the server: say so (a decision was not saved; an open edit stays).
+    return { status: 0, data: { error: "the review server does not answer: nothing was saved; try again when it is back" } };
+  }
   const data = await response.json().catch(() => ({}));
+  if (state.offline) { state.offline = false; say("the review server answers again"); }
   return { status: response.status, data };
 }
 
@@ -88,7 +96,8 @@ function filters() {
 
 // The whole queue, read anew: on opening, on a filter change, and when translations change.
 async function loadQueue() {
-  const { data } = await api(`/api/queue?${new URLSearchParams(filters())}`);
+  state.applied = filters();
+  const { data } = await api(`/api/queue?${new URLSearchParams(state.applied)}`);
   state.entries = data.entries || [];
   state.stamp = data.stamp;
   state.progress = data.progress;
@@ -159,6 +168,10 @@ function patchEntry(entry) {
 }
 
 async function show(index) {
+  if (state.editing && state.entries[index] !== state.entries[state.index]) {
+    // The editor holds this record's text: moving on would save it onto another one.
+    say("save (Ctrl+Enter) or cancel (Esc) the edit first", true); return;
+  }
   if (!state.entries.length) {
     $("empty").hidden = false; $("view").hidden = true; state.view = null; return;
   }
@@ -228,15 +241,20 @@ function renderVotes() {
 async function pick(i) {
   const vote = state.view && state.view.votes[i];
   if (!vote) return;
-  if (vote.decision === "edit") await decide("edit", vote.record);
+  // The version shown is the version kept: an accepted one is saved as that record.
+  if (vote.decision !== "reject" && vote.record) await decide("edit", vote.record, false, undefined, vote.reason || undefined);
   else await decide(vote.decision, undefined, false, vote.reason);
 }
 
 // -- deciding ----------------------------------------------------------------------------
 
-async function decide(decision, record, force = false, reason = undefined) {
+async function decide(decision, record, force = false, reason = undefined, override = undefined) {
   const v = state.view;
   if (!v) return;
+  if (decision === "edit" && record && !state.editing && !state.config.adjudicate && !force) {
+    return;  // a second save of an edit already saved (double press): the page moved on
+  }
+  if (decision !== "edit" && state.editing) { say("save (Ctrl+Enter) or cancel (Esc) the edit first", true); return; }
   const body = { run: v.run_id, id: v.id, annotator: state.annotator, decision, seen: v.seen, force };
   if (record) body.record = record;
   if (state.config.adjudicate) body.adjudicate = true;
@@ -249,13 +267,13 @@ async function decide(decision, record, force = false, reason = undefined) {
   if (status === 422 && data.error === "needs_reason") {
     // Keeping a record with open problems is a second, explicit choice, with a reason.
     const codes = [...new Set(data.problems.map((p) => p.code))].join(", ");
-    const why = await ask({ title: "Keep it with its problems?", free: true,
+    const why = override || await ask({ title: "Keep it with its problems?", free: true,
       text: `This record still has problems (${codes}). Say why you keep it: it is exported only with --include-overridden.` });
     if (!why) { say(`${decision} not saved: it still has problems (${codes})`, true); return; }
     ({ status, data } = await api("/api/decision", { ...body, override: why }));
   }
   if (status === 409) {
-    state.conflict = { decision, record, reason: body.reason };
+    state.conflict = { decision, record, reason: body.reason, override: body.override };
     const t = data.theirs;
     $("conflict-text").textContent = t
       ? `${t.annotator} already chose "${t.decision}" at ${t.created}. Your choice: "${decision}".`
@@ -265,6 +283,7 @@ async function decide(decision, record, force = false, reason = undefined) {
     $("conflict-mine").focus();
     return;
   }
+  if (status === 0) state.offline = true;
   if (status !== 200) { say(data.error || `error ${status}`, true); return; }
   say(`${decision} saved for ${v.id}`);
   closeEditor();
@@ -292,7 +311,7 @@ async function undo() {
 async function resolveConflict(mine) {
   $("conflict").hidden = true;
   const c = state.conflict;
-  if (mine) { await decide(c.decision, c.record, true, c.reason); return; }
+  if (mine) { await decide(c.decision, c.record, true, c.reason, c.override); return; }
   closeEditor(); say("kept their decision");
   await show(state.index);
 }
@@ -461,6 +480,7 @@ async function runCheck() {
   const v = state.view;
   if (!state.editing) return;
   const { status, data } = await api("/api/check", { run: v.run_id, id: v.id, record: editedRecord() });
+  if (!state.editing || state.view !== v) return;  // closed, or another record, meanwhile
   if (status !== 200) {
     $("edit-check").innerHTML = `<ul><li>${escapeHtml(data.error || `error ${status}`)}</li></ul>`;
     return;
@@ -471,7 +491,11 @@ async function runCheck() {
 }
 
 $("edit-text").addEventListener("input", () => { textChanged(); scheduleCheck(); });
-$("edit-text").addEventListener("select", setFromSelection);
+// A selection is taken once it is finished: mouse or finger up, or Shift let go (the
+// `select` event fires on every Shift+Arrow, and would take the first character).
+$("edit-text").addEventListener("mouseup", setFromSelection);
+$("edit-text").addEventListener("touchend", setFromSelection);
+$("edit-text").addEventListener("keyup", (e) => { if (!e.shiftKey) setFromSelection(); });
 $("edit-label").addEventListener("input", scheduleCheck);
 $("edit-mentions").addEventListener("input", (e) => {
   const row = e.target.closest("[data-row]");
@@ -502,13 +526,15 @@ $("edit-cancel").addEventListener("click", () => { closeEditor(); render(); });
 
 // -- live view ---------------------------------------------------------------------------
 
-// Another annotator decided, or a running translate stored answers: patch what changed. An
-// open edit is never touched; saving it then asks about the other decision (409).
+// Another annotator decided, or a running translate stored answers: patch what changed (the
+// queue is read anew only when a record joins it, or many changed at once). An open edit is
+// never touched; saving it then asks about the other decision (409).
 async function poll() {
   if (!state.stamp || document.hidden) return;
   const { status, data } = await api(`/api/changes?since=${state.stamp.join(",")}`);
   if (status !== 200) return;
-  if (data.reload) {
+  const joins = (e) => e.status !== "accepted" && !state.entries.some((x) => same(x, e.run_id, e.id));
+  if (data.reload || data.entries.some(joins)) {
     const current = state.entries[state.index];
     await loadQueue();
     const i = current ? state.entries.findIndex((e) => same(e, current.run_id, current.id)) : -1;
@@ -519,10 +545,10 @@ async function poll() {
     data.entries.forEach(patchEntry);
     if (data.by_annotator && state.progress) { state.progress.by_annotator = data.by_annotator; renderProgress(); }
   }
-  if (data.entries.length) loadAgreement();
+  if (data.decided) loadAgreement();
   const v = state.view;
-  if (!v || !data.entries.some((e) => same(e, v.run_id, v.id))) return;
-  if (state.editing) { say(`${v.id} was decided by someone else while you edit: saving will ask first`, true); return; }
+  if (!v || !(data.reload || data.entries.some((e) => same(e, v.run_id, v.id)))) return;
+  if (state.editing) { say(`${v.id} changed while you edit (a decision or a new translation): your edit is kept; saving asks first if someone decided`, true); return; }
   await show(state.index);
 }
 
@@ -537,6 +563,7 @@ function toggleGuidelines(show) {
   $("guidelines-text").innerHTML = state.config.guidelines ||
     '<p class="muted">No guidelines were given: start the page with <code>mmtrans review --guidelines FILE.md</code>.</p>';
   toggle("guidelines", show);
+  $("guidelines-text").scrollTop = 0;
 }
 
 // A dialog keeps Tab inside itself while it is open.
@@ -608,9 +635,13 @@ $("queue-list").addEventListener("keydown", (e) => {
   const li = e.target.closest("li");
   if (li && e.key === "Enter") { e.preventDefault(); e.stopPropagation(); queueAction(() => show(Number(li.dataset.index))); }
 });
-$("filters").addEventListener("change", () => {
+$("filters").addEventListener("change", (e) => {
   // Hand the keys back to the page: a key pressed next must decide, not change the filter.
   if (document.activeElement) document.activeElement.blur();
+  if (state.editing) {
+    e.target.value = state.applied[e.target.id.replace("filter-", "")] ?? "";
+    say("save (Ctrl+Enter) or cancel (Esc) the edit first", true); return;
+  }
   queueAction(async () => { state.index = 0; await loadQueue(); await show(0); });
 });
 const buttons = {

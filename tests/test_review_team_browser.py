@@ -3,6 +3,8 @@ annotators in two browser contexts, adjudication, reject reasons, guidelines, li
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from mmtrans.review import Team
 from mmtrans.store import Store
 
@@ -76,24 +78,73 @@ def run_and_id(db) -> tuple[str, str]:
     return row["run_id"], row["id"]
 
 
-def test_a_selection_moves_a_mention_to_another_place_and_delete_and_add_work(
+def select_by_keys(page, start: int, length: int) -> None:
+    """A keyboard selection in the editor's text: the caret to `start`, then Shift held
+    over `length` characters (as a person does: one Shift press, several arrows)."""
+    page.evaluate("(at) => { const a = document.getElementById('edit-text'); a.focus();"
+                  " a.setSelectionRange(at, at); }", start)
+    page.keyboard.down("Shift")
+    for _ in range(length):
+        page.keyboard.press("ArrowRight")
+    page.keyboard.up("Shift")
+
+
+def test_a_keyboard_selection_fills_the_missing_mention_and_delete_and_add_work(
         browser, airline_db, serve):  # noqa: F811
     page = open_page(browser, serve(airline_db, annotator="aiko"))
     page.keyboard.press("e")
     page.wait_for_selector("#editor:not([hidden])")
-    page.click(".mention-edit >> nth=3 >> .edit-mention-delete")  # AIRDO goes
+    # The missing Location is armed: a keyboard selection fills it once Shift is let go, not
+    # with the first character selected.
+    japan = AIRLINES.index("Japan", AIRLINES.index("Japan") + 1)
+    select_by_keys(page, japan, 5)
+    page.wait_for_function("document.querySelector('.edit-mention-text').value === 'Japan'")
+    assert page.inner_text(".mention-edit >> nth=0 >> .offsets") == f"{japan}–{japan + 5}"
+    page.click(".mention-edit >> nth=3 >> .edit-mention-delete")  # AIRDO goes...
     assert page.locator(".mention-edit").count() == 3
-    page.click("#edit-text")
-    start = AIRLINES.index("AIRDO")
-    # Keyboard selection: the end of the text, then back over "AIRDO."
-    page.keyboard.press("Control+End")
-    page.keyboard.press("ArrowLeft")
-    for _ in range(5):
-        page.keyboard.press("Shift+ArrowLeft")
-    page.click("#edit-add")
+    airdo = AIRLINES.index("AIRDO")
+    select_by_keys(page, airdo, 5)
+    page.click("#edit-add")  # ...and comes back from a selection, as a new mention
     assert page.input_value(".mention-edit >> nth=3 >> .edit-mention-text") == "AIRDO"
-    assert page.inner_text(".mention-edit >> nth=3 >> .offsets") == f"{start}–{start + 5}"
+    assert page.inner_text(".mention-edit >> nth=3 >> .offsets") == f"{airdo}–{airdo + 5}"
     page.select_option(".mention-edit >> nth=3 >> .edit-mention-label", "Corporation Name")
+    page.wait_for_selector("#edit-check .ok")
+    page.keyboard.press("Control+Enter")
+    page.keyboard.press("Control+Enter")  # a double press saves once, onto this record only
+    page.wait_for_selector("#editor", state="hidden")
+    page.wait_for_function("document.querySelector('#message').innerText.includes('saved')")
+    (review,) = Store(airline_db).reviews(*run_and_id(airline_db))
+    assert [(m.label, m.text, m.start) for m in review.record.mentions] == [
+        ("Location", "Japan", japan),
+        ("Corporation Name", "Japan Airlines", AIRLINES.index("Japan Airlines")),
+        ("Corporation Name", "All Nippon Airways", AIRLINES.index("All Nippon Airways")),
+        ("Corporation Name", "AIRDO", airdo)]
+    assert len(reviews(airline_db)) == 1
+
+
+def test_an_open_edit_stays_on_its_record_and_a_double_save_writes_once(
+        browser, served):  # noqa: F811
+    db, start = served
+    page = open_page(browser, start(annotator="aiko"))
+    first = page.evaluate("state.view.id")
+    page.keyboard.press("e")
+    page.wait_for_selector("#editor:not([hidden])")
+    text = page.input_value("#edit-text")
+    page.click("#queue-list li >> nth=1")  # moving away would carry the edit onto another
+    page.wait_for_function("document.querySelector('#message').innerText.includes('edit first')")
+    assert page.evaluate("state.view.id") == first and page.is_visible("#editor")
+    page.select_option("#filter-status", "rejected")  # nor does a filter move it
+    assert page.evaluate("state.view.id") == first and page.input_value("#filter-status") == ""
+    page.click("#btn-reject")  # deciding otherwise waits for the edit to be closed
+    assert reviews(db) == []
+    page.dblclick("#edit-save")
+    give_reason(page, "the kana is a name")
+    page.wait_for_selector("#editor", state="hidden")
+    page.wait_for_function(f"state.view && state.view.id !== {first!r}")
+    page.wait_for_timeout(300)
+    assert [(i, d) for i, _, d in reviews(db)] == [(first, "edit")]
+    (edit,) = Store(db).reviews(page.evaluate("state.view.run_id"), first)
+    assert edit.record.text == text
 
 
 def test_two_annotators_see_each_other_and_the_disagreement(browser, served):  # noqa: F811
@@ -143,9 +194,27 @@ def test_an_open_edit_survives_another_annotators_decision(browser, served):  # 
     store = Store(db)
     store.add_review(run_id, record_id, "ben", "reject")
     store.close()
-    page.wait_for_function("document.querySelector('#message').innerText.includes('someone else')")
+    page.wait_for_function(
+        "document.querySelector('#message').innerText.includes('changed while you edit')")
     assert page.input_value("#edit-text") == "my half-done edit"
     assert not page.is_hidden("#editor")
+
+
+def test_a_new_translation_shows_in_the_record_and_the_queue(browser, served):  # noqa: F811
+    db, start = served
+    page = open_page(browser, start(annotator="aiko") + "?poll=200")
+    run_id, record_id = page.evaluate("[state.view.run_id, state.view.id]")
+    store = Store(db)
+    old = store.latest_translation(run_id, record_id)
+    fixed = replace(old.target, text=old.target.text + " (retranslated)")
+    store.add_translation(run_id, replace(old, attempt=old.attempt + 1, status="flagged",
+                                          target=fixed, problems=[{"code": "language",
+                                                                   "message": "x"}], id=None))
+    store.close()
+    page.wait_for_function("document.querySelector('#target-text').innerText"
+                           ".includes('(retranslated)')")
+    assert "language" in page.inner_text("#queue-list li.current")
+    assert page.evaluate("state.view.id") == record_id
 
 
 def test_adjudication_takes_one_version_with_a_key(browser, served, serve):  # noqa: F811
