@@ -171,6 +171,29 @@ def test_a_forced_override_is_asked_again_about_a_decision_made_since(db):
     assert late.status_code == 409 and late.json()["theirs"]["annotator"] == "chie"
 
 
+def test_two_servers_on_one_file_never_both_take_the_same_record(db):
+    """Two `mmtrans review` processes (an annotator's and an adjudicator's) share the SQLite
+    file: deciding the same record at the same moment, one wins and the other is asked."""
+    import threading
+
+    clients = [TestClient(make_app(db)) for _ in range(8)]
+    a = first(clients[0])
+    barrier, answers = threading.Barrier(len(clients)), []
+
+    def decide_at_once(client, name):
+        barrier.wait()
+        answers.append(decide(client, a, "reject", name).status_code)
+
+    threads = [threading.Thread(target=decide_at_once, args=(c, f"ann{i}"))
+               for i, c in enumerate(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(answers) == [200] + [409] * (len(clients) - 1)
+    assert len(Store(db).review_rows(a["run_id"], a["id"])) == 1
+
+
 # -- two annotators ----------------------------------------------------------------------
 
 def test_two_annotators_who_disagree_are_counted_in_the_page_and_in_status(db):
