@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
@@ -60,7 +61,7 @@ class Api:
     def store(self) -> Store:
         return Store(self.db, create=False)
 
-    async def config(self, request: Request) -> Response:
+    def config(self, request: Request, body: dict[str, Any]) -> Response:
         with self.store() as store:
             stamp = store.stamp()
         return JSONResponse({"annotator": self.annotator, "spot_check": self.spot_check,
@@ -68,7 +69,7 @@ class Api:
                              "guidelines": self.team.guidelines,
                              "adjudicate": self.team.adjudicate, "stamp": stamp})
 
-    async def queue(self, request: Request) -> Response:
+    def queue(self, request: Request, body: dict[str, Any]) -> Response:
         q = request.query_params
         code, dataset, status = (q.get(k) or None for k in ("code", "dataset", "status"))
         with self.store() as store:
@@ -85,7 +86,7 @@ class Api:
             "stamp": stamp,
         })
 
-    async def agreement(self, request: Request) -> Response:
+    def agreement(self, request: Request, body: dict[str, Any]) -> Response:
         with self.store() as store:
             run_ids = [self.run_id] if self.run_id else [
                 row["id"] for row in store.db["runs"].rows_where(order_by="rowid")]
@@ -93,7 +94,7 @@ class Api:
                      for p in run_agreement(store, run_id)]
         return JSONResponse({"pairs": pairs})
 
-    async def changes(self, request: Request) -> Response:
+    def changes(self, request: Request, body: dict[str, Any]) -> Response:
         """What changed since the page's stamp: the entries of records decided or translated
         since (patched in place; an entry the page does not list yet makes it reload its
         queue, as do more than MAX_PATCHED new translations). The page polls this; an
@@ -123,14 +124,13 @@ class Api:
             return JSONResponse({"error": f"no record {record_id!r} in run {run_id!r}"}, 404)
         return None
 
-    async def record(self, request: Request) -> Response:
+    def record(self, request: Request, body: dict[str, Any]) -> Response:
         run_id, record_id = request.query_params.get("run"), request.query_params.get("id")
         with self.store() as store:
             return self._find(store, run_id, record_id) or JSONResponse(
                 record_view(store, run_id, record_id))  # type: ignore[arg-type]
 
-    async def check(self, request: Request) -> Response:
-        body = await _json(request)
+    def check(self, request: Request, body: dict[str, Any]) -> Response:
         with self.store() as store:
             if missing := self._find(store, body.get("run"), body.get("id")):
                 return missing
@@ -141,8 +141,7 @@ class Api:
             return JSONResponse({"record": record.to_dict(),
                                  "problems": [p.to_dict() for p in problems]})
 
-    async def decide(self, request: Request) -> Response:
-        body = await _json(request)
+    def decide(self, request: Request, body: dict[str, Any]) -> Response:
         decision, annotator = body.get("decision"), body.get("annotator")
         if decision not in DECISIONS:
             return JSONResponse({"error": f"decision must be one of {DECISIONS}"}, 400)
@@ -223,8 +222,7 @@ class Api:
                 "entry": found.to_dict() if found else None,
                 "by_annotator": store.decisions_made(self.run_id)}
 
-    async def undo(self, request: Request) -> Response:
-        body = await _json(request)
+    def undo(self, request: Request, body: dict[str, Any]) -> Response:
         if "review" not in body and "id" not in body:
             # No decision named: the annotator's latest one, from the reviews table (a
             # reload loses nothing).
@@ -249,6 +247,17 @@ class Api:
             store.add_review(run_id, record_id, str(body.get("annotator") or ""), "undo",
                              undoes=body["review"])
             return JSONResponse(self._after(store, run_id, record_id))
+
+
+def in_thread(handler: Callable[[Request, dict[str, Any]], Response]
+              ) -> Callable[[Request], Awaitable[Response]]:
+    """An endpoint whose SQLite work runs in a worker thread, given the request's JSON body
+    (POST): a slow query, or a write lock another process holds (a running `translate`, a
+    second review server), never stalls the other annotators' requests."""
+    async def endpoint(request: Request) -> Response:
+        body = await _json(request) if request.method == "POST" else {}
+        return await run_in_threadpool(handler, request, body)
+    return endpoint
 
 
 async def _json(request: Request) -> dict[str, Any]:
@@ -360,14 +369,14 @@ def make_app(db: str | Path, annotator: str | None = None, spot_check: float = 0
     those Host headers are answered and state changes must come as JSON from them."""
     api = Api(Path(db), annotator, spot_check, token, run_id, team)
     app: Any = Starlette(exception_handlers={BadRequest: bad_request}, routes=[
-        Route("/api/config", api.config),
-        Route("/api/queue", api.queue),
-        Route("/api/changes", api.changes),
-        Route("/api/agreement", api.agreement),
-        Route("/api/record", api.record),
-        Route("/api/check", api.check, methods=["POST"]),
-        Route("/api/decision", api.decide, methods=["POST"]),
-        Route("/api/undo", api.undo, methods=["POST"]),
+        Route("/api/config", in_thread(api.config)),
+        Route("/api/queue", in_thread(api.queue)),
+        Route("/api/changes", in_thread(api.changes)),
+        Route("/api/agreement", in_thread(api.agreement)),
+        Route("/api/record", in_thread(api.record)),
+        Route("/api/check", in_thread(api.check), methods=["POST"]),
+        Route("/api/decision", in_thread(api.decide), methods=["POST"]),
+        Route("/api/undo", in_thread(api.undo), methods=["POST"]),
         Mount("/", StaticFiles(directory=resource_dir("review_ui"), html=True)),
     ])
     app = Guard(app, hosts)
