@@ -40,8 +40,7 @@ def exportable(store: Store, run_id: str, include_flagged: bool = False,
         decision = decisions.get(source.id)
         if decision is not None:
             chosen = None
-            if decision.decision == "edit" or (decision.decision == "accept" and
-                                               decision.record is not None):
+            if decision.record is not None:
                 chosen = decision.record  # an edit, or the edit an accept endorsed
             elif decision.decision == "accept":
                 judged = store.translation(decision.translation_id) \

@@ -170,6 +170,8 @@ class Review:
     record_id: str
     annotator: str
     decision: str  # accept, edit, reject
+    #: The record the decision keeps: an edit's, or the saved edit an accept endorsed (None:
+    #: an accept of the translation itself, or a reject).
     record: Record | None
     created: str
     #: The translation row the decision judged (None: decided before this was recorded).
@@ -703,18 +705,19 @@ class Store:
                       ) -> list[tuple[str, str]]:
         """(run, record) of every record with a review row after `review_id` (what the
         review page refreshes)."""
-        where, args = ("and run_id = ?", [review_id, run_id]) if run_id else ("", [review_id])
-        return [(row[0], row[1]) for row in self.db.conn.execute(
-            f"select distinct run_id, record_id from reviews where id > ? {where}", args)]
+        return self._records_since("reviews", review_id, run_id)
 
     def translations_since(self, translation_id: int, run_id: str | None = None
                            ) -> list[tuple[str, str]]:
         """(run, record) of every record with a translation row after `translation_id` (a
         running `translate` stored it; the review page patches those entries)."""
-        where, args = ("and run_id = ?", [translation_id, run_id]) if run_id \
-            else ("", [translation_id])
+        return self._records_since("translations", translation_id, run_id)
+
+    def _records_since(self, table: str, row_id: int, run_id: str | None
+                       ) -> list[tuple[str, str]]:
+        where, args = ("and run_id = ?", [row_id, run_id]) if run_id else ("", [row_id])
         return [(row[0], row[1]) for row in self.db.conn.execute(
-            f"select distinct run_id, record_id from translations where id > ? {where}", args)]
+            f"select distinct run_id, record_id from {table} where id > ? {where}", args)]
 
     @contextmanager
     def write_lock(self) -> Iterator[None]:

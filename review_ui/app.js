@@ -25,6 +25,7 @@ async function api(path, body) {
       { method: "POST", headers, body: JSON.stringify(body) });
   } catch {
     // Nothing reached the server: say so (a decision was not saved; an open edit stays).
+    state.offline = true;
     return { status: 0, data: { error: "the review server does not answer: nothing was saved; try again when it is back" } };
   }
   const data = await response.json().catch(() => ({}));
@@ -170,7 +171,7 @@ function patchEntry(entry) {
 async function show(index) {
   if (state.editing && state.entries[index] !== state.entries[state.index]) {
     // The editor holds this record's text: moving on would save it onto another one.
-    say("save (Ctrl+Enter) or cancel (Esc) the edit first", true); return;
+    editFirst(); return;
   }
   if (!state.entries.length) {
     $("empty").hidden = false; $("view").hidden = true; state.view = null; return;
@@ -251,10 +252,7 @@ async function pick(i) {
 async function decide(decision, record, force = false, reason = undefined, override = undefined) {
   const v = state.view;
   if (!v) return;
-  if (decision === "edit" && record && !state.editing && !state.config.adjudicate && !force) {
-    return;  // a second save of an edit already saved (double press): the page moved on
-  }
-  if (decision !== "edit" && state.editing) { say("save (Ctrl+Enter) or cancel (Esc) the edit first", true); return; }
+  if (decision !== "edit" && state.editing) { editFirst(); return; }
   const body = { run: v.run_id, id: v.id, annotator: state.annotator, decision, seen: v.seen, force };
   if (record) body.record = record;
   if (state.config.adjudicate) body.adjudicate = true;
@@ -283,13 +281,21 @@ async function decide(decision, record, force = false, reason = undefined, overr
     $("conflict-mine").focus();
     return;
   }
-  if (status === 0) state.offline = true;
   if (status !== 200) { say(data.error || `error ${status}`, true); return; }
   say(`${decision} saved for ${v.id}`);
   closeEditor();
   applyChange(data);
   await show(state.index + 1);
 }
+
+// Saving the open edit. A second press queued behind the first (a double click, Ctrl+Enter
+// twice) finds the editor closed and the page on the next record: it saves nothing.
+function saveEdit() {
+  if (state.editing) return decide("edit", editedRecord());
+}
+
+// The editor holds one record's text: moving to another record or deciding otherwise waits.
+function editFirst() { say("save (Ctrl+Enter) or cancel (Esc) the edit first", true); }
 
 // A decision or undo answered: patch the record's entry and the progress, not the queue.
 function applyChange(data) {
@@ -521,7 +527,7 @@ $("edit-mentions").addEventListener("click", (e) => {
   }
 });
 $("edit-add").addEventListener("click", addMention);
-$("edit-save").addEventListener("click", () => queueAction(() => decide("edit", editedRecord())));
+$("edit-save").addEventListener("click", () => queueAction(saveEdit));
 $("edit-cancel").addEventListener("click", () => { closeEditor(); render(); });
 
 // -- live view ---------------------------------------------------------------------------
@@ -595,7 +601,7 @@ function keyAction(event) {
     return null;
   }
   if (state.editing) {
-    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) return () => decide("edit", editedRecord());
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) return saveEdit;
     if (event.key === "Escape") return () => { closeEditor(); render(); };
     return null;
   }
@@ -640,7 +646,7 @@ $("filters").addEventListener("change", (e) => {
   if (document.activeElement) document.activeElement.blur();
   if (state.editing) {
     e.target.value = state.applied[e.target.id.replace("filter-", "")] ?? "";
-    say("save (Ctrl+Enter) or cancel (Esc) the edit first", true); return;
+    editFirst(); return;
   }
   queueAction(async () => { state.index = 0; await loadQueue(); await show(0); });
 });

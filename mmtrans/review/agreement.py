@@ -21,7 +21,7 @@ from ..store import Review, Store
 
 def verdict(review: Review) -> str:
     """What a decision says, comparable across annotators."""
-    if review.decision == "reject" or review.record is None:
+    if review.record is None:
         return review.decision  # an accept of the translation, or a reject
     r = review.record
     return "edit " + json.dumps([r.text, r.label, [[m.label, m.text] for m in r.mentions],

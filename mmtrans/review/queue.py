@@ -151,16 +151,10 @@ def target_labels(run: dict[str, Any], expected: Record) -> list[str]:
     return list(dict.fromkeys([m.label for m in expected.mentions] + known))
 
 
-def kept_record(review: Review) -> Record | None:
-    """The record a decision keeps of its own: an edit's, or the edit an accept endorsed
-    (None: an accept of the translation, or a reject)."""
-    return review.record if review.decision in ("accept", "edit") else None
-
-
 def effective_edit(store: Store, run_id: str, record_id: str) -> Record | None:
     """The saved edit in effect on a record (what the page shows and accepting keeps)."""
     reviews = effective_reviews(store.review_rows(run_id, record_id))
-    return kept_record(reviews[-1]) if reviews else None
+    return reviews[-1].record if reviews else None
 
 
 def record_view(store: Store, run_id: str, record_id: str) -> dict[str, Any]:
@@ -178,7 +172,7 @@ def record_view(store: Store, run_id: str, record_id: str) -> dict[str, Any]:
     target = t.target if t and t.target else None
     problems = t.problems if t else []
     version = "translation"
-    if reviews and (edit := kept_record(reviews[-1])) is not None:
+    if reviews and (edit := reviews[-1].record) is not None:
         # The record's effective version is the saved edit: shown, checked and edited anew.
         last = reviews[-1]
         version = f"{'edited' if last.decision == 'edit' else 'edit accepted'} by {last.annotator}"
@@ -207,7 +201,7 @@ def record_view(store: Store, run_id: str, record_id: str) -> dict[str, Any]:
 
 def _vote(store: Store, run: dict[str, Any], expected: Record, review: Review) -> dict[str, Any]:
     """One annotator's version of the record, as adjudication shows it side by side."""
-    record = kept_record(review)
+    record = review.record
     if record is None and review.decision == "accept" and review.translation_id is not None:
         judged = store.translation(review.translation_id)
         record = judged.target if judged else None
