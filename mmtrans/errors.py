@@ -41,6 +41,15 @@ class StoreError(MmtransError):
     """The --db path is not an mmtrans store (a directory, another SQLite file, not SQLite)."""
 
 
+class StoreWriteError(StoreError):
+    """A write the store's disk refused (full, read-only file or folder, I/O error): the run
+    stops; everything committed before it, every answer paid for among it, is kept."""
+
+    def __init__(self, message: str, path: str | Path):
+        super().__init__(message)
+        self.path = str(path)
+
+
 class RunBusyError(MmtransError):
     """Another process is translating the same run right now."""
 

@@ -68,7 +68,7 @@ def export(
         run_id = store.resolve_run(run_id)
         run = store.run(run_id)
         fmt = fmt or run["format"]
-        total = store.db["records"].count_where("run_id = ?", [run_id])
+        total = store.record_count(run_id)
         chosen = list(exportable(store, run_id, include_flagged, include_overridden))
         formats.write(chosen, out, fmt)  # counts items, which for uniner are not records
         return ExportResult(str(out), fmt, len(chosen), total - len(chosen))

@@ -20,7 +20,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 from .batch import URL, read_batch, write_batch
 from .errors import ConfigError, ModelError
 from .pipeline import Settings
-from .store import Store, now
+from .store import Store
 
 WINDOW = "24h"
 DONE = {"completed", "expired", "failed", "cancelled"}
@@ -50,9 +50,7 @@ def submit(input_path: str | Path, db_path: str | Path, settings: Settings) -> d
     client = _client(settings.base_url, settings.api_key)
     base_url = str(client.base_url).rstrip("/")
     with Store(db_path) as store:
-        held = {row["key"] for row in store.db.query(
-            "select r.key from batch_requests r join batches b on b.id = r.batch_id "
-            "where b.collected = 0")}
+        held = store.batch_request_keys_held()
     with tempfile.TemporaryDirectory() as tmp:
         written = write_batch(input_path, db_path,
                               Settings(**{**vars(settings), "base_url": base_url}),
@@ -63,13 +61,8 @@ def submit(input_path: str | Path, db_path: str | Path, settings: Settings) -> d
                 uploaded = _call(client.files.create, file=f, purpose="batch")
             batch = _call(client.batches.create, input_file_id=uploaded.id, endpoint=URL,
                           completion_window=WINDOW)
-            with Store(db_path) as store, store.db.conn:
-                store.db["batches"].insert({"id": batch.id, "file": uploaded.id,
-                                            "status": batch.status, "created": now(),
-                                            "collected": 0})
-                store.db.conn.executemany(
-                    "update batch_requests set batch_id = ? where key = ?",
-                    [(batch.id, key) for key in keys])
+            with Store(db_path) as store:
+                store.add_batch(batch.id, uploaded.id, batch.status, keys)
             batches.append(batch.id)
     return {**written, "batches": batches, "held": len(held)}
 
@@ -80,10 +73,10 @@ def status(db_path: str | Path, base_url: str | None, api_key: str | None
     client = _client(base_url, api_key)
     out = []
     with Store(db_path, create=False) as store:
-        for row in store.db["batches"].rows_where("collected = 0", order_by="created"):
+        for row in store.open_batches():
             batch = _call(client.batches.retrieve, row["id"])
             counts = batch.request_counts
-            store.db["batches"].update(row["id"], {"status": batch.status})
+            store.set_batch_status(row["id"], batch.status)
             out.append({"id": batch.id, "status": batch.status,
                         "completed": counts.completed if counts else None,
                         "failed": counts.failed if counts else None,
@@ -98,7 +91,7 @@ def collect(db_path: str | Path, base_url: str | None, api_key: str | None
     client = _client(base_url, api_key)
     totals = {"batches": 0, "imported": 0, "failed": 0, "waiting": 0}
     with Store(db_path, create=False) as store:
-        rows = list(store.db["batches"].rows_where("collected = 0", order_by="created"))
+        rows = store.open_batches()
     for row in rows:
         batch = _call(client.batches.retrieve, row["id"])
         if batch.status not in DONE:
@@ -112,7 +105,7 @@ def collect(db_path: str | Path, base_url: str | None, api_key: str | None
                 counts = read_batch(db_path, path)
             totals["imported"] += counts["imported"]
             totals["failed"] += counts["failed"]
-        with Store(db_path, create=False) as store, store.db.conn:
-            store.db["batches"].update(row["id"], {"status": batch.status, "collected": 1})
+        with Store(db_path, create=False) as store:
+            store.mark_collected(row["id"], batch.status)
         totals["batches"] += 1
     return totals

@@ -105,7 +105,7 @@ def stats(db_path: str | Path, run_id: str | None = None) -> Stats:
                             "reject": "review_rejected"}.get(decision.decision)
                     if name:
                         setattr(r, name, getattr(r, name) + 1)
-            for reject in store.db["rejects"].rows_where("run_id = ?", [rid]):
+            for reject in store.reject_rows(rid):
                 row(reject_dataset(run, reject["path"])).read += 1
             for record in exportable(store, rid):
                 row(dataset_of(run, record.id)).kept += 1

@@ -18,8 +18,8 @@ def test_the_prompts_fixed_part_is_stored_once_not_in_every_request(tmp_path, sa
     db = tmp_path / "run.db"
     assert mmtrans.translate(sample(10), db, settings(llm))["accepted"] == 10
     with Store(db) as store:
-        assert store.db["prompt_prefixes"].count == 1
-        rows = list(store.db.query("select key, messages, prefix from requests"))
+        assert store._db["prompt_prefixes"].count == 1
+        rows = list(store._db.query("select key, messages, prefix from requests"))
         assert len(rows) == 10 and all(len(json.loads(r["messages"])) == 1 for r in rows)
         whole = sorted(json.dumps(store.request_messages(r["key"]), ensure_ascii=False)
                        for r in rows)
@@ -30,9 +30,9 @@ def test_the_prompts_fixed_part_is_stored_once_not_in_every_request(tmp_path, sa
 def test_a_resume_reads_what_is_done_without_decoding_translations(tmp_path, sample, llm):
     path, db = sample(8), tmp_path / "run.db"
     mmtrans.translate(path, db, settings(llm))
-    with Store(db) as store, store.db.conn:
+    with Store(db) as store, store._db.conn:
         # Decoding any stored translation would now fail: a resume must not need to.
-        store.db.execute("update translations set target = '{not json', problems = 'x'")
+        store._db.execute("update translations set target = '{not json', problems = 'x'")
     sent = len(llm.requests)
     result = mmtrans.translate(path, db, settings(llm))
     assert (result["skipped"], result["done"], len(llm.requests)) == (8, 0, sent)

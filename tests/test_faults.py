@@ -50,7 +50,7 @@ def settings(llm: FakeLLM, **kw) -> mmtrans.Settings:
 
 def cached_answers(db: Path) -> list[str]:
     with Store(db) as store:
-        return [row["response"] for row in store.db["requests"].rows]
+        return [row["response"] for row in store._db["requests"].rows]
 
 
 @pytest.mark.parametrize("fault", FAULTS, ids=list(FAULTS))
@@ -163,7 +163,7 @@ def test_a_dead_server_stops_the_run_at_once_and_leaves_records_pending(tmp_path
             src="ja", tgt="en", labels=["scnm"], base_url=url, model="fake", concurrency=2))
     assert time.monotonic() - started < 15
     with Store(db) as store:
-        assert store.db["translations"].count == 0
+        assert store._db["translations"].count == 0
         assert store.status()["pending"] == 12
     result = runner.invoke(app, ["translate", str(path), "--src", "ja", "--tgt", "en",
                                  "--db", str(db), "--base-url", url, "--model", "fake"])

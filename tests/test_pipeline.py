@@ -126,7 +126,7 @@ def test_unreadable_lines_are_recorded_and_the_run_goes_on(tmp_path, llm):
     result = mmtrans.translate(path, db, settings(llm))
     assert (result["accepted"], result["rejects"]) == (2, 1)
     store = Store(db)
-    rejects = list(store.db["rejects"].rows)
+    rejects = list(store._db["rejects"].rows)
     store.close()
     assert (rejects[0]["path"], rejects[0]["line"]) == (str(path), 2)
     out = tmp_path / "out.jsonl"
@@ -166,7 +166,7 @@ def test_repair_turns_name_the_problems_and_rescue_the_record(tmp_path, sample, 
     assert len(llm.requests[2]["messages"]) == 6
     assert "まだ" in llm.requests[2]["messages"][-2]["content"]
     store = Store(db)
-    rows = [(r["attempt"], r["status"]) for r in store.db["translations"].rows]
+    rows = [(r["attempt"], r["status"]) for r in store._db["translations"].rows]
     attempts = store.status()["attempts"]
     store.close()
     assert rows == [(0, "flagged"), (1, "flagged"), (2, "accepted")]

@@ -36,7 +36,7 @@ def test_resume_after_sigkill_sends_no_completed_request(tmp_path, sample, llm):
     store = Store(db)
     completed = {json.loads(store.request_messages(row["key"])[3]["content"]
                             .split(":\n", 1)[1])["text"]
-                 for row in store.db.query("select key from requests "
+                 for row in store._db.query("select key from requests "
                                            "where response is not null")}
     store.close()
     assert 10 <= len(completed) < 60
@@ -48,7 +48,7 @@ def test_resume_after_sigkill_sends_no_completed_request(tmp_path, sample, llm):
     resent = set(llm.texts()[sent_before:])
     assert not resent & completed
     store = Store(db)
-    rows = Counter(row["record_id"] for row in store.db["translations"].rows)
+    rows = Counter(row["record_id"] for row in store._db["translations"].rows)
     run_status = store.status()
     store.close()
     assert len(rows) == 60 and set(rows.values()) == {1}

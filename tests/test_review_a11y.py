@@ -77,7 +77,7 @@ def test_phone_the_name_dialog_and_each_panel_open(browser, served, serve, axe):
 def test_adjudication_view(browser, served, serve, axe):  # noqa: F811
     db, _ = served
     with Store(db) as store:
-        run_id = store.db.execute("select run_id from records").fetchone()[0]
+        run_id = store._db.execute("select run_id from records").fetchone()[0]
         store.add_review(run_id, "scnm.json:3", "aiko", "reject")
         store.add_review(run_id, "scnm.json:3", "ben", "accept", reason="fine")
     page = open_page(browser, serve(db, annotator="chie", team=Team(adjudicate=True)),

@@ -96,7 +96,7 @@ def test_two_annotators_on_one_record_conflict_and_nothing_is_lost(client, db):
                     force=True)
     assert forced.status_code == 200 and forced.json()["view"]["state"] == "rejected"
     store = Store(db)
-    rows = [(r["annotator"], r["decision"]) for r in store.db["reviews"].rows]
+    rows = [(r["annotator"], r["decision"]) for r in store._db["reviews"].rows]
     store.close()
     assert rows == [("aiko", "accept"), ("ben", "reject")]
 
@@ -122,7 +122,7 @@ def test_edits_are_checked_and_a_record_that_does_not_parse_is_refused(client, d
     assert bad.status_code == 400 and "mentions[0]" in bad.json()["error"]
     assert decide(client, entry, "edit", record=fixed).status_code == 200
     store = Store(db)
-    rows = list(store.db["reviews"].rows)
+    rows = list(store._db["reviews"].rows)
     store.close()
     assert len(rows) == 1 and json.loads(rows[0]["record"])["text"] == fixed["text"]
 
@@ -137,7 +137,7 @@ def test_undo_takes_back_a_decision_with_a_new_row(client, db):
                                            "review": review, "annotator": "ann"})
     assert again.status_code == 409
     store = Store(db)
-    assert [r["decision"] for r in store.db["reviews"].rows] == ["reject", "undo"]
+    assert [r["decision"] for r in store._db["reviews"].rows] == ["reject", "undo"]
     store.close()
 
 

@@ -75,7 +75,7 @@ def give_reason(page, reason: str | None = "checked by hand") -> None:
 def reviews(db):
     store = Store(db)
     try:
-        return [(r["record_id"], r["annotator"], r["decision"]) for r in store.db["reviews"].rows]
+        return [(r["record_id"], r["annotator"], r["decision"]) for r in store._db["reviews"].rows]
     finally:
         store.close()
 

@@ -74,7 +74,7 @@ def test_a_missing_entity_is_fixed_by_drag_selecting_it(browser, airline_db, ser
 
 
 def run_and_id(db) -> tuple[str, str]:
-    row = next(Store(db).db.query("select run_id, id from records"))
+    row = next(Store(db)._db.query("select run_id, id from records"))
     return row["run_id"], row["id"]
 
 
@@ -220,7 +220,7 @@ def test_a_new_translation_shows_in_the_record_and_the_queue(browser, served):  
 def test_adjudication_takes_one_version_with_a_key(browser, served, serve):  # noqa: F811
     db, start = served
     store = Store(db)
-    run_id = store.db.execute("select run_id from records").fetchone()[0]
+    run_id = store._db.execute("select run_id from records").fetchone()[0]
     store.add_review(run_id, "scnm.json:3", "aiko", "reject")
     store.add_review(run_id, "scnm.json:3", "ben", "accept", reason="fine")
     store.close()
@@ -252,5 +252,5 @@ def test_reject_reasons_and_guidelines(browser, served, serve, tmp_path):  # noq
     assert "not translatable" in page.inner_text("#ask-choices")
     page.keyboard.press("2")
     page.wait_for_function("document.querySelector('#reviewed').innerText === '1'")
-    row = Store(db).db.execute("select reason from reviews").fetchone()
+    row = Store(db)._db.execute("select reason from reviews").fetchone()
     assert row[0] == "not translatable"

@@ -135,7 +135,7 @@ def test_a_second_process_on_the_same_run_refuses_until_the_first_is_killed(tmp_
     with Store(db) as store:
         assert store.counts(store.latest_run())["accepted"] == 20
         # every record has exactly one first-attempt row: none was translated twice
-        rows = list(store.db.query("select record_id, count(*) n from translations "
+        rows = list(store._db.query("select record_id, count(*) n from translations "
                                    "group by record_id having n > 1"))
     assert rows == [] and len(llm.requests) - sent_before <= 20
 

@@ -88,8 +88,7 @@ class Api:
 
     def agreement(self, request: Request, body: dict[str, Any]) -> Response:
         with self.store() as store:
-            run_ids = [self.run_id] if self.run_id else [
-                row["id"] for row in store.db["runs"].rows_where(order_by="rowid")]
+            run_ids = [self.run_id] if self.run_id else store.run_ids()
             pairs = [p.to_dict() | {"run": run_id} for run_id in run_ids
                      for p in run_agreement(store, run_id)]
         return JSONResponse({"pairs": pairs})
@@ -120,7 +119,7 @@ class Api:
 
     def _find(self, store: Store, run_id: Any, record_id: Any) -> JSONResponse | None:
         if not isinstance(run_id, str) or not isinstance(record_id, str) or \
-                store.db["records"].count_where("run_id = ? and id = ?", [run_id, record_id]) == 0:
+                not store.has_record(run_id, record_id):
             return JSONResponse({"error": f"no record {record_id!r} in run {run_id!r}"}, 404)
         return None
 

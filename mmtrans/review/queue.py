@@ -78,9 +78,8 @@ def entry(store: Store, run_id: str, record_id: str) -> Entry | None:
     if t is None:
         return None
     run = store.run(run_id)
-    position = store.db.conn.execute("select position from records where run_id = ? and id = ?",
-                                     [run_id, record_id]).fetchone()
-    return _entry(run_id, record_id, Path(run["input_path"]).name, position[0] if position else 0,
+    position = store.position(run_id, record_id) or 0
+    return _entry(run_id, record_id, Path(run["input_path"]).name, position,
                   t, store.reviews(run_id, record_id))
 
 
@@ -92,15 +91,13 @@ def queue(store: Store, code: str | None = None, dataset: str | None = None,
     `run_id`, that run's records only."""
     first: list[Entry] = []
     spot: list[Entry] = []
-    where, args = ("id = ?", [run_id]) if run_id else (None, None)
-    for run in store.db["runs"].rows_where(where, args, order_by="rowid"):
+    for run in store.run_rows(run_id):
         run_id, name = run["id"], Path(run["input_path"]).name
         if dataset and dataset != name:
             continue
         latest = store.latest_translations(run_id)
         reviews = store.all_reviews(run_id)
-        positions = {row["id"]: row["position"] for row in store.db.query(
-            "select id, position from records where run_id = ?", [run_id])}
+        positions = store.positions(run_id)
         for record_id, t in latest.items():
             if t.status == "accepted" and not spot_checked(run_id, record_id, spot_check):
                 continue
@@ -164,8 +161,8 @@ def record_view(store: Store, run_id: str, record_id: str) -> dict[str, Any]:
     t = store.latest_translation(run_id, record_id)
     raw = None
     if t is not None and t.request_key:
-        row = store.db["requests"].get(t.request_key)
-        raw = row["response"] if row else None
+        cached = store.cached_response(t.request_key)
+        raw = cached["response"] if cached else None
     rows = store.review_rows(run_id, record_id)
     reviews = effective_reviews(rows)
     expected = expected_record(run, source, t)

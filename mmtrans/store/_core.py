@@ -1,0 +1,257 @@
+"""Opening a store, and the one way every write goes in.
+
+A store opened to read (`create=False`) holds a read-only connection (`mode=ro`): it never
+migrates, never switches the journal mode, never writes. The first write through it
+reopens the file read-write, switches it to WAL and applies the migrations it lacks, so a
+command that only reads never changes the file, and one that writes upgrades it as it goes.
+A file that is not an mmtrans store is refused before any of that, through a read-only
+connection, and is left byte for byte as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Self
+from urllib.parse import quote
+
+import sqlite_utils
+
+from ..errors import StoreError, StoreWriteError
+from .migrations import APPLIED, migrations, pending
+
+#: A grouped write commits at least this often (see `Core.grouped`).
+GROUP_ROWS = 200
+GROUP_SECONDS = 0.25
+#: How long a write waits for another process's write lock before giving up.
+BUSY_MS = 30000
+
+#: What SQLite says when a write cannot reach the disk, and what that means to a user.
+WRITE_FAILURES = {
+    "database or disk is full": "the disk is full",
+    "attempt to write a readonly database": "the file or its folder is read-only",
+    "unable to open database file": "the file or its folder is read-only",
+    "disk i/o error": "a disk I/O error",
+    "readonly database": "the file or its folder is read-only",
+}
+
+
+def now(timespec: str = "seconds") -> str:
+    return datetime.now(timezone.utc).isoformat(timespec=timespec)
+
+
+def content_key(*parts: Any) -> str:
+    """sha256 of the canonical JSON of `parts`: the identity of a request or a run."""
+    blob = json.dumps(parts, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def run_id_of(config: dict[str, Any]) -> str:
+    """A run's id: the hash of everything its results depend on."""
+    return content_key(config)[:16]
+
+
+def encoded(row: dict[str, Any]) -> dict[str, Any]:
+    """Lists and dicts as JSON text, for the columns that hold them."""
+    return {k: json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict)) else v
+            for k, v in row.items()}
+
+
+def write_error(path: Path, error: sqlite3.Error) -> StoreWriteError | None:
+    """The user's error for a write SQLite could not make (None: not a disk problem)."""
+    text = str(error).lower()
+    for said, meaning in WRITE_FAILURES.items():
+        if said in text:
+            return StoreWriteError(
+                f"{path}: cannot write to the store ({meaning}: {error}); every answer "
+                "stored before this is kept: free space or fix the permissions, then run "
+                "the same command again", path)
+    return None
+
+
+def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
+    # One thread at a time uses a Store, but not always the one that opened it (a run
+    # started from inside a running event loop runs in a worker thread).
+    if readonly:
+        uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+    else:
+        conn = sqlite3.connect(path, check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_MS}")
+    return conn
+
+
+def inspect(path: Path, create: bool) -> None:
+    """Refuse a file that is not an mmtrans store, reading it through a read-only
+    connection: nothing is written to somebody else's file, not even a journal mode."""
+    try:
+        conn = _connect(path, readonly=True)
+    except sqlite3.Error as e:
+        raise StoreError(f"{path}: cannot open: {e}") from None
+    try:
+        objects = conn.execute("select type, name from sqlite_master").fetchall()
+        if not objects:
+            if create:
+                return  # an empty file or database: a new store
+            raise StoreError(f"{path}: not an mmtrans store (an empty database)")
+        tables = {name for kind, name in objects if kind == "table"}
+        ours = APPLIED in tables and conn.execute(
+            f"select count(*) from {APPLIED} where migration_set = ?",
+            [migrations.name]).fetchone()[0]
+        if not ours:
+            shown = ", ".join(f"{kind} {name}" for kind, name in sorted(objects)[:5])
+            raise StoreError(f"{path}: not an mmtrans store (an SQLite database holding "
+                             f"{shown})")
+    except sqlite3.DatabaseError as e:
+        raise StoreError(f"{path}: not an mmtrans store (not an SQLite database: {e})") \
+            from None
+    finally:
+        conn.close()
+
+
+class Core:
+    """The connection, private to the store package: opened read-only for reading, made
+    writable (and migrated) at the first write."""
+
+    def __init__(self, path: str | Path, create: bool = True):
+        self.path = Path(path)
+        if self.path.is_dir():
+            raise StoreError(f"{self.path}: is a directory; --db takes a file")
+        if not create and not self.path.is_file():
+            raise StoreError(f"{self.path}: no such database")
+        if self.path.exists():
+            inspect(self.path, create)
+        self._writable = False
+        self._grouping = False
+        self._queued: list[tuple[str, tuple[Any, ...]]] = []  # derived rows not yet written
+        self._flushed_at = time.monotonic()
+        if create:
+            self._db = self._open_writable()
+        else:
+            try:
+                self._db = sqlite_utils.Database(_connect(self.path, readonly=True))
+            except sqlite3.Error as e:
+                raise StoreError(f"{self.path}: cannot open: {e}") from None
+
+    def _open_writable(self) -> sqlite_utils.Database:
+        try:
+            conn = _connect(self.path, readonly=False)
+            db = sqlite_utils.Database(conn)
+            db.enable_wal()
+            # In WAL mode a commit is in the log file before it returns: a killed process
+            # loses nothing committed, only power loss may drop the last commits. No fsync
+            # per commit, so a commit per answer costs little.
+            db.execute("PRAGMA synchronous = NORMAL")
+            if pending(conn) if self._has_schema(conn) else True:
+                with conn:
+                    migrations.apply(db)
+        except sqlite3.OperationalError as e:
+            raise write_error(self.path, e) or StoreError(f"{self.path}: cannot open: {e}") \
+                from None
+        self._writable = True
+        return db
+
+    @staticmethod
+    def _has_schema(conn: sqlite3.Connection) -> bool:
+        return conn.execute("select count(*) from sqlite_master where name = ?",
+                            [APPLIED]).fetchone()[0] > 0
+
+    def _writer(self) -> sqlite_utils.Database:
+        """The read-write connection, opened (and the schema brought up to date) at the
+        first write of a store opened to read."""
+        if not self._writable:
+            self._db.close()
+            self._db = self._open_writable()
+        return self._db
+
+    @contextmanager
+    def _write(self, immediate: bool = False) -> Iterator[sqlite_utils.Database]:
+        """One transaction, committed on leaving (`immediate`: holding the write lock from
+        its start, so what is read inside stays true until it commits); a write the disk
+        refuses (full, read-only, I/O error) is a StoreWriteError naming the file."""
+        db = self._writer()
+        try:
+            with db.conn:
+                if immediate:
+                    db.conn.execute("begin immediate")
+                yield db
+        except sqlite3.OperationalError as e:
+            raise write_error(self.path, e) or e from None
+
+    _sql: dict[tuple[str, tuple[str, ...], str], str] = {}
+
+    def _insert(self, table: str, row: dict[str, Any], verb: str = "insert",
+                at_once: bool = False) -> None:
+        """Write one row by a prepared statement (sqlite-utils' insert reads the table's
+        schema on every call: too slow for a row per record): committed at once, or queued
+        when grouped (unless `at_once`: what was paid for is never left waiting)."""
+        columns = tuple(row)
+        sql = self._sql.get((table, columns, verb))
+        if sql is None:
+            sql = (f"{verb} into [{table}] ({', '.join(f'[{c}]' for c in columns)}) "
+                   f"values ({', '.join('?' for _ in columns)})")
+            self._sql[(table, columns, verb)] = sql
+        if at_once or not self._grouping:
+            with self._write() as db:
+                db.conn.execute(sql, tuple(row.values()))
+            return
+        self._queued.append((sql, tuple(row.values())))
+        if (len(self._queued) >= GROUP_ROWS
+                or time.monotonic() - self._flushed_at >= GROUP_SECONDS):
+            self._flush()
+
+    @contextmanager
+    def grouped(self) -> Iterator[None]:
+        """Rows derived from answers (translations) written inside are queued and written
+        in one short transaction every GROUP_ROWS rows or GROUP_SECONDS seconds (and at
+        the end), instead of one commit each. Answers themselves are committed as they
+        arrive: a run killed loses none, only derived rows, which a resumed run recomputes
+        from the cache without asking again. The write lock is held only while a group is
+        written, so another process is never starved of it."""
+        self._grouping = True
+        try:
+            yield
+        finally:
+            self._grouping = False
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._queued:
+            queued, self._queued = self._queued, []
+            with self._write() as db:
+                for sql, values in queued:
+                    db.conn.execute(sql, values)
+        self._flushed_at = time.monotonic()
+
+    def _records_since(self, table: str, row_id: int, run_id: str | None
+                       ) -> list[tuple[str, str]]:
+        """(run, record) of every record with a row in `table` after row `row_id`."""
+        where, args = ("and run_id = ?", [row_id, run_id]) if run_id else ("", [row_id])
+        return [(row[0], row[1]) for row in self._db.conn.execute(
+            f"select distinct run_id, record_id from {table} where id > ? {where}", args)]
+
+    def _release(self) -> None:
+        """What a store gives back when it closes (its claims); see RequestCache."""
+
+    def close(self) -> None:
+        try:
+            self._flush()
+            self._release()
+        finally:
+            self._db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        try:
+            self.close()
+        except StoreError:
+            if kind is None:  # a failure already on its way says more than this one
+                raise

@@ -1,0 +1,134 @@
+"""The store's schema: an ordered list of named migrations, each applied once and recorded
+in `_sqlite_migrations` (sqlite-utils' `Migrations`, as simonw/llm keeps its own). A change
+of schema is a new function at the end, never an edit of an old one: the names are what
+existing stores have recorded.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+import sqlite_utils
+from sqlite_utils import Migrations
+
+migrations = Migrations("mmtrans")
+
+
+@migrations()
+def m001_initial(db: sqlite_utils.Database) -> None:
+    db["runs"].create(
+        {"id": str, "input_path": str, "input_hash": str, "format": str, "src": str,
+         "tgt": str, "labels": str, "model": str, "base_url": str, "prompt_name": str,
+         "prompt_version": str, "strategy": str, "params": str, "created": str},
+        pk="id",
+    )
+    db["records"].create(
+        {"run_id": str, "id": str, "position": int, "source": str},
+        pk=("run_id", "id"),
+    )
+    db["records"].create_index(["run_id", "position"])
+    db["requests"].create(
+        {"key": str, "model": str, "base_url": str, "messages": str, "params": str,
+         "response": str, "tokens_in": int, "tokens_out": int, "latency": float,
+         "attempts": int, "error": str, "created": str},
+        pk="key",
+    )
+    db["translations"].create(
+        {"id": int, "run_id": str, "record_id": str, "attempt": int, "request_key": str,
+         "status": str, "target": str, "problems": str, "notes": str, "created": str},
+        pk="id",
+    )
+    db["translations"].create_index(["run_id", "record_id"])
+    db["reviews"].create(
+        {"id": int, "run_id": str, "record_id": str, "annotator": str, "decision": str,
+         "record": str, "created": str},
+        pk="id",
+    )
+    db["reviews"].create_index(["run_id", "record_id"])
+    db["rejects"].create(
+        {"id": int, "run_id": str, "path": str, "line": int, "error": str, "created": str},
+        pk="id",
+    )
+    db["rejects"].create_index(["run_id", "path", "line"], unique=True)
+
+
+@migrations()
+def m002_review_undo(db: sqlite_utils.Database) -> None:
+    """An undo is a review row of its own pointing at the decision it takes back."""
+    db["reviews"].add_column("undoes", int)
+
+
+@migrations()
+def m003_integrity(db: sqlite_utils.Database) -> None:
+    """Run identity by content (`config`), the run last used, which file each record and
+    reject came from, several rejects per line (one per item), and items read per file."""
+    db["runs"].add_column("config", str)
+    db["runs"].add_column("last_used", str)
+    db["runs"].add_column("locked_by", str)
+    db["records"].add_column("path", str)
+    db["rejects"].add_column("item", int)
+    db.execute("drop index if exists idx_rejects_run_id_path_line")
+    db["rejects"].create_index(["run_id", "path", "line", "item"], unique=True)
+    db["inputs"].create({"run_id": str, "path": str, "items": int}, pk=("run_id", "path"))
+
+
+@migrations()
+def m004_review_translation(db: sqlite_utils.Database) -> None:
+    """A review row names the translation row it judged, so export writes what was
+    reviewed even when a later attempt exists, and a reason when one was given."""
+    db["reviews"].add_column("translation_id", int)
+    db["reviews"].add_column("reason", str)
+
+
+@migrations()
+def m005_batch_requests(db: sqlite_utils.Database) -> None:
+    """Requests written to a batch file (vLLM run-batch, OpenAI Batch), by cache key: what
+    an imported answer was asked, so it lands in the request cache like any other."""
+    db["batch_requests"].create({"key": str, "body": str, "file": str, "created": str},
+                                pk="key")
+
+
+@migrations()
+def m006_openai_batches(db: sqlite_utils.Database) -> None:
+    """OpenAI Batch jobs a store submitted, and which batch each written request went in,
+    so that submitting again never sends a request a batch still holds."""
+    db["batches"].create({"id": str, "file": str, "status": str, "created": str,
+                          "collected": int}, pk="id")
+    db["batch_requests"].add_column("batch_id", str)
+
+
+@migrations()
+def m300_shared_prompt_prefix(db: sqlite_utils.Database) -> None:
+    """A prompt's fixed part (system text and one-shot example, four fifths of a request's
+    bytes) is stored once in `prompt_prefixes`; a request row names it by hash and keeps only
+    the messages after it. Rows stored before keep their whole messages (prefix null)."""
+    db["prompt_prefixes"].create({"hash": str, "messages": str}, pk="hash")
+    db["requests"].add_column("prefix", str)
+
+
+@migrations()
+def m007_review_adjudicated(db: sqlite_utils.Database) -> None:
+    """A decision made in `review --adjudicate` settles a disagreement: it is the final
+    version, and it is no annotator's vote in the agreement figures."""
+    db["reviews"].add_column("adjudicated", int)
+
+
+@migrations()
+def m008_request_claims(db: sqlite_utils.Database) -> None:
+    """A request one process is asking right now, so another process needing the same
+    answer waits for it to land in the cache instead of paying for it again. A claim whose
+    owner died (same host, pid gone) or whose time ran out is taken over."""
+    db["claims"].create({"key": str, "host": str, "pid": int, "token": str, "expires": float},
+                        pk="key")
+
+
+#: The table sqlite-utils records applied migrations in.
+APPLIED = "_sqlite_migrations"
+
+
+def pending(conn: sqlite3.Connection) -> list[str]:
+    """Names of the migrations this store has not had yet, read without writing anything
+    (`Migrations.pending` creates its table when missing)."""
+    applied = {row[0] for row in conn.execute(
+        f"select name from {APPLIED} where migration_set = ?", [migrations.name])}
+    return [m.name for m in migrations._migrations if m.name not in applied]
