@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -58,6 +59,20 @@ class WaitingColumn(ProgressColumn):
 
     def render(self, task: object) -> Text:
         return Text(self.text(), style="yellow")
+
+
+def sigterm_interrupts() -> list[int]:
+    """SIGTERM stops a run as Ctrl-C does: it becomes SIGINT, so asyncio cancels the
+    requests in flight and every answer already received stays in the store. The list
+    returned notes that it came."""
+    came: list[int] = []
+
+    def interrupt(signum: int, frame: object) -> None:
+        came.append(signum)
+        signal.raise_signal(signal.SIGINT)
+
+    signal.signal(signal.SIGTERM, interrupt)
+    return came
 
 
 def fail(error: Exception) -> typer.Exit:
@@ -140,6 +155,7 @@ def translate(
     def notice(text: str) -> None:
         console.print(f"[yellow]note:[/] {text}", highlight=False)
 
+    terminated = sigterm_interrupts()
     try:
         result = pipeline.translate(input, db, settings, on_progress=show, on_notice=notice)
     except EndpointDownError as e:
@@ -150,9 +166,12 @@ def translate(
         raise fail(e) from None
     except KeyboardInterrupt:
         bar.stop()
-        console.print("interrupted; run the same command again to resume", highlight=False)
-        raise typer.Exit(130) from None
+        how = "terminated (SIGTERM)" if terminated else "interrupted"
+        console.print(f"{how}; every answer received is kept: run the same command again "
+                      "to resume", highlight=False)
+        raise typer.Exit(143 if terminated else 130) from None
     finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         bar.stop()
     if "estimate" in result:
         print_estimate(result["estimate"])

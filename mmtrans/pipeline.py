@@ -171,6 +171,22 @@ class Run:
         return self.key_for(self.backend.endpoint, self.backend.model, messages,
                             self.settings.params.to_dict())
 
+    async def _claim(self, key: str) -> dict[str, Any] | None:
+        """Claim request `key` before sending it; while another live process holds it, wait
+        (polling, with backoff) for its answer to land in the cache instead of buying it
+        again. None: this run holds the claim and sends the request."""
+        s = self.settings
+        ttl = s.timeout * s.max_attempts + 120  # past every retry the owner may still make
+        pause = 0.05
+        while not self.store.claim(key, ttl):
+            cached = self.store.cached_response(key)
+            if cached is not None:
+                return cached
+            self.progress.note = "waiting for an answer another process is asking for"
+            await asyncio.sleep(pause)
+            pause = min(pause * 1.5, 1.0)
+        return None
+
     async def _ask(self, messages: list[Message]) -> tuple[str, dict[str, Any]]:
         key = self.request_key(messages)
         cached = self.store.cached_response(key)
@@ -182,13 +198,19 @@ class Run:
         self._in_flight[key] = future
         self.progress.in_flight[key] = time.monotonic()
         try:
+            answered = await self._claim(key)
+            if answered is not None:  # another process asked it, and its answer landed
+                future.set_result(answered)
+                return key, answered
             completion = await self.backend.complete(messages, self.settings.params)
         except asyncio.CancelledError:
             future.cancel()
+            self.store.release_claim(key)
             raise
         except BaseException as e:
             future.set_exception(e)
             future.exception()  # retrieved: a lone request leaves no "never retrieved" warning
+            self.store.release_claim(key)
             raise
         finally:
             del self._in_flight[key]

@@ -537,3 +537,56 @@ def serving(app: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+class Deliveries:
+    """A script wrapper that answers every request after `delay` seconds and notes when
+    each answer was delivered, so a test can count the answers a client received and then
+    asked for again (bought twice), given the times its clients died:
+
+        deliveries = Deliveries(delay=1.0)  # FakeLLM(deliveries), clients killed at `deaths`
+        ... deliveries.bought_twice(deaths)
+    """
+
+    def __init__(self, script: Script | None = None, delay: float = 1.0):
+        self.script = script or translating("en")
+        self.delay = delay
+        self.lock = threading.Lock()
+        #: (request identity, arrival, delivery) of every answer, by wall-clock time.
+        self.log: list[tuple[str, float, float]] = []
+
+    def __call__(self, payload: dict[str, Any], request: dict[str, Any]) -> Reply:
+        reply = self.script(payload, request)
+        reply.delay = self.delay
+        arrival = time.time()
+        identity = hashlib.sha256(json.dumps(request["messages"], sort_keys=True)
+                                  .encode()).hexdigest()
+        with self.lock:
+            self.log.append((identity, arrival, arrival + self.delay))
+        return reply
+
+    def answered(self) -> int:
+        with self.lock:
+            return len(self.log)
+
+    def delivered_before(self, when: float) -> int:
+        """Answers delivered before wall-clock time `when`."""
+        with self.lock:
+            return sum(delivered < when for _, _, delivered in self.log)
+
+    def bought_twice(self, deaths: list[float], margin: float = 0.2) -> int:
+        """Requests asked again after an earlier copy was delivered to a client that was
+        still alive `margin` seconds later (its next death in `deaths`, wall-clock, came
+        after): answers that were paid for and lost."""
+        with self.lock:
+            log = sorted(self.log, key=lambda entry: entry[1])
+        delivered: dict[str, float] = {}  # identity -> first delivery to a live client
+        twice = 0
+        for identity, arrival, delivery in log:
+            if identity in delivered and arrival > delivered[identity]:
+                twice += 1
+                continue
+            death = min((d for d in deaths if d >= arrival), default=math.inf)
+            if delivery + margin < death and identity not in delivered:
+                delivered[identity] = delivery
+        return twice

@@ -29,6 +29,9 @@ from .migrations import APPLIED, migrations, pending
 #: A grouped write commits at least this often (see `Core.grouped`).
 GROUP_ROWS = 200
 GROUP_SECONDS = 0.25
+#: Bytes kept in a file beside a store a run writes to (`<db>-reserve`), given up when the
+#: disk fills so the answers arriving then are still written (see `Core.spend_reserve`).
+RESERVE_BYTES = 256 * 1024
 #: How long a write waits for another process's write lock before giving up.
 BUSY_MS = 30000
 
@@ -133,6 +136,7 @@ class Core:
         self._flushed_at = time.monotonic()
         if create:
             self._db = self._open_writable()
+            self._keep_reserve()
         else:
             try:
                 self._db = sqlite_utils.Database(_connect(self.path, readonly=True))
@@ -156,6 +160,29 @@ class Core:
                 from None
         self._writable = True
         return db
+
+    @property
+    def _reserve(self) -> Path:
+        return Path(f"{self.path}-reserve")
+
+    def _keep_reserve(self) -> None:
+        """Set disk space aside for the answers that arrive as the disk fills up: a store's
+        WAL grows with every commit, so free pages inside the database would not help."""
+        if self._reserve.exists():
+            return
+        try:
+            with open(self._reserve, "wb") as f:
+                f.write(bytes(RESERVE_BYTES))
+        except OSError:  # no room (or a read-only folder): no reserve, nothing else lost
+            self._reserve.unlink(missing_ok=True)
+
+    def spend_reserve(self) -> bool:
+        """Give the reserved space back to the disk (once): True if there was some."""
+        try:
+            self._reserve.unlink()
+        except OSError:
+            return False
+        return True
 
     @staticmethod
     def _has_schema(conn: sqlite3.Connection) -> bool:

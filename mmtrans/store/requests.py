@@ -13,9 +13,11 @@ import os
 import socket
 import time
 import uuid
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
+from ..errors import StoreError, StoreWriteError
 from ._core import Core, content_key, encoded, now
 
 #: Leading messages of a request that are the prompt's fixed part (system, example in and out).
@@ -53,7 +55,9 @@ class RequestCache(Core):
     def save_request(self, key: str, **row: Any) -> None:
         """Cache a real answer (never a fault: those are retried, not stored), committed at
         once, and give up the claim on it. The prompt's fixed part of `messages` is stored
-        once, in `prompt_prefixes`."""
+        once, in `prompt_prefixes`. When the disk is full the store's reserve is given up
+        and the answer written into it; the StoreWriteError is raised all the same, so the
+        run stops with every answer it received kept."""
         messages = row.get("messages")
         prefix = None
         if isinstance(messages, list) and len(messages) > PREFIX_MESSAGES:
@@ -61,19 +65,28 @@ class RequestCache(Core):
             row["prefix"] = content_key(prefix)
             row["messages"] = messages[PREFIX_MESSAGES:]
         values = {"key": key, **encoded(row), "created": now()}
+        try:
+            self._save(key, values, prefix)
+        except StoreWriteError:
+            if not self.spend_reserve():
+                raise
+            self._save(key, values, prefix)
+            raise
+
+    def _save(self, key: str, values: dict[str, Any], prefix: list[Any] | None) -> None:
         sql = (f"insert or replace into requests ({', '.join(f'[{c}]' for c in values)}) "
                f"values ({', '.join('?' for _ in values)})")
         with self._write() as db:
-            if prefix is not None and row["prefix"] not in self._prefixes:
+            if prefix is not None and values["prefix"] not in self._prefixes:
                 db.conn.execute(
                     "insert or ignore into prompt_prefixes (hash, messages) values (?, ?)",
-                    [row["prefix"], json.dumps(prefix, ensure_ascii=False)])
+                    [values["prefix"], json.dumps(prefix, ensure_ascii=False)])
             db.conn.execute(sql, tuple(values.values()))
             if key in self._claimed:
                 db.conn.execute("delete from claims where key = ? and token = ?",
                                 [key, self._token])
         if prefix is not None:
-            self._prefixes.add(row["prefix"])
+            self._prefixes.add(values["prefix"])
         self._claimed.discard(key)
 
     def request_messages(self, key: str) -> list[dict[str, str]] | None:
@@ -117,11 +130,12 @@ class RequestCache(Core):
         return True
 
     def release_claim(self, key: str) -> None:
-        """Give up the claim on `key` unanswered (the request failed): a waiting process
-        takes it over at once."""
+        """Give up the claim on `key` unanswered (the request failed or was cancelled): a
+        waiting process takes it over at once. Best effort: a claim that cannot be deleted
+        (full disk) is taken over once this process is gone."""
         if key in self._claimed:
             self._claimed.discard(key)
-            with self._write() as db:
+            with suppress(StoreError), self._write() as db:
                 db.conn.execute("delete from claims where key = ? and token = ?",
                                 [key, self._token])
 
@@ -130,5 +144,5 @@ class RequestCache(Core):
         its claims, which the next claimant takes over: their pid is gone)."""
         if self._claimed:
             self._claimed.clear()
-            with self._write() as db:
+            with suppress(StoreError), self._write() as db:
                 db.conn.execute("delete from claims where token = ?", [self._token])
