@@ -160,6 +160,8 @@ class Run:
     #: Identical requests in flight at once share one answer.
     _in_flight: dict[str, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
     _unreachable_streak: int = 0
+    #: Requests sent and not answered yet (claimed by this run).
+    _sending: set[str] = field(default_factory=set)
 
     @staticmethod
     def key_for(endpoint: str, model: str, messages: list[Message],
@@ -179,6 +181,7 @@ class Run:
         ttl = s.timeout * s.max_attempts + 120  # past every retry the owner may still make
         pause = 0.05
         while not self.store.claim(key, ttl):
+            await self._stop_if_store_failed()
             cached = self.store.cached_response(key)
             if cached is not None:
                 return cached
@@ -187,7 +190,16 @@ class Run:
             pause = min(pause * 1.5, 1.0)
         return None
 
+    async def _stop_if_store_failed(self) -> None:
+        """Stop at the next request once the store refused a write (a full disk): first the
+        answers on their way are received and kept, then the error is raised."""
+        if self.store.write_failure is not None:
+            while self._sending:
+                await asyncio.sleep(0.05)
+            raise self.store.write_failure
+
     async def _ask(self, messages: list[Message]) -> tuple[str, dict[str, Any]]:
+        await self._stop_if_store_failed()
         key = self.request_key(messages)
         cached = self.store.cached_response(key)
         if cached is not None:
@@ -202,6 +214,7 @@ class Run:
             if answered is not None:  # another process asked it, and its answer landed
                 future.set_result(answered)
                 return key, answered
+            self._sending.add(key)
             completion = await self.backend.complete(messages, self.settings.params)
         except asyncio.CancelledError:
             future.cancel()
@@ -214,6 +227,7 @@ class Run:
             raise
         finally:
             del self._in_flight[key]
+            self._sending.discard(key)
             self.progress.in_flight.pop(key, None)
         self.progress.requests_sent += 1
         self.progress.tokens += completion.tokens_in + completion.tokens_out

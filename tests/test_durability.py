@@ -112,14 +112,16 @@ def test_a_claim_whose_owner_was_killed_is_taken_over(tmp_path, sample, slow):
     shutil.copy(path, twin)
     first = start(translate_command(path, db, server.base_url))
     wait_for(lambda: deliveries.answered() == 4)  # all four claimed and asked
+    killed = time.time()
     first.send_signal(signal.SIGKILL)
     first.wait(60)
+    lost = 4 - deliveries.delivered_before(killed)  # claimed, asked, never answered
     started = time.monotonic()
     second = subprocess.run(translate_command(twin, db, server.base_url), env=ENV,
                             capture_output=True, text=True, timeout=120)
     assert second.returncode == 0, second.stderr
     assert time.monotonic() - started < 30  # not left waiting for the dead owner's answers
-    assert deliveries.answered() == 8  # the dead run's requests, asked again: never delivered
+    assert lost > 0 and deliveries.answered() == 4 + lost  # the dead run's, asked again
 
 
 # -- a full disk, a read-only store --------------------------------------------------------
@@ -145,20 +147,20 @@ def remount(where: Path, options: str) -> None:
 
 
 def test_a_full_disk_stops_the_run_with_one_line_and_keeps_every_answer(
-        tmp_path, sample, stockmark_items, tmpfs):
+        tmp_path, sample, tmpfs):
     quick = Deliveries(delay=0.2)
     with FakeLLM(quick) as server:
         server.server.handle_error = lambda request, address: None  # type: ignore[method-assign]
-        path, db = sample(len(stockmark_items)), tmpfs / "run.db"
+        path, db = sample(500), tmpfs / "run.db"
         cmd = translate_command(path, db, server.base_url)
         full = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
         stopped = time.time()
         assert full.returncode == 2, full.stderr
-        lines = [line for line in full.stderr.splitlines() if line.strip()]
+        lines = [line for line in full.stderr.splitlines() if line.startswith("error:")]
         assert "Traceback" not in full.stderr and len(lines) == 1, full.stderr
         assert str(db) in lines[0] and "disk is full" in lines[0]
         answered = quick.answered()
-        assert 0 < answered < len(stockmark_items)
+        assert 0 < answered < 500
         remount(tmpfs, "size=64m")  # space is back
         finish = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
         assert finish.returncode == 0, finish.stderr
@@ -173,8 +175,9 @@ def test_a_read_only_store_is_one_line_and_exit_2(tmp_path, sample, llm, tmpfs):
     remount(tmpfs, "ro")
     again = subprocess.run(translate_command(path, db, llm.base_url), env=ENV,
                            capture_output=True, text=True, timeout=120)
-    lines = [line for line in again.stderr.splitlines() if line.strip()]
+    lines = [line for line in again.stderr.splitlines() if line.startswith("error:")]
     assert again.returncode == 2 and len(lines) == 1, again.stderr
+    assert "Traceback" not in again.stderr
     assert str(db) in lines[0] and "read-only" in lines[0]
     status = subprocess.run([sys.executable, "-m", "mmtrans", "status", "--db", str(db)],
                             env=ENV, capture_output=True, text=True, timeout=60)

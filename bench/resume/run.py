@@ -1,10 +1,11 @@
 """Resume benchmark: answers paid for and lost when a run is killed, again and again.
 
 A 300-record run against a loopback server that answers each request after 1 s
-(concurrency 4) is killed (SIGKILL, or SIGTERM with --signal TERM) 1 to 5 s after its first
-request, ten times, then run to its end. The server notes when it delivered each answer; an
-answer delivered to a client that was still alive, and asked again by a later run, was
-bought twice. The figure should be 0: every answer is committed the moment it arrives.
+(concurrency 4) is killed (SIGKILL, or SIGTERM with --signal TERM) 0.3 s after the server
+delivered it 4 to 20 answers, ten times, then run to its end. The server notes when it
+delivered each answer; an answer delivered to a client that was still alive, and asked
+again by a later run, was bought twice. The figure should be 0: every answer is
+committed the moment it arrives.
 
     python bench/resume/run.py [--records 300] [--kills 10] [--signal KILL|TERM]
 """
@@ -51,7 +52,8 @@ def main() -> None:
     sig = getattr(signal, f"SIG{args.signal}")
     env = {**os.environ, "OPENAI_API_KEY": "bench"}
     if args.code:
-        env["PYTHONPATH"] = str(args.code.resolve())
+        env["PYTHONPATH"] = str(args.code.resolve())  # and run there: -m looks in . first
+    cwd = args.code.resolve() if args.code else None
     deaths: list[float] = []
     codes: list[int] = []
     load = os.getloadavg()[0]
@@ -64,16 +66,17 @@ def main() -> None:
         source.write_text(json.dumps(items, ensure_ascii=False), encoding="utf-8")
         cmd = command(source, db, server.base_url, args.concurrency)
         for _ in range(args.kills):
-            process = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
+            process = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL,
                                        stderr=subprocess.DEVNULL)
-            started = script.answered()
-            while script.answered() == started and process.poll() is None:
-                time.sleep(0.01)  # the first request of this run: it has started up
-            time.sleep(chance.uniform(1.0, 5.0))
+            # Killed 0.3 s after the server delivered 4 to 20 answers to this run.
+            wanted = script.delivered_before(time.time()) + chance.randint(4, 20)
+            while script.delivered_before(time.time()) < wanted and process.poll() is None:
+                time.sleep(0.01)
+            time.sleep(0.3)
             deaths.append(time.time())
             process.send_signal(sig)
             codes.append(process.wait())
-        final = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        final = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True)
         twice = script.bought_twice(deaths)
         answered = script.answered()
     print(f"{args.records} records, latency {args.latency} s, concurrency {args.concurrency}, "

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Self
@@ -35,13 +36,15 @@ RESERVE_BYTES = 256 * 1024
 #: How long a write waits for another process's write lock before giving up.
 BUSY_MS = 30000
 
-#: What SQLite says when a write cannot reach the disk, and what that means to a user.
+#: What SQLite says when a write cannot reach the disk: what it means, and what to do.
+FULL = ("the disk is full", "free some space")
+READ_ONLY = ("the file or its folder is read-only", "make both writable")
 WRITE_FAILURES = {
-    "database or disk is full": "the disk is full",
-    "attempt to write a readonly database": "the file or its folder is read-only",
-    "unable to open database file": "the file or its folder is read-only",
-    "disk i/o error": "a disk I/O error",
-    "readonly database": "the file or its folder is read-only",
+    "database or disk is full": FULL,
+    "attempt to write a readonly database": READ_ONLY,
+    "readonly database": READ_ONLY,
+    "unable to open database file": READ_ONLY,  # the -wal or -shm file cannot be made
+    "disk i/o error": ("a disk I/O error", "check the disk"),
 }
 
 
@@ -69,24 +72,33 @@ def encoded(row: dict[str, Any]) -> dict[str, Any]:
 def write_error(path: Path, error: sqlite3.Error) -> StoreWriteError | None:
     """The user's error for a write SQLite could not make (None: not a disk problem)."""
     text = str(error).lower()
-    for said, meaning in WRITE_FAILURES.items():
+    for said, (meaning, advice) in WRITE_FAILURES.items():
         if said in text:
             return StoreWriteError(
-                f"{path}: cannot write to the store ({meaning}: {error}); every answer "
-                "stored before this is kept: free space or fix the permissions, then run "
-                "the same command again", path)
+                f"{path}: cannot write to the store: {meaning}; every answer received is "
+                f"kept: {advice}, then run the same command again", path)
     return None
 
 
 def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
     # One thread at a time uses a Store, but not always the one that opened it (a run
     # started from inside a running event loop runs in a worker thread).
-    if readonly:
-        uri = f"file:{quote(str(path.resolve()))}?mode=ro"
-        conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
-    else:
+    if not readonly:
         conn = sqlite3.connect(path, check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_MS}")
+        return conn
+    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
     conn.execute(f"PRAGMA busy_timeout = {BUSY_MS}")
+    try:
+        conn.execute("select count(*) from sqlite_master").fetchone()
+    except sqlite3.OperationalError as e:
+        # A WAL store on a read-only disk: its -shm file cannot be made, and no process can
+        # be writing to it, so it is read as it is.
+        if "unable to open" not in str(e) or os.access(path.parent, os.W_OK):
+            raise
+        conn.close()
+        conn = sqlite3.connect(f"{uri}&immutable=1", uri=True, check_same_thread=False)
     return conn
 
 
@@ -95,8 +107,11 @@ def inspect(path: Path, create: bool) -> None:
     connection: nothing is written to somebody else's file, not even a journal mode."""
     try:
         conn = _connect(path, readonly=True)
-    except sqlite3.Error as e:
+    except sqlite3.OperationalError as e:
         raise StoreError(f"{path}: cannot open: {e}") from None
+    except sqlite3.DatabaseError as e:
+        raise StoreError(f"{path}: not an mmtrans store (not an SQLite database: {e})") \
+            from None
     try:
         objects = conn.execute("select type, name from sqlite_master").fetchall()
         if not objects:
@@ -111,6 +126,8 @@ def inspect(path: Path, create: bool) -> None:
             shown = ", ".join(f"{kind} {name}" for kind, name in sorted(objects)[:5])
             raise StoreError(f"{path}: not an mmtrans store (an SQLite database holding "
                              f"{shown})")
+    except sqlite3.OperationalError as e:
+        raise StoreError(f"{path}: cannot read: {e}") from None
     except sqlite3.DatabaseError as e:
         raise StoreError(f"{path}: not an mmtrans store (not an SQLite database: {e})") \
             from None
@@ -134,6 +151,9 @@ class Core:
         self._grouping = False
         self._queued: list[tuple[str, tuple[Any, ...]]] = []  # derived rows not yet written
         self._flushed_at = time.monotonic()
+        #: The write the disk refused during a grouped run: the run stops at its next request,
+        #: once the answers on their way are in (see `grouped`).
+        self.write_failure: StoreWriteError | None = None
         if create:
             self._db = self._open_writable()
             self._keep_reserve()
@@ -231,7 +251,7 @@ class Core:
         self._queued.append((sql, tuple(row.values())))
         if (len(self._queued) >= GROUP_ROWS
                 or time.monotonic() - self._flushed_at >= GROUP_SECONDS):
-            self._flush()
+            self._flush_derived()
 
     @contextmanager
     def grouped(self) -> Iterator[None]:
@@ -240,13 +260,23 @@ class Core:
         the end), instead of one commit each. Answers themselves are committed as they
         arrive: a run killed loses none, only derived rows, which a resumed run recomputes
         from the cache without asking again. The write lock is held only while a group is
-        written, so another process is never starved of it."""
+        written, so another process is never starved of it.
+
+        A write the disk refuses inside is noted in `write_failure` (derived rows are
+        dropped: they are recomputed) instead of raised where it happened, so the run can
+        stop sending and take in the answers on their way; it is raised on leaving."""
         self._grouping = True
         try:
             yield
-        finally:
+        except BaseException:
             self._grouping = False
-            self._flush()
+            with suppress(StoreError):
+                self._flush()
+            raise
+        self._grouping = False
+        self._flush_derived()
+        if self.write_failure is not None:
+            raise self.write_failure
 
     def _flush(self) -> None:
         if self._queued:
@@ -255,6 +285,14 @@ class Core:
                 for sql, values in queued:
                     db.conn.execute(sql, values)
         self._flushed_at = time.monotonic()
+
+    def _flush_derived(self) -> None:
+        """Write the queued rows; a refused write drops them (they are derived) and is
+        noted."""
+        try:
+            self._flush()
+        except StoreWriteError as e:
+            self.write_failure = self.write_failure or e
 
     def _records_since(self, table: str, row_id: int, run_id: str | None
                        ) -> list[tuple[str, str]]:

@@ -56,8 +56,9 @@ class RequestCache(Core):
         """Cache a real answer (never a fault: those are retried, not stored), committed at
         once, and give up the claim on it. The prompt's fixed part of `messages` is stored
         once, in `prompt_prefixes`. When the disk is full the store's reserve is given up
-        and the answer written into it; the StoreWriteError is raised all the same, so the
-        run stops with every answer it received kept."""
+        and the answer written into it; the StoreWriteError is raised all the same (in a
+        grouped run: noted in `write_failure`), so the run stops with every answer it
+        received kept."""
         messages = row.get("messages")
         prefix = None
         if isinstance(messages, list) and len(messages) > PREFIX_MESSAGES:
@@ -67,11 +68,13 @@ class RequestCache(Core):
         values = {"key": key, **encoded(row), "created": now()}
         try:
             self._save(key, values, prefix)
-        except StoreWriteError:
+        except StoreWriteError as e:
             if not self.spend_reserve():
                 raise
-            self._save(key, values, prefix)
-            raise
+            self._save(key, values, prefix)  # kept, in the room the reserve gave back
+            if not self._grouping:
+                raise
+            self.write_failure = self.write_failure or e
 
     def _save(self, key: str, values: dict[str, Any], prefix: list[Any] | None) -> None:
         sql = (f"insert or replace into requests ({', '.join(f'[{c}]' for c in values)}) "
@@ -114,6 +117,15 @@ class RequestCache(Core):
         `cached_response`). A claim whose owner died (same host, pid gone) or whose time is
         up is taken over. One short BEGIN IMMEDIATE transaction: two processes cannot both
         take the same key."""
+        try:
+            return self._claim(key, ttl)
+        except StoreWriteError as e:  # nothing sent: the run stops (see `grouped`)
+            if not self._grouping:
+                raise
+            self.write_failure = self.write_failure or e
+            return False
+
+    def _claim(self, key: str, ttl: float) -> bool:
         with self._write(immediate=True) as db:
             if db.conn.execute("select 1 from requests where key = ? and response is not null",
                                [key]).fetchone():
