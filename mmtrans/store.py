@@ -131,6 +131,23 @@ def m007_review_adjudicated(db: sqlite_utils.Database) -> None:
     db["reviews"].add_column("adjudicated", int)
 
 
+@migrations()
+def m008_batch_uploads(db: sqlite_utils.Database) -> None:
+    """Files uploaded for an OpenAI batch, recorded before their batch is created, so a
+    create whose answer was lost (or a submit killed during it) is found again by its input
+    file instead of being made twice; which upload each written request went in; the
+    endpoint of each batch. Batches submitted before are their own uploads."""
+    db["batch_uploads"].create({"file_id": str, "endpoint": str, "uploaded_at": int,
+                                "batch_id": str, "released": int, "created": str},
+                               pk="file_id")
+    db["batch_requests"].add_column("upload", str)
+    db["batches"].add_column("endpoint", str)
+    db.execute("insert or ignore into batch_uploads (file_id, batch_id, released, created) "
+               "select file, id, 0, created from batches where file is not null")
+    db.execute("update batch_requests set upload = (select file from batches "
+               "where batches.id = batch_requests.batch_id) where batch_id is not null")
+
+
 #: Leading messages of a request that are the prompt's fixed part (system, example in and out).
 PREFIX_MESSAGES = 3
 #: A grouped write commits at least this often (see `Store.grouped`).
@@ -808,3 +825,71 @@ class Store:
         return {str(row["attempt"]): {"translations": row["n"], "accepted": row["accepted"],
                                       "tokens": row["tokens"]}
                 for row in self.db.query(sql, [*run_ids, *run_ids])}
+
+    # -- batches (batch helper) ----------------------------------------------------------
+    # Every query of OpenAI batch bookkeeping (tables batches, batch_uploads, and the
+    # upload and batch_id columns of batch_requests). An upload is recorded before its batch
+    # is created; its requests are held (never sent online, never written again) until the
+    # batch is collected, or the upload is released because no batch can be made of it.
+
+    def add_upload(self, file_id: str, endpoint: str, uploaded_at: int | None,
+                   keys: list[str]) -> None:
+        """Record an uploaded batch input file and the requests (cache keys) it holds, before
+        any batch is created from it."""
+        with self.db.conn:
+            self.db.conn.execute(
+                "insert or ignore into batch_uploads (file_id, endpoint, uploaded_at, "
+                "released, created) values (?, ?, ?, 0, ?)",
+                [file_id, endpoint, uploaded_at, now()])
+            self.db.conn.executemany("update batch_requests set upload = ? where key = ?",
+                                     [(file_id, key) for key in keys])
+
+    def uploads_without_batch(self, endpoint: str) -> list[dict[str, Any]]:
+        """Uploads of `endpoint` whose batch is not known yet (its create's answer was lost,
+        or the submit was stopped): `file_id`, `uploaded_at`."""
+        return [{"file_id": row[0], "uploaded_at": row[1]} for row in self.db.conn.execute(
+            "select file_id, uploaded_at from batch_uploads where batch_id is null and "
+            "released = 0 and endpoint = ? order by created, rowid", [endpoint])]
+
+    def set_upload_batch(self, file_id: str, batch_id: str, status: str,
+                         endpoint: str) -> None:
+        """The batch made of an upload: its requests are held by it from now on."""
+        with self.db.conn:
+            self.db.conn.execute(
+                "insert or ignore into batches (id, file, status, created, collected, "
+                "endpoint) values (?, ?, ?, ?, 0, ?)", [batch_id, file_id, status, now(),
+                                                        endpoint])
+            self.db.conn.execute("update batch_uploads set batch_id = ? where file_id = ?",
+                                 [batch_id, file_id])
+            self.db.conn.execute("update batch_requests set batch_id = ? where upload = ?",
+                                 [batch_id, file_id])
+
+    def release_upload(self, file_id: str) -> None:
+        """No batch can be made of this upload: its requests are free to go again."""
+        with self.db.conn:
+            self.db.conn.execute("update batch_uploads set released = 1 where file_id = ?",
+                                 [file_id])
+
+    def held_request_keys(self) -> dict[str, str]:
+        """Every request an open batch (or an upload whose batch is not known yet) holds,
+        by cache key: the batch id, or "of upload <file id>"."""
+        return {row[0]: row[1] for row in self.db.conn.execute("""
+            select r.key, coalesce(u.batch_id, 'of upload ' || u.file_id)
+            from batch_requests r join batch_uploads u on u.file_id = r.upload
+            left join batches b on b.id = u.batch_id
+            where u.released = 0 and (u.batch_id is null or b.collected = 0)""")}
+
+    def open_batches(self, endpoint: str) -> list[dict[str, Any]]:
+        """Batches of `endpoint` (or of no recorded endpoint) not collected yet, oldest
+        first: `id`, `file`, `status`."""
+        return [{"id": row[0], "file": row[1], "status": row[2]} for row in self.db.conn.execute(
+            "select id, file, status from batches where collected = 0 and "
+            "(endpoint = ? or endpoint is null) order by created, rowid", [endpoint])]
+
+    def set_batch_status(self, batch_id: str, status: str, collected: bool = False) -> None:
+        """A batch's status as the API last reported it; `collected`: its answers are in
+        the cache and the requests it did not answer are free to go again."""
+        with self.db.conn:
+            self.db.conn.execute(
+                "update batches set status = ?, collected = max(collected, ?) where id = ?",
+                [status, int(collected), batch_id])
