@@ -49,9 +49,13 @@ def _client(base_url: str | None, api_key: str | None) -> tuple[openai.OpenAI, s
     return client, normalise_endpoint(str(client.base_url))
 
 
+#: How long to wait before each retry of a call that got no answer.
+WAIT: Any = wait_exponential(0.5, max=8)
+
+
 def _retrying() -> Retrying:
     return Retrying(retry=retry_if_exception_type(LOST), stop=stop_after_attempt(4),
-                    wait=wait_exponential(0.5, max=8), reraise=True)
+                    wait=WAIT, reraise=True)
 
 
 @contextmanager

@@ -12,10 +12,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from tenacity import wait_none
 from typer.testing import CliRunner
 
 import mmtrans
 from mmtrans import batch as batch_files
+from mmtrans import openai_batch
 from mmtrans.cli import app
 from mmtrans.endpoint import normalise_endpoint
 from tests.fakes.openai_batches import FakeOpenAIBatches
@@ -49,7 +51,8 @@ def translate(path: Path, db: Path, base_url: str, notices: list[str] | None = N
 
 
 @pytest.fixture
-def api():
+def api(monkeypatch):
+    monkeypatch.setattr(openai_batch, "WAIT", wait_none())  # retries at once
     with FakeOpenAIBatches() as server:
         yield server
 
@@ -91,6 +94,34 @@ def test_submit_killed_during_create_is_followed_by_one_that_finds_its_batch(
     assert "40 answer(s) imported" in collect(db, api.base_url).output
     assert "0 request(s) submitted" in submit(path, db, api.base_url).output
     assert len(api.created) == 1
+
+
+def test_an_upload_whose_batch_was_never_made_gets_one_without_a_second_upload(
+        tmp_path, sample, api):
+    path, db = sample(20), tmp_path / "b.db"
+    api.fail_creates = 4  # every attempt of the first submit
+    first = submit(path, db, api.base_url)
+    assert first.exit_code == 2 and "the upload is recorded" in first.output, first.output
+    assert api.created == [] and "no batch known yet" in status(db, api.base_url).output
+    uploads = [f for f in api.files.values() if f["purpose"] == "batch"]
+    again = submit(path, db, api.base_url)
+    assert f"started batch {api.created[0]} of an earlier upload" in again.output, again.output
+    assert "0 request(s) submitted" in again.output and "20 still held" in again.output
+    assert [f for f in api.files.values() if f["purpose"] == "batch"] == uploads
+    assert len(api.created) == 1 and api.requests_paid() == 20
+    assert "20 answer(s) imported" in collect(db, api.base_url).output
+
+
+def test_an_upload_whose_file_is_gone_is_released_and_its_requests_go_again(
+        tmp_path, sample, api):
+    path, db = sample(20), tmp_path / "b.db"
+    api.fail_creates = 4
+    submit(path, db, api.base_url)
+    api.files.clear()  # deleted (or expired) before any batch was made of it
+    again = submit(path, db, api.base_url)
+    assert "20 request(s) submitted in 1 batch(es)" in again.output, again.output
+    assert len(api.created) == 1 and api.requests_paid() == 20
+    assert "20 answer(s) imported" in collect(db, api.base_url).output
 
 
 def test_translate_between_submit_and_collect_sends_no_held_request(tmp_path, sample, api):

@@ -27,6 +27,7 @@ What the documentation says, and this fake does:
 Faults, set on the instance before (or between) calls:
 - `drop_create_answers = n`: the next n `batches.create` make their batch, then close the
   connection without answering (the client sees a dropped connection).
+- `fail_creates = n`: the next n creates answer HTTP 500 and make nothing.
 - `hold_creates = True`: a create makes its batch, sets `create_arrived`, and waits for
   `release_creates` before answering (a client killed meanwhile never hears of it).
 - `fail_lines = {i, ...}`: those input lines (0-based) get HTTP 500 answers: error file.
@@ -84,6 +85,7 @@ class FakeOpenAIBatches:
         # faults
         self.drop_create_answers = 0
         self.hold_creates = False
+        self.fail_creates = 0
         self.create_arrived = threading.Event()
         self.release_creates = threading.Event()
         self.fail_lines: set[int] = set()
@@ -139,6 +141,13 @@ class FakeOpenAIBatches:
                     return self.refuse(400, "Invalid completion_window", "completion_window")
                 with fake.lock:
                     fake.create_calls += 1
+                    refuse = fake.fail_creates > 0
+                    fake.fail_creates -= refuse
+                if refuse:  # nothing made
+                    return self.send(500, {"error": {
+                        "message": "The server had an error while processing your request.",
+                        "type": "server_error", "param": None, "code": None}})
+                with fake.lock:
                     batch = fake.new_batch(request)
                     fake.created.append(batch["id"])
                     drop = fake.drop_create_answers > 0
