@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import sqlite_utils
 from tenacity import wait_none
 from typer.testing import CliRunner
 
@@ -20,6 +21,7 @@ from mmtrans import batch as batch_files
 from mmtrans import openai_batch
 from mmtrans.cli import app
 from mmtrans.endpoint import normalise_endpoint
+from mmtrans.store import Store, migrations
 from tests.fakes.openai_batches import FakeOpenAIBatches
 from tests.fakes.vllm_batch import run_batch
 
@@ -278,3 +280,18 @@ def test_batch_files_split_past_the_request_limit_go_in_one_batch_each(
     ids = [custom_id for b in api.created for custom_id in api.custom_ids(b)]
     assert len(ids) == len(set(ids)) == 40
     assert "40 answer(s) imported" in collect(db, api.base_url).output
+
+
+def test_a_batch_submitted_before_uploads_were_recorded_still_holds_its_requests(tmp_path):
+    db = sqlite_utils.Database(tmp_path / "old.db")
+    migrations.apply(db, stop_before="m008_batch_uploads")  # a store as main left it
+    db["batch_requests"].insert({"key": "k1", "body": "{}", "file": "requests.jsonl",
+                                 "created": "2026-01-01", "batch_id": "batch_old"})
+    db["batches"].insert({"id": "batch_old", "file": "file-old", "status": "in_progress",
+                          "created": "2026-01-01", "collected": 0})
+    db.close()
+    with Store(tmp_path / "old.db") as store:
+        assert store.held_request_keys() == {"k1": "batch_old"}
+        assert [b["id"] for b in store.open_batches("http://127.0.0.1/v1")] == ["batch_old"]
+        store.set_batch_status("batch_old", "completed", collected=True)
+        assert store.held_request_keys() == {}
