@@ -162,9 +162,11 @@ def translate(
     if result["rejects"] > len(result["reject_lines"]):
         console.print(f"... and {result['rejects'] - len(result['reject_lines'])} more: "
                       "see the store's rejects table", highlight=False)
+    held = f", {result['deferred']} held by a batch" if result["deferred"] else ""
     console.print(
-        f"{result['done']} translated ({result['accepted']} accepted, {result['flagged']} "
-        f"flagged, {result['failed']} failed), {result['skipped']} already done, "
+        f"{result['done'] - result['deferred']} translated ({result['accepted']} accepted, "
+        f"{result['flagged']} flagged, {result['failed']} failed){held}, "
+        f"{result['skipped']} already done, "
         f"{result['requests_sent']} requests sent, {result['rejects']} unreadable input "
         f"item(s). Run {result['run_id']} in {db}", highlight=False)
     unfinished = result["failed"] + result["unreachable"]

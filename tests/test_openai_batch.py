@@ -135,6 +135,9 @@ def test_translate_between_submit_and_collect_sends_no_held_request(tmp_path, sa
     assert early["deferred"] == 40
     assert any(f"40 requests are held by batch {batch_id}; run `mmtrans batch collect`" in n
                for n in notices), notices
+    shown = runner.invoke(app, ["translate", str(path), "--db", str(db), *RUN,
+                                "--base-url", api.base_url, "--api-key", "test"])
+    assert "0 translated" in shown.output and "40 held by a batch" in shown.output
     assert "40 answer(s) imported" in collect(db, api.base_url).output
     done = translate(path, db, api.base_url)
     assert done["accepted"] == 40 and done["requests_sent"] == 0

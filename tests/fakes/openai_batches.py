@@ -265,6 +265,8 @@ class FakeOpenAIBatches:
             if batch["status"] in step:
                 batch["status"] = step[batch["status"]]
                 batch[f"{batch['status']}_at"] = now
+                lines = self.files[batch["input_file_id"]]["content"].splitlines()
+                batch["request_counts"] = {"total": len(lines), "completed": 0, "failed": 0}
             return
         self._finish(batch)
 
