@@ -298,3 +298,17 @@ def test_a_batch_submitted_before_uploads_were_recorded_still_holds_its_requests
         assert [b["id"] for b in store.open_batches("http://127.0.0.1/v1")] == ["batch_old"]
         store.set_batch_status("batch_old", "completed", collected=True)
         assert store.held_request_keys() == {}
+
+
+def test_a_batch_file_written_for_an_endpoint_as_typed_is_found_by_translate(
+        tmp_path, sample, api):
+    path, db = sample(8), tmp_path / "b.db"
+    typed = f"HTTP://127.0.0.1:{api.server.server_address[1]}/v1/"
+    requests, results = tmp_path / "req.jsonl", tmp_path / "out.jsonl"
+    runner.invoke(app, ["batch", "write", str(path), "--out", str(requests), "--db", str(db),
+                        *RUN, "--base-url", typed])
+    run_batch(requests, results)
+    assert "8 answer(s) imported" in runner.invoke(
+        app, ["batch", "read", str(results), "--db", str(db)]).output
+    done = translate(path, db, typed)
+    assert done["accepted"] == 8 and done["requests_sent"] == 0 and api.online_requests == 0
