@@ -638,9 +638,10 @@ def batch_submit(
     for batch_id in result["made"]:
         console.print(f"started batch {batch_id} of an earlier upload (none was made of it)",
                       highlight=False, soft_wrap=True)
-    console.print(f"{result['requests']} request(s) submitted in {len(result['batches'])} "
-                  f"batch(es) {', '.join(result['batches'])}; {result['held']} still held by "
-                  "earlier batches. `mmtrans batch status` follows them, `mmtrans batch "
+    started = f" in {len(result['batches'])} batch(es) {', '.join(result['batches'])}" \
+        if result["batches"] else ""
+    console.print(f"{result['requests']} request(s) submitted{started}; {result['held']} still "
+                  "held by earlier batches. `mmtrans batch status` follows them, `mmtrans batch "
                   "collect` imports their answers.", highlight=False, soft_wrap=True)
 
 

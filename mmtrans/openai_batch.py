@@ -105,12 +105,12 @@ def _lost_create(file_id: str) -> str:
             "submit` again finds its batch, or makes it)")
 
 
-def _batches_of_uploads(client: openai.OpenAI, endpoint: str,
-                        db_path: str | Path) -> tuple[list[str], list[str]]:
+def _batches_of_uploads(client: openai.OpenAI, endpoint: str, db_path: str | Path,
+                        make: bool = True) -> tuple[list[str], list[str]]:
     """Give each upload of an earlier submit whose batch is not known its batch: the one
-    the API holds (its create's answer was lost), else one made now; returns the batches
-    found and made. An upload no batch can be made of (the file is gone) is released: its
-    requests go again."""
+    the API holds (its create's answer was lost), else (`make`) one made now; returns the
+    batches found and made. An upload no batch can be made of (the file is gone) is
+    released: its requests go again."""
     with Store(db_path) as store:
         uploads = store.uploads_without_batch(endpoint)
     found, made = [], []
@@ -119,6 +119,8 @@ def _batches_of_uploads(client: openai.OpenAI, endpoint: str,
         with _api_errors(_lost_create(file_id)):
             batch = _call(find_batch, client, file_id, uploaded_at)
             known = batch is not None
+            if batch is None and not make:
+                continue
             if batch is None:
                 try:
                     batch = create_batch(client, file_id, uploaded_at)
@@ -170,8 +172,11 @@ def batch_errors(batch: Batch) -> list[str]:
 def status(db_path: str | Path, base_url: str | None, api_key: str | None
            ) -> list[dict[str, Any]]:
     """Every batch of the store not yet collected, as the API reports it now (with its
-    errors), and any upload whose batch is not known yet."""
+    errors; a batch whose create had no answer is found by its input file first), and any
+    upload whose batch is not known yet."""
     client, endpoint = _client(base_url, api_key)
+    Store(db_path, create=False).close()  # refuse a path that is no store before any call
+    _batches_of_uploads(client, endpoint, db_path, make=False)
     out = []
     with Store(db_path, create=False) as store:
         for row in store.open_batches(endpoint):
@@ -193,13 +198,18 @@ def status(db_path: str | Path, base_url: str | None, api_key: str | None
 
 def collect(db_path: str | Path, base_url: str | None, api_key: str | None
             ) -> dict[str, Any]:
-    """Import the answers of every finished batch, from its output and its error file; the
-    requests it did not answer are released, to be submitted again. `notes`: what went
+    """Import the answers of every finished batch (a batch whose create had no answer is
+    found by its input file first), from its output and its error file; the requests it
+    did not answer are released, to be submitted again. `notes`: what went
     wrong, one line each (unreadable lines, a batch's errors, expiry)."""
     client, endpoint = _client(base_url, api_key)
     totals = {"batches": 0, "imported": 0, "failed": 0, "unknown": 0, "unreadable": 0,
               "waiting": 0}
     notes: list[str] = []
+    Store(db_path, create=False).close()  # refuse a path that is no store before any call
+    found, _ = _batches_of_uploads(client, endpoint, db_path, make=False)
+    notes += [f"found batch {batch_id} of an upload whose create had no answer"
+              for batch_id in found]
     with Store(db_path, create=False) as store:
         rows = store.open_batches(endpoint)
     for row in rows:

@@ -98,6 +98,30 @@ def test_submit_killed_during_create_is_followed_by_one_that_finds_its_batch(
     assert len(api.created) == 1
 
 
+@pytest.mark.parametrize("first", ["status", "collect"])
+def test_status_or_collect_after_a_submit_killed_during_create_finds_its_batch(
+        tmp_path, sample, api, first):
+    path, db = sample(20), tmp_path / "b.db"
+    api.hold_creates = True
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mmtrans", "batch", "submit", str(path), "--db", str(db), *RUN,
+         "--base-url", api.base_url, "--api-key", "test"],
+        env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    try:
+        assert api.create_arrived.wait(60), "the submit never created its batch"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    api.hold_creates = False
+    api.release_creates.set()
+    if first == "status":
+        assert api.created[0] in status(db, api.base_url).output
+    collected = collect(db, api.base_url)
+    assert "1 batch(es) collected: 20 answer(s) imported" in collected.output, collected.output
+    assert len(api.created) == 1
+
+
 def test_an_upload_whose_batch_was_never_made_gets_one_without_a_second_upload(
         tmp_path, sample, api):
     path, db = sample(20), tmp_path / "b.db"
