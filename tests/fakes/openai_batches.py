@@ -1,6 +1,12 @@
 """OpenAI's Files and Batches endpoints on 127.0.0.1, written from OpenAI's API reference and
 Batch guide (not from mmtrans's code), with the faults a real client meets.
 
+Sources: the API reference's Batch and Files pages (platform.openai.com/docs/api-reference/
+batch and .../files: the batch object, "the per-line object of the batch output and error
+files", list batches), the Batch guide (platform.openai.com/docs/guides/batch: statuses,
+expiry, the error file), and the types openai-python generates from OpenAI's OpenAPI spec
+(openai/types/batch.py, batch_error.py, batch_request_counts.py).
+
 What the documentation says, and this fake does:
 - `POST /v1/files` (multipart, `purpose=batch`) stores a JSONL file and answers a file object
   (`id`, `object: "file"`, `bytes`, `created_at`, `filename`, `purpose`);
