@@ -6,12 +6,14 @@ checked (and repaired) as in any run, and every request the run would send is wr
 instead, keyed by its cache key as `custom_id`. Reading puts each real answer into the cache
 under that key, so the next `translate` with the same settings finds them all answered,
 and checks, repair turns (online, or in the next batch file), review and export go on as
-usual. An answer that failed or holds no answer is left out: its record stays pending.
+usual. An answer that failed or holds no answer, and a line that cannot be read, are left
+out: their records stay pending, asked again.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from typing import Any
 from openai.types.chat import ChatCompletion
 from pydantic import ValidationError
 
+from .endpoint import normalise_endpoint
 from .errors import InputError, ModelError
 from .llm import Completion, Message, Params, ServerFault, answer_text
 from .pipeline import DEFAULT_MODEL, Run, Settings, translate
@@ -68,7 +71,8 @@ def write_batch(input_path: str | Path, db_path: str | Path, settings: Settings,
     if not settings.base_url:
         raise InputError(out, None, "a batch file needs --base-url: the endpoint that will "
                                     "answer it (any name for vLLM run-batch, e.g. vllm:local)")
-    backend = DeferringBackend(settings.model or DEFAULT_MODEL, settings.base_url.rstrip("/"))
+    backend = DeferringBackend(settings.model or DEFAULT_MODEL,
+                               normalise_endpoint(settings.base_url))
     result = translate(input_path, db_path, settings, backend=backend)
     lines: list[dict[str, Any]] = []
     for messages, params in backend.requests.values():
@@ -97,43 +101,96 @@ def write_batch(input_path: str | Path, db_path: str | Path, settings: Settings,
     return {**result, "requests": len(lines), "files": [str(p) for p in paths]}
 
 
-def read_batch(db_path: str | Path, path: str | Path) -> dict[str, int]:
-    """Put the answers of a batch output file (vLLM run-batch or OpenAI Batch) into the
-    request cache; returns how many were imported, failed, or unknown to this store."""
-    counts = {"imported": 0, "failed": 0, "unknown": 0}
+@dataclass
+class Imported:
+    """What reading batch output lines did: answers put into the cache, requests that
+    failed (their records stay pending, asked again), lines of requests this store never
+    wrote, and lines that are no batch output line (`where:line: why`, each one failed
+    request)."""
+
+    imported: int = 0
+    failed: int = 0
+    unknown: int = 0
+    #: (file, line, why) of each line that is no batch output line.
+    unreadable: list[tuple[str, int, str]] = field(default_factory=list)
+
+    def add(self, other: Imported) -> None:
+        self.imported += other.imported
+        self.failed += other.failed
+        self.unknown += other.unknown
+        self.unreadable += other.unreadable
+
+
+def line_answer(item: dict[str, Any]) -> ChatCompletion:
+    """The chat completion a batch output line holds, in any of the shapes that answer one:
+    OpenAI's and vLLM's (`response: {"status_code", "request_id", "body"}`) and vLLM's older
+    one (`response` is the completion itself). ServerFault when the line is a failure or
+    holds no answer."""
+    response = item.get("response")
+    if item.get("error") or not isinstance(response, dict):
+        raise ServerFault(str(item.get("error") or "no response"))
+    if "status_code" in response or "body" in response:
+        if response.get("status_code") != 200:
+            raise ServerFault(f"HTTP {response.get('status_code')}")
+        response = response.get("body")
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        completion = ChatCompletion.model_validate(response)
+    except ValidationError as e:
+        raise ServerFault(f"not a chat completion: {e.error_count()} error(s)") from None
+    answer_text(completion)
+    return completion
+
+
+def import_lines(store: Store, lines: Iterable[bytes], where: str) -> Imported:
+    """Put the answers of batch output lines into the request cache. A line that cannot be
+    read is one failed request: the rest go on (its request is not answered, so its record
+    stays pending and is asked again)."""
+    counts = Imported()
+    for n, raw in enumerate(lines, 1):
+        if not raw.strip():
+            continue
+        try:
+            item = json.loads(raw.decode("utf-8"))
+            key = item["custom_id"]
+            if not isinstance(key, str):
+                raise TypeError("custom_id is not a string")
+        except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as e:
+            counts.failed += 1
+            counts.unreadable.append((where, n, f"not a batch output line "
+                                                f"({type(e).__name__}: {e})"))
+            continue
+        body = store.batch_request(key)
+        if body is None:
+            counts.unknown += 1
+            continue
+        try:
+            completion = line_answer(item)
+        except ServerFault:
+            counts.failed += 1
+            continue
+        usage = completion.usage
+        params = {k: v for k, v in body.items() if k not in ("model", "messages")}
+        store.save_request(key, model=body["model"], base_url=None, messages=body["messages"],
+                           params=params, response=answer_text(completion),
+                           tokens_in=usage.prompt_tokens if usage else 0,
+                           tokens_out=usage.completion_tokens if usage else 0,
+                           latency=0.0, attempts=1, error=None)
+        counts.imported += 1
+    return counts
+
+
+def read_batch(db_path: str | Path, path: str | Path) -> Imported:
+    """Put the answers of a batch output file (vLLM run-batch or OpenAI Batch) into the
+    request cache. A file of which not one line is a batch output line is an InputError
+    (the wrong file); a bad line among good ones is one failed request."""
+    try:
+        with open(path, "rb") as f, Store(db_path, create=False) as store:
+            # Lines end at b"\n" only: a text may hold U+2028 or U+0085 (JSON Lines).
+            counts = import_lines(store, f, str(path))
     except OSError as e:
         raise InputError(path, None, f"cannot read: {e}") from None
-    with Store(db_path, create=False) as store:
-        for n, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                item = json.loads(line)
-                key = item["custom_id"]
-            except (json.JSONDecodeError, KeyError, TypeError) as e:
-                raise InputError(path, n, f"not a batch output line: {e}") from None
-            body = store.batch_request(key)
-            if body is None:
-                counts["unknown"] += 1
-                continue
-            response = item.get("response") or {}
-            try:
-                if item.get("error") or response.get("status_code") != 200:
-                    raise ServerFault(str(item.get("error") or response.get("status_code")))
-                completion = ChatCompletion.model_validate(response.get("body"))
-                reply = answer_text(completion)
-            except (ServerFault, ValidationError):
-                counts["failed"] += 1  # its record stays pending: asked again next time
-                continue
-            usage = completion.usage
-            messages = body["messages"]
-            params = {k: v for k, v in body.items() if k not in ("model", "messages")}
-            store.save_request(key, model=body["model"], base_url=None, messages=messages,
-                               params=params, response=reply,
-                               tokens_in=usage.prompt_tokens if usage else 0,
-                               tokens_out=usage.completion_tokens if usage else 0,
-                               latency=0.0, attempts=1, error=None)
-            counts["imported"] += 1
+    if counts.unreadable and not (counts.imported or counts.unknown
+                                  or counts.failed > len(counts.unreadable)):
+        _, line, why = counts.unreadable[0]
+        raise InputError(path, line, f"{why}, nor is any other line of it")
     return counts

@@ -181,9 +181,11 @@ def translate(
     if result["rejects"] > len(result["reject_lines"]):
         console.print(f"... and {result['rejects'] - len(result['reject_lines'])} more: "
                       "see the store's rejects table", highlight=False)
+    held = f", {result['deferred']} held by a batch" if result["deferred"] else ""
     console.print(
-        f"{result['done']} translated ({result['accepted']} accepted, {result['flagged']} "
-        f"flagged, {result['failed']} failed), {result['skipped']} already done, "
+        f"{result['done'] - result['deferred']} translated ({result['accepted']} accepted, "
+        f"{result['flagged']} flagged, {result['failed']} failed){held}, "
+        f"{result['skipped']} already done, "
         f"{result['requests_sent']} requests sent, {result['rejects']} unreadable input "
         f"item(s). Run {result['run_id']} in {db}", highlight=False)
     unfinished = result["failed"] + result["unreachable"]
@@ -649,9 +651,16 @@ def batch_submit(
         result = submit(input, db, settings)
     except MmtransError as e:
         raise fail(e) from None
-    console.print(f"{result['requests']} request(s) submitted in {len(result['batches'])} "
-                  f"batch(es) {', '.join(result['batches'])}; {result['held']} still held by "
-                  "earlier batches. `mmtrans batch status` follows them, `mmtrans batch "
+    for batch_id in result["found"]:
+        console.print(f"found batch {batch_id} of an earlier upload (its create had no answer)",
+                      highlight=False, soft_wrap=True)
+    for batch_id in result["made"]:
+        console.print(f"started batch {batch_id} of an earlier upload (none was made of it)",
+                      highlight=False, soft_wrap=True)
+    started = f" in {len(result['batches'])} batch(es) {', '.join(result['batches'])}" \
+        if result["batches"] else ""
+    console.print(f"{result['requests']} request(s) submitted{started}; {result['held']} still "
+                  "held by earlier batches. `mmtrans batch status` follows them, `mmtrans batch "
                   "collect` imports their answers.", highlight=False, soft_wrap=True)
 
 
@@ -673,8 +682,11 @@ def batch_status(db: Db = Path("mmtrans.db"), base_url: BaseUrl = None,
     except MmtransError as e:
         raise fail(e) from None
     for r in rows:
-        out.print(f"{r['id']}: {r['status']} ({r['completed']} of {r['total']} done, "
-                  f"{r['failed']} failed)", highlight=False)
+        counts = f" ({r['completed']} of {r['total']} done, {r['failed']} failed)" \
+            if r["total"] is not None else ""
+        out.print(f"{r['id']}: {r['status']}{counts}", highlight=False, soft_wrap=True)
+        for error in r["errors"]:
+            out.print(f"  {error}", highlight=False, soft_wrap=True)
     if not rows:
         console.print("no batch waiting to be collected")
 
@@ -690,9 +702,13 @@ def batch_collect(db: Db = Path("mmtrans.db"), base_url: BaseUrl = None,
         totals = collect(db, *_api(base_url, api_key))
     except MmtransError as e:
         raise fail(e) from None
+    unreadable = f", {totals['unreadable']} unreadable line(s)" if totals["unreadable"] else ""
     console.print(f"{totals['batches']} batch(es) collected: {totals['imported']} answer(s) "
-                  f"imported, {totals['failed']} failed (their records stay pending); "
-                  f"{totals['waiting']} batch(es) still running", highlight=False, soft_wrap=True)
+                  f"imported, {totals['failed']} failed{unreadable} (their records stay "
+                  f"pending); {totals['waiting']} batch(es) still running", highlight=False,
+                  soft_wrap=True)
+    for note in totals["notes"]:
+        console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
 
 
 @batch_app.command("read")
@@ -708,8 +724,11 @@ def batch_read(
         counts = read_batch(db, results)
     except MmtransError as e:
         raise fail(e) from None
-    console.print(f"{counts['imported']} answer(s) imported, {counts['failed']} failed (their "
-                  f"records stay pending), {counts['unknown']} not asked by this store",
+    for path, line, why in counts.unreadable:
+        console.print(f"[yellow]unreadable:[/] {path}:{line}: {why}", highlight=False,
+                      soft_wrap=True)
+    console.print(f"{counts.imported} answer(s) imported, {counts.failed} failed (their "
+                  f"records stay pending), {counts.unknown} not asked by this store",
                   highlight=False, soft_wrap=True)
 
 

@@ -30,6 +30,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from .endpoint import normalise_endpoint
 from .errors import ConfigError, FatalModelError, ModelError
 from .ratelimit import RateLimiter
 from .tokens import estimate_tokens
@@ -175,7 +176,7 @@ class OpenAIBackend:
 
     @property
     def endpoint(self) -> str:
-        return str(self.base_url)
+        return normalise_endpoint(str(self.base_url))
 
     @property
     def client(self) -> openai.AsyncOpenAI:

@@ -162,6 +162,10 @@ class Run:
     _unreachable_streak: int = 0
     #: Requests sent and not answered yet (claimed by this run).
     _sending: set[str] = field(default_factory=set)
+    #: Requests an open OpenAI batch holds (key -> batch): never sent online, and the
+    #: keys of those asked, by batch, for the notice at the end.
+    held: dict[str, str] = field(default_factory=dict)
+    held_asked: dict[str, set[str]] = field(default_factory=dict)
 
     @staticmethod
     def key_for(endpoint: str, model: str, messages: list[Message],
@@ -204,6 +208,9 @@ class Run:
         cached = self.store.cached_response(key)
         if cached is not None:
             return key, cached
+        if key in self.held:  # paid for in a batch: its answer comes with `batch collect`
+            self.held_asked.setdefault(self.held[key], set()).add(key)
+            raise ModelError(f"held by batch {self.held[key]}", "deferred")
         if key in self._in_flight:
             return key, await asyncio.shield(self._in_flight[key])
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
@@ -542,7 +549,8 @@ def translate(
             done = store.done_ids(run_id, settings.repair)
             waiting, pending = store.pending_records(run_id, done, settings.limit)
             progress = Progress(total=waiting)
-            run = Run(store, run_id, backend, prompts, table, settings, progress, on_progress)
+            run = Run(store, run_id, backend, prompts, table, settings, progress, on_progress,
+                      held=store.held_request_keys())
             if isinstance(backend, OpenAIBackend):
                 backend.on_retry = run.note
                 progress.pace = backend.limiter.describe
@@ -553,6 +561,10 @@ def translate(
                 on_progress(progress)
             with store.grouped():
                 run_sync(run.translate_all(pending))
+            for batch_id, keys in run.held_asked.items():
+                if on_notice:
+                    on_notice(f"{len(keys)} requests are held by batch {batch_id}; run `mmtrans "
+                              "batch collect` once it has finished, then this command again")
         return {"run_id": run_id, "changed": changed, "skipped": chosen - waiting,
                 "records": stored, "items": sum(items_read.values()),
                 "rejects": len(rejects), "reject_lines": [str(r) for r in rejects[:20]],

@@ -11,31 +11,12 @@ from typer.testing import CliRunner
 
 import mmtrans
 from mmtrans.cli import app
-from mmtrans.testing import FakeBatchAPI, FakeLLM, good_translation, record_payload
+from mmtrans.testing import FakeLLM
+from tests.fakes.openai_batches import FakeOpenAIBatches
+from tests.fakes.vllm_batch import run_batch
 
 runner = CliRunner()
 MODEL = "Qwen/Qwen2.5-7B-Instruct"
-
-
-def answer_like_vllm(requests: Path, results: Path, fail: set[int] = frozenset()) -> None:
-    """What `vllm run-batch -i requests -o results` writes: one line per request, its
-    custom_id, and the chat completion (or an error) the scripted translator gives."""
-    lines = []
-    for n, line in enumerate(requests.read_text(encoding="utf-8").splitlines()):
-        request = json.loads(line)
-        assert (request["method"], request["url"]) == ("POST", "/v1/chat/completions")
-        content = json.dumps(good_translation(record_payload(request["body"])),
-                             ensure_ascii=False)
-        body = {"id": f"cmpl-{n}", "object": "chat.completion", "created": 0,
-                "model": request["body"]["model"],
-                "choices": [{"index": 0, "finish_reason": "stop",
-                             "message": {"role": "assistant", "content": content}}],
-                "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120}}
-        response = {"status_code": 500, "request_id": f"r{n}", "body": None} if n in fail \
-            else {"status_code": 200, "request_id": f"r{n}", "body": body}
-        lines.append(json.dumps({"id": f"b{n}", "custom_id": request["custom_id"],
-                                 "response": response, "error": None}, ensure_ascii=False))
-    results.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def exported(db: Path, out: Path) -> list:
@@ -56,12 +37,12 @@ def test_a_vllm_batch_ends_in_the_same_export_as_the_online_run(tmp_path, sample
     written = runner.invoke(app, ["batch", "write", str(path), "--out", str(requests), *common])
     assert written.exit_code == 0, written.output
     assert "8 request(s) written" in written.output
-    answer_like_vllm(requests, results, fail={3})
+    run_batch(requests, results, fail={3})
     read = runner.invoke(app, ["batch", "read", str(results), "--db", str(db)])
     assert "7 answer(s) imported, 1 failed" in read.output
     again = runner.invoke(app, ["batch", "write", str(path), "--out", str(requests), *common])
     assert "1 request(s) written" in again.output and "7 accepted" in again.output
-    answer_like_vllm(requests, results)
+    run_batch(requests, results)
     runner.invoke(app, ["batch", "read", str(results), "--db", str(db)])
     with FakeLLM() as llm:  # the same settings online: everything is answered already
         mmtrans.translate(path, db, mmtrans.Settings(
@@ -85,7 +66,7 @@ def batch_cli(*args: str):
     return runner.invoke(app, ["batch", *args])
 
 
-def submit(path: Path, db: Path, api: FakeBatchAPI):
+def submit(path: Path, db: Path, api: FakeOpenAIBatches):
     return batch_cli("submit", str(path), "--src", "ja", "--tgt", "en", "--labels", "scnm",
                      "--db", str(db), "--model", "gpt-4o-mini", "--base-url", api.base_url,
                      "--api-key", "test")
@@ -99,7 +80,7 @@ def test_an_openai_batch_submitted_twice_and_collected_ends_like_the_online_run(
             src="ja", tgt="en", labels=["scnm"], base_url=llm.base_url, model="gpt-4o-mini"))
     online = exported(tmp_path / "online.db", tmp_path / "online.json")
     db = tmp_path / "batch.db"
-    with FakeBatchAPI("complete") as api:
+    with FakeOpenAIBatches() as api:
         first = submit(path, db, api)
         assert "6 request(s) submitted in 1 batch(es)" in first.output, first.output
         again = submit(path, db, api)  # before collecting: nothing is sent twice
@@ -117,13 +98,16 @@ def test_an_openai_batch_submitted_twice_and_collected_ends_like_the_online_run(
     assert exported(db, tmp_path / "batch.json") == online
 
 
-@pytest.mark.parametrize("mode, answered", [("partial", 4), ("expired", 3)])
+@pytest.mark.parametrize("fault, answered", [({"fail_lines": {2, 5}}, 4),
+                                              ({"expire_after": 3}, 3)])
 def test_a_partly_failed_or_expired_batch_leaves_the_rest_pending_for_the_next(
-        tmp_path, sample, mode, answered):
+        tmp_path, sample, fault, answered):
     path, db = sample(6), tmp_path / "batch.db"
-    with FakeBatchAPI(mode) as api:
+    with FakeOpenAIBatches() as api:
+        vars(api).update(fault)
         submit(path, db, api)
         batch_cli("collect", "--db", str(db), "--base-url", api.base_url, "--api-key", "t")
+        vars(api).update(fail_lines=set(), expire_after=None)
         resubmitted = submit(path, db, api)
         assert f"{6 - answered} request(s) submitted" in resubmitted.output, resubmitted.output
     assert len(api.created) == 2

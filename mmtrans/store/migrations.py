@@ -122,6 +122,23 @@ def m008_request_claims(db: sqlite_utils.Database) -> None:
                         pk="key")
 
 
+
+@migrations()
+def m009_batch_uploads(db: sqlite_utils.Database) -> None:
+    """Files uploaded for an OpenAI batch, recorded before their batch is created, so a
+    create whose answer was lost (or a submit killed during it) is found again by its input
+    file instead of being made twice; which upload each written request went in; the
+    endpoint of each batch. Batches submitted before are their own uploads."""
+    db["batch_uploads"].create({"file_id": str, "endpoint": str, "uploaded_at": int,
+                                "batch_id": str, "released": int, "created": str},
+                               pk="file_id")
+    db["batch_requests"].add_column("upload", str)
+    db["batches"].add_column("endpoint", str)
+    db.execute("insert or ignore into batch_uploads (file_id, batch_id, released, created) "
+               "select file, id, 0, created from batches where file is not null")
+    db.execute("update batch_requests set upload = (select file from batches "
+               "where batches.id = batch_requests.batch_id) where batch_id is not null")
+
 #: The table sqlite-utils records applied migrations in.
 APPLIED = "_sqlite_migrations"
 

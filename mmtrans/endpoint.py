@@ -1,0 +1,16 @@
+"""The one spelling of an endpoint that cache keys, run identities and batches are keyed on."""
+
+from __future__ import annotations
+
+import httpx
+
+
+def normalise_endpoint(url: str) -> str:
+    """`url` as one key however it was typed: an http(s) URL with its scheme and host in lower
+    case, its default port dropped and no trailing slash (httpx's reading of it, which the
+    OpenAI SDK sends to); any other name (`vllm:local` for a batch file) as typed, less a
+    trailing slash. The path keeps its case: servers may tell `/V1` from `/v1`."""
+    parsed = httpx.URL(url)
+    if parsed.scheme not in ("http", "https"):
+        return url.rstrip("/")
+    return str(parsed.copy_with(path=parsed.path.rstrip("/")))
