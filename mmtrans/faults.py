@@ -91,7 +91,7 @@ class FaultServer:
         self.requests = 0
         self.lock = threading.Lock()
         self.stopped = threading.Event()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server = _QuietServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -171,6 +171,14 @@ class FaultServer:
         self.stopped.set()
         self.server.shutdown()
         self.server.server_close()
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """A client that gives up (a timeout, a run that stopped) resets its connection: no
+    traceback for that on the test's output."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass
 
 
 def _close(handler: BaseHTTPRequestHandler) -> None:

@@ -276,6 +276,9 @@ class OpenAIBackend:
     silent_limit: int = 3
     _client: openai.AsyncOpenAI | None = field(default=None, init=False, repr=False)
     _silent_streak: int = field(default=0, init=False, repr=False)
+    #: The error that stopped the run: no request is sent after it (workers waiting for
+    #: the limiter would otherwise each send one before the run is cancelled).
+    _stopped: FatalModelError | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.base_url = self.base_url or os.environ.get("OPENAI_BASE_URL") or None
@@ -340,6 +343,9 @@ class OpenAIBackend:
         request goes again (up to `max_rate_limited` times) without being an attempt."""
         for refused in range(1, self.max_rate_limited + 1):
             ticket = await self.limiter.acquire(prompt_tokens)
+            if self._stopped is not None:
+                self.limiter.failed(ticket)
+                raise self._stopped
             started = time.monotonic()
             try:
                 text, usage, headers = await self._create(messages, params)
@@ -348,6 +354,7 @@ class OpenAIBackend:
                 fatal = fatal_error(e, str(self.base_url), self.model)
                 if fatal is not None:
                     self.limiter.failed(ticket)
+                    self._stopped = fatal
                     raise fatal from e
                 if not isinstance(e, openai.RateLimitError):
                     self.limiter.failed(ticket)
@@ -365,12 +372,13 @@ class OpenAIBackend:
                 if _timed_out(e):
                     self._silent_streak += 1
                     if self._silent_streak >= self.silent_limit:
-                        raise EndpointSilentError(
+                        self._stopped = EndpointSilentError(
                             f"{self.base_url} accepts connections but does not answer: "
                             f"{self._silent_streak} requests in a row got no answer within "
                             f"{self.timeout:g} s; the run stopped and the records not "
                             "translated stay pending (if the model is only slow, raise "
-                            "--timeout)") from e
+                            "--timeout)")
+                        raise self._stopped from e
                 elif isinstance(e, ServerFault):
                     self._silent_streak = 0
                 raise

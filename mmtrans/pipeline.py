@@ -137,7 +137,7 @@ def make_backend(settings: Settings, on_notice: Callable[[str], None] | None = N
     backend = OpenAIBackend(settings.model or "", settings.base_url, settings.api_key,
                             timeout=settings.timeout, max_attempts=settings.max_attempts,
                             limiter=limiter)
-    backend.model, note = choose_model(settings.model, backend.base_url, backend.api_key,
+    backend.model, note = choose_model(settings.model, settings.base_url, backend.api_key,
                                        settings.timeout)
     if note and on_notice:
         on_notice(note)
