@@ -29,6 +29,7 @@ from mmtrans.errors import (
 )
 from mmtrans.faults import FaultServer, closed_port_url
 from mmtrans.store import Store
+from mmtrans.testing import FakeLLM, Reply, good_translation
 
 runner = CliRunner()
 pytestmark = pytest.mark.timeout(90)
@@ -120,14 +121,19 @@ def test_a_server_that_accepts_and_never_answers_stops_the_run_within_seconds(
 
 def test_timeouts_between_answers_do_not_stop_the_run(tmp_path, sample):
     """Only timeouts in a row count: a server that answers between them is alive."""
-    db = tmp_path / "run.db"
-    path = sample(4)
+    seen: set[str] = set()
 
-    with FaultServer("hang", good_after=2) as server:  # two timeouts, then answers
-        result, _ = translate(path, db, server.base_url, "--model", "fake", "--timeout", "0.5",
-                              "--concurrency", "1")
+    def late_once(payload, request):  # each record's first attempt comes too late
+        if payload["text"] not in seen:
+            seen.add(payload["text"])
+            return Reply("late", delay=1.5)
+        return Reply(json.dumps(good_translation(payload), ensure_ascii=False))
+
+    with FakeLLM(late_once) as server:
+        result, _ = translate(sample(4), tmp_path / "run.db", server.base_url,
+                              "--model", "fake", "--timeout", "0.5", "--concurrency", "1")
+        assert len(server.requests) == 8  # four timeouts in all, never three in a row
     assert result.exit_code == 0, result.output
-    assert server.requests == 6
 
 
 @pytest.mark.parametrize("form", ["drop", "close"])
