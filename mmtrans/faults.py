@@ -117,6 +117,9 @@ class FaultServer:
                 self.wfile.write(data)
 
             def do_GET(self) -> None:  # noqa: N802
+                if fake.form == "hang":  # a hung server hangs on every route
+                    fake.stopped.wait()
+                    return
                 if self.path.rstrip("/").endswith("/models") and fake.models is not None:
                     self.send(200, {"object": "list", "data": [
                         {"id": m, "object": "model", "created": 0, "owned_by": "test"}

@@ -440,8 +440,10 @@ def served_models(base_url: str, api_key: str | None, timeout: float = 10.0) -> 
         raise ConfigError(f"{base_url} does not list its models (GET /models: HTTP "
                           f"{e.status_code}): pass --model") from None
     except openai.APIConnectionError as e:
-        raise EndpointDownError(f"cannot ask {base_url} which model it serves (GET /models: "
-                                f"{describe_failure(e, timeout)}): is the server up?") from None
+        stop = EndpointSilentError if _timed_out(e) else EndpointDownError
+        raise stop(f"cannot ask {base_url} which model it serves (GET /models: "
+                   f"{describe_failure(e, timeout)}): is the server up? (or pass --model)"
+                   ) from None
     except (openai.OpenAIError, ValueError, TypeError, AttributeError):
         raise ConfigError(f"{base_url}: GET /models gave no model list: pass --model") from None
     finally:

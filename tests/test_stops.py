@@ -329,3 +329,21 @@ def test_a_local_model_s_empty_answer_then_a_good_one_is_one_record_accepted(tmp
     assert result["accepted"] == 1 and llama.calls == 2
     with Store(db) as store:
         assert [row["attempts"] for row in store.db["requests"].rows] == [2]
+
+
+@pytest.mark.parametrize(("form", "words"), [
+    ("dead", "which model it serves (GET /models: cannot connect)"),
+    ("hang", "which model it serves (GET /models: no answer within 0.5 s)"),
+])
+def test_without_model_a_server_that_cannot_be_asked_stops_before_anything_is_written(
+        tmp_path, sample, form, words):
+    db = tmp_path / "run.db"
+    if form == "dead":
+        result, seconds = translate(sample(2), db, closed_port_url(), "--timeout", "0.5")
+    else:
+        with FaultServer(form) as server:
+            result, seconds = translate(sample(2), db, server.base_url, "--timeout", "0.5")
+    assert result.exit_code == 2, result.output
+    lines = said(result, "stopped")
+    assert len(lines) == 1 and words in lines[0] and "pass --model" in lines[0], result.output
+    assert not db.exists() and seconds < 20

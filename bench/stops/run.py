@@ -33,7 +33,7 @@ DEFAULT_FORMS = ["quota", "unauthorized", "forbidden", "openai-no-model", "vllm-
 def run_one(form: str, code: Path, cap: float, timeout: float | None, workdir: Path
             ) -> dict[str, object]:
     db = workdir / f"{form}.db"
-    args = [sys.executable, "-m", "mmtrans.cli", "translate", str(SAMPLE), "--src", "ja",
+    args = [sys.executable, "-m", "mmtrans", "translate", str(SAMPLE), "--src", "ja",
             "--tgt", "en", "--labels", "scnm", "--db", str(db), "--model",
             "fake" if form in ("hang", "drop", "close", "dead", "rate-limit") else "nope"]
     if timeout is not None:
@@ -46,8 +46,9 @@ def run_one(form: str, code: Path, cap: float, timeout: float | None, workdir: P
     if server is not None:
         server.__enter__()
     started = time.monotonic()
-    process = subprocess.Popen([*args, "--base-url", url], env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
+    # cwd is the code's: `python -m` puts the working directory first on the path
+    process = subprocess.Popen([*args, "--base-url", url], env=env, cwd=code,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         output, _ = process.communicate(timeout=cap)
         status: object = process.returncode
@@ -79,6 +80,7 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=None,
                         help="--timeout for translate (default: the CLI's, 60 s)")
     options = parser.parse_args()
+    options.code = options.code.resolve()
     print(f"code: {options.code}  load: {os.getloadavg()[0]:.2f} "
           f"{os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}  cap: {options.cap:g} s  "
           f"timeout: {options.timeout or 'default'}")
