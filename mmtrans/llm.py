@@ -5,6 +5,11 @@ and answers that hold no answer (empty, null, not JSON) with exponential backoff
 and waits as long as a `Retry-After` header asks. A server's rate limits are the
 `RateLimiter`'s (ratelimit.py): it paces every request, and a 429 pauses the whole run and
 sends the request again without counting it as an attempt.
+
+What cannot be retried away is raised as its own class (errors.py): an answer that holds
+for every request alike (429 insufficient_quota, 401, 403, an unknown model or endpoint)
+and a server that lets `silent_limit` requests in a row time out are FatalModelErrors, and
+once one is raised the backend sends nothing more.
 """
 
 from __future__ import annotations
@@ -142,8 +147,10 @@ def server_message(exc: openai.APIStatusError) -> str:
     return text[:300] or f"HTTP {exc.status_code}"
 
 
-_MODEL_MISSING = re.compile(r"model\b.*\b(does not exist|not found|not exist|unknown)"
-                            r"|(unknown|invalid) model", re.I | re.S)
+#: How vLLM, Ollama and llama.cpp say a model is not served (within one sentence, so that
+#: "the model's context length ... not found" elsewhere in a message does not match).
+_MODEL_MISSING = re.compile(r"\bmodel\b[^.]*\b(does not exist|not found)|\b(unknown|invalid) "
+                            r"model\b", re.I)
 
 
 def describe_failure(exc: BaseException, timeout: float) -> str:
