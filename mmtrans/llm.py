@@ -278,8 +278,9 @@ class OpenAIBackend:
     #: 429s in a row for one request before they count as one failed attempt (bounds a
     #: server that refuses for good; each of them paused the run for its Retry-After).
     max_rate_limited: int = 30
-    #: Timed-out attempts in a row (any records, no answer between them) that stop the run:
-    #: a server that accepts and never answers costs this many timeouts, not every record's.
+    #: Attempts in a row (any records, no answer between them) that timed out or whose
+    #: connection was closed before the answer, that stop the run: a server that takes
+    #: requests and never answers costs this many, not every record's every attempt.
     silent_limit: int = 3
     _client: openai.AsyncOpenAI | None = field(default=None, init=False, repr=False)
     _silent_streak: int = field(default=0, init=False, repr=False)
@@ -376,15 +377,12 @@ class OpenAIBackend:
                 continue
             except BaseException as e:
                 self.limiter.failed(ticket)
-                if _timed_out(e):
+                dropped = isinstance(e, openai.APIConnectionError) and not _no_connection(e) \
+                    and not _timed_out(e)
+                if _timed_out(e) or dropped:  # it took the request and gave nothing back
                     self._silent_streak += 1
                     if self._silent_streak >= self.silent_limit:
-                        self._stopped = EndpointSilentError(
-                            f"{self.base_url} accepts connections but does not answer: "
-                            f"{self._silent_streak} requests in a row got no answer within "
-                            f"{self.timeout:g} s; the run stopped and the records not "
-                            "translated stay pending (if the model is only slow, raise "
-                            "--timeout)")
+                        self._stopped = self._unanswered(dropped)
                         raise self._stopped from e
                 elif isinstance(e, ServerFault):
                     self._silent_streak = 0
@@ -396,6 +394,20 @@ class OpenAIBackend:
                 prompt_tokens)
             return text, usage
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _unanswered(self, dropped: bool) -> FatalModelError:
+        """The error that stops a run whose server took `silent_limit` requests in a row
+        and answered none: it closed the connections, or let them time out."""
+        pending = "the run stopped and the records not translated stay pending"
+        if dropped:
+            return EndpointDownError(
+                f"{self.base_url}: the server closed the connection before answering "
+                f"{self._silent_streak} requests in a row; {pending} (run the same command "
+                "again once the server is up)")
+        return EndpointSilentError(
+            f"{self.base_url} accepts connections but does not answer: "
+            f"{self._silent_streak} requests in a row got no answer within "
+            f"{self.timeout:g} s; {pending} (if the model is only slow, raise --timeout)")
 
     async def complete(self, messages: list[Message], params: Params) -> Completion:
         started = time.monotonic()
