@@ -22,7 +22,7 @@ from openai.types.chat import ChatCompletion
 from pydantic import ValidationError
 
 from .endpoint import normalise_endpoint
-from .errors import InputError, ModelError
+from .errors import DeferredError, InputError
 from .llm import Completion, Message, Params, ServerFault, answer_text
 from .pipeline import DEFAULT_MODEL, Run, Settings, translate
 from .store import Store
@@ -33,11 +33,11 @@ MAX_BYTES_PER_FILE = 200 * 1024 * 1024
 URL = "/v1/chat/completions"
 
 
-class Deferred(ModelError):
+class Deferred(DeferredError):
     """The request goes into a batch file; the record waits for its answer."""
 
     def __init__(self) -> None:
-        super().__init__("written to a batch file", "deferred")
+        super().__init__("written to a batch file")
 
 
 @dataclass

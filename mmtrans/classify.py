@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .errors import FatalModelError, ModelError
+from .errors import ConnectError, ConnectionDroppedError, FatalModelError, ModelError
 from .labels import LabelTable
 from .llm import Backend
 from .payload import extract_json
@@ -106,7 +106,7 @@ async def _classify(run: Run, records: list[Record]) -> None:
             except FatalModelError:
                 raise
             except ModelError as e:
-                if e.kind == "connect":  # not the record's fault: it stays pending
+                if isinstance(e, (ConnectError, ConnectionDroppedError)):  # stays pending
                     run._count("unreachable")
                     return
                 row = Translation(record.id, 0, "failed", None,

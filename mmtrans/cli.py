@@ -23,7 +23,18 @@ from rich.table import Table
 from rich.text import Text
 
 from . import pipeline
-from .errors import EndpointDownError, MmtransError
+from .errors import (
+    AuthError,
+    EndpointDownError,
+    EndpointNotFoundError,
+    EndpointSilentError,
+    FatalModelError,
+    MmtransError,
+    ModelError,
+    ModelNotFoundError,
+    PermissionDeniedError,
+    QuotaExhaustedError,
+)
 from .estimate import spent
 from .export import export as export_run
 from .llm import Params
@@ -75,9 +86,28 @@ def sigterm_interrupts() -> list[int]:
     return came
 
 
+#: How an error a user may meet is shown: the word before its one line, and the exit
+#: status; the nearest class in the error's ancestry decides.
+ERROR_LINES: dict[type[Exception], tuple[str, int]] = {
+    QuotaExhaustedError: ("stopped", 2),
+    AuthError: ("stopped", 2),
+    PermissionDeniedError: ("stopped", 2),
+    ModelNotFoundError: ("stopped", 2),
+    EndpointNotFoundError: ("stopped", 2),
+    EndpointDownError: ("stopped", 2),
+    EndpointSilentError: ("stopped", 2),
+    FatalModelError: ("stopped", 2),
+    ModelError: ("error", 2),
+    MmtransError: ("error", 2),
+}
+
+
 def fail(error: Exception) -> typer.Exit:
-    console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
-    return typer.Exit(2)
+    """Print `error` as one line and give the exit its status (ERROR_LINES)."""
+    word, status = next((ERROR_LINES[c] for c in type(error).__mro__ if c in ERROR_LINES),
+                        ("error", 2))
+    console.print(f"[red]{word}:[/red] {error}", highlight=False, soft_wrap=True)
+    return typer.Exit(status)
 
 
 @app.command()
@@ -129,7 +159,8 @@ def translate(
     """Translate INPUT into the store; the same command resumes an interrupted run.
 
     Exit status: 0 when every record was translated (accepted or flagged), 1 when any
-    failed or the server could not be reached, 2 for bad input or settings."""
+    failed, 2 for bad input or settings, or when the run stopped because it cannot go on
+    (no quota, key refused, unknown model, server down or silent)."""
     settings = pipeline.Settings(
         src=src, tgt=tgt, labels=labels, model=model, base_url=base_url, api_key=api_key,
         local=local, local_model=str(local_model) if local_model else None,
@@ -158,11 +189,8 @@ def translate(
     terminated = sigterm_interrupts()
     try:
         result = pipeline.translate(input, db, settings, on_progress=show, on_notice=notice)
-    except EndpointDownError as e:
-        bar.stop()
-        console.print(f"[red]stopped:[/red] {e}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
     except MmtransError as e:
+        bar.stop()  # the line stands alone, not inside the progress bar
         raise fail(e) from None
     except KeyboardInterrupt:
         bar.stop()

@@ -55,23 +55,74 @@ class RunBusyError(MmtransError):
 
 
 class ModelError(MmtransError):
-    """The model server failed in a way retrying does not fix.
+    """One request failed in a way retrying did not fix: its record fails, or waits for the
+    next run when the fault is the server's reachability rather than the record's."""
 
-    `kind` says how: "connect" (no connection), "timeout", "fault" (an answer that is no
-    answer: empty, null, not JSON), or "status" (an HTTP error status)."""
 
-    def __init__(self, message: str, kind: str = "status"):
+class DeferredError(ModelError):
+    """The request was not sent: it waits elsewhere (a batch file) and its record with it."""
+
+
+class ConnectError(ModelError):
+    """No connection could be made to the server (refused, no such host, TLS): the record
+    stays pending, and several in a row stop the run (EndpointDownError)."""
+
+
+class ConnectionDroppedError(ModelError):
+    """The server accepted the request, then closed the connection before its answer was
+    complete: counted like ConnectError (the record stays pending)."""
+
+
+class NoAnswerError(ModelError):
+    """No answer within the timeout; several in a row stop the run (EndpointSilentError)."""
+
+
+class ServerFaultError(ModelError):
+    """A 5xx, or a 200 that holds no answer (empty, null, not JSON, no choices), on every
+    attempt: the record fails and the next run asks again (faults are never cached)."""
+
+
+class HTTPStatusError(ModelError):
+    """A 4xx the server gives this request alone (400 bad request, 413, 422): the record
+    fails, the run goes on."""
+
+    def __init__(self, message: str, status_code: int):
         super().__init__(message)
-        self.kind = kind
-
-
-class EndpointDownError(ModelError):
-    """Several records in a row could not reach the server at all: the run stops, and the
-    records not translated stay pending for the next run."""
+        self.status_code = status_code
 
 
 class FatalModelError(ModelError):
-    """The server refuses every request alike (bad key, unknown model): the run stops."""
+    """The run cannot go on: every request would meet the same answer. The run stops at
+    once; records not translated stay pending for the next run."""
 
-    def __init__(self, message: str):
-        super().__init__(message, "fatal")
+
+class AuthError(FatalModelError):
+    """401: the API key is missing, wrong or revoked."""
+
+
+class PermissionDeniedError(FatalModelError):
+    """403: the key is valid but not allowed this model or endpoint (or region)."""
+
+
+class ModelNotFoundError(FatalModelError):
+    """The server does not serve the model asked for (OpenAI's 404 model_not_found,
+    vLLM's 404 or 400 "The model `x` does not exist", Ollama's 404 "model ... not found")."""
+
+
+class EndpointNotFoundError(FatalModelError):
+    """404 on /chat/completions itself: the base URL points at something else (it usually
+    ends in /v1)."""
+
+
+class QuotaExhaustedError(FatalModelError):
+    """429 insufficient_quota: the account has no credit left; waiting does not help."""
+
+
+class EndpointDownError(FatalModelError):
+    """Several records in a row could not reach the server (no connection, or a connection
+    closed before the answer) on any attempt."""
+
+
+class EndpointSilentError(FatalModelError):
+    """The server accepts connections but answered none of several requests in a row within
+    the timeout: a hung server, or a model far slower than --timeout allows."""

@@ -5,6 +5,11 @@ and answers that hold no answer (empty, null, not JSON) with exponential backoff
 and waits as long as a `Retry-After` header asks. A server's rate limits are the
 `RateLimiter`'s (ratelimit.py): it paces every request, and a 429 pauses the whole run and
 sends the request again without counting it as an attempt.
+
+What cannot be retried away is raised as its own class (errors.py): an answer that holds
+for every request alike (429 insufficient_quota, 401, 403, an unknown model or endpoint)
+and a server that lets `silent_limit` requests in a row time out are FatalModelErrors, and
+once one is raised the backend sends nothing more.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import asyncio
 import email.utils
 import hashlib
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,12 +32,30 @@ from tenacity import (
     AsyncRetrying,
     RetryCallState,
     retry_if_exception,
+    retry_if_exception_type,
     stop_after_attempt,
     wait_random_exponential,
 )
 
 from .endpoint import normalise_endpoint
-from .errors import ConfigError, FatalModelError, ModelError
+from .errors import (
+    AuthError,
+    ConfigError,
+    ConnectError,
+    ConnectionDroppedError,
+    EndpointDownError,
+    EndpointNotFoundError,
+    EndpointSilentError,
+    FatalModelError,
+    HTTPStatusError,
+    MmtransError,
+    ModelError,
+    ModelNotFoundError,
+    NoAnswerError,
+    PermissionDeniedError,
+    QuotaExhaustedError,
+    ServerFaultError,
+)
 from .ratelimit import RateLimiter
 from .tokens import estimate_tokens
 
@@ -77,30 +101,123 @@ class ServerFault(Exception):
 
 
 def _retryable(exc: BaseException) -> bool:
+    if isinstance(exc, MmtransError):  # already judged: a fatal answer or a silent server
+        return False
     if isinstance(exc, (ServerFault, openai.APITimeoutError, openai.APIConnectionError,
                         openai.RateLimitError)):
         return True
     return isinstance(exc, openai.APIStatusError) and exc.status_code >= 500
 
 
-def _kind(exc: BaseException) -> str:
+def _causes(exc: BaseException) -> set[str]:
+    """The class names along `exc`'s chain of causes: the SDK wraps its HTTP library's
+    errors (httpx's or httpx2's, by SDK version), whose names alone say what happened."""
+    names: set[str] = set()
+    cause: BaseException | None = exc.__cause__
+    while cause is not None and len(names) < 20:
+        names.add(type(cause).__name__)
+        cause = cause.__cause__
+    return names
+
+
+def _no_connection(exc: BaseException) -> bool:
+    """Whether `exc` means no connection was made at all (refused, no such host, or the
+    connect itself timed out), as opposed to one made and then dropped or left unanswered."""
+    if not isinstance(exc, openai.APIConnectionError):
+        return False
+    causes = _causes(exc)
     if isinstance(exc, openai.APITimeoutError):
-        return "timeout"
-    if isinstance(exc, openai.APIConnectionError):
-        return "connect"
-    return "fault" if isinstance(exc, ServerFault) else "status"
+        return "ConnectTimeout" in causes
+    return bool(causes & {"ConnectError", "UnsupportedProtocol", "ConnectionRefusedError"})
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """Connected and sent, then no answer within the timeout."""
+    return isinstance(exc, openai.APITimeoutError) and not _no_connection(exc)
+
+
+def server_message(exc: openai.APIStatusError) -> str:
+    """What the server said, from the error bodies OpenAI, vLLM, Ollama and llama.cpp send
+    ({"error": {"message": ...}}, {"message": ...}, {"error": "..."}), else the status."""
+    body: Any = exc.body
+    if isinstance(body, dict):
+        body = body.get("message") or body.get("detail") or body.get("error") or ""
+        if isinstance(body, dict):
+            body = body.get("message") or ""
+    text = " ".join(str(body).split()) if body else ""
+    return text[:300] or f"HTTP {exc.status_code}"
+
+
+#: How vLLM, Ollama and llama.cpp say a model is not served (within one sentence, so that
+#: "the model's context length ... not found" elsewhere in a message does not match).
+_MODEL_MISSING = re.compile(r"\bmodel\b[^.]*\b(does not exist|not found)|\b(unknown|invalid) "
+                            r"model\b", re.I)
 
 
 def describe_failure(exc: BaseException, timeout: float) -> str:
     """One short phrase a person reads on the progress line."""
-    kind = _kind(exc)
-    if kind == "timeout":
+    if _timed_out(exc):
         return f"no answer within {timeout:g} s"
-    if kind == "connect":
+    if _no_connection(exc):
         return "cannot connect"
+    if isinstance(exc, openai.APIConnectionError):
+        return "the server closed the connection before answering"
     if isinstance(exc, openai.APIStatusError):
         return f"HTTP {exc.status_code}"
     return str(exc)
+
+
+def model_error(exc: BaseException, base_url: str, model: str, timeout: float,
+                attempts: int) -> ModelError:
+    """The typed error for what the server last did to a request (after `attempts`)."""
+    tried = f"after {attempts} attempt(s)"
+    if _timed_out(exc):
+        return NoAnswerError(f"{base_url}: no answer within {timeout:g} s {tried}")
+    if _no_connection(exc):
+        return ConnectError(f"{base_url}: cannot connect {tried}")
+    if isinstance(exc, openai.APIConnectionError):
+        return ConnectionDroppedError(
+            f"{base_url}: the server closed the connection before answering {tried}")
+    if isinstance(exc, openai.APIStatusError):
+        fatal = fatal_error(exc, base_url, model)
+        if fatal is not None:
+            return fatal
+        said = server_message(exc)
+        if exc.status_code >= 500 or isinstance(exc, openai.RateLimitError):
+            return ServerFaultError(f"{base_url}: HTTP {exc.status_code} {tried}: {said}")
+        return HTTPStatusError(f"{base_url}: HTTP {exc.status_code}: {said}", exc.status_code)
+    return ServerFaultError(f"{base_url}: {exc} {tried}")
+
+
+def fatal_error(exc: openai.APIStatusError, base_url: str, model: str
+                ) -> FatalModelError | None:
+    """The error that stops the run, when this status means every request will meet it:
+    a refused key, a forbidden model, an unknown model or endpoint, an account without
+    credit. None for an answer about this request alone."""
+    said = server_message(exc)
+    status = exc.status_code
+    code = f"{getattr(exc, 'code', None) or ''} {getattr(exc, 'type', None) or ''}"
+    if status == 429:
+        if "insufficient_quota" in code or "insufficient_quota" in said:
+            return QuotaExhaustedError(
+                f"{base_url}: the account has no quota left (HTTP 429 insufficient_quota: "
+                f"{said}); add credit or use another key, then run the same command again")
+        return None
+    if status == 401:
+        return AuthError(f"{base_url} refused the API key (HTTP 401: {said}); check "
+                         "--api-key or OPENAI_API_KEY")
+    if status == 403:
+        return PermissionDeniedError(f"{base_url}: this key may not use model {model!r} "
+                                     f"(HTTP 403: {said})")
+    if "model_not_found" in code or (status in (400, 404) and _MODEL_MISSING.search(said)):
+        return ModelNotFoundError(
+            f"{base_url} does not serve model {model!r} (HTTP {status}: {said}); pass "
+            f"--model with one it serves (GET {base_url}/models lists them)")
+    if status == 404:
+        return EndpointNotFoundError(
+            f"{base_url}/chat/completions does not exist (HTTP 404: {said}); check "
+            "--base-url (it usually ends in /v1)")
+    return None
 
 
 def answer_text(response: Any) -> str:
@@ -162,7 +279,15 @@ class OpenAIBackend:
     #: 429s in a row for one request before they count as one failed attempt (bounds a
     #: server that refuses for good; each of them paused the run for its Retry-After).
     max_rate_limited: int = 30
+    #: Attempts in a row (any records, no answer between them) that timed out or whose
+    #: connection was closed before the answer, that stop the run: a server that takes
+    #: requests and never answers costs this many, not every record's every attempt.
+    silent_limit: int = 3
     _client: openai.AsyncOpenAI | None = field(default=None, init=False, repr=False)
+    _silent_streak: int = field(default=0, init=False, repr=False)
+    #: The error that stopped the run: no request is sent after it (workers waiting for
+    #: the limiter would otherwise each send one before the run is cancelled).
+    _stopped: FatalModelError | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.base_url = self.base_url or os.environ.get("OPENAI_BASE_URL") or None
@@ -191,7 +316,8 @@ class OpenAIBackend:
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
-        if exc is not None and _kind(exc) == "connect":
+        if exc is not None and isinstance(exc, openai.APIConnectionError) \
+                and not _timed_out(exc):
             # Refused at once: retry soon, so a dead server is told apart in seconds.
             return wait_random_exponential(multiplier=self.backoff / 4, max=2.0)(state)
         asked = retry_after_seconds(exc)
@@ -226,10 +352,22 @@ class OpenAIBackend:
         request goes again (up to `max_rate_limited` times) without being an attempt."""
         for refused in range(1, self.max_rate_limited + 1):
             ticket = await self.limiter.acquire(prompt_tokens)
+            if self._stopped is not None:
+                self.limiter.failed(ticket)
+                raise self._stopped
             started = time.monotonic()
             try:
                 text, usage, headers = await self._create(messages, params)
-            except openai.RateLimitError as e:
+            except openai.APIStatusError as e:
+                self._silent_streak = 0  # it answers, if only to refuse
+                fatal = fatal_error(e, str(self.base_url), self.model)
+                if fatal is not None:
+                    self.limiter.failed(ticket)
+                    self._stopped = fatal
+                    raise fatal from e
+                if not isinstance(e, openai.RateLimitError):
+                    self.limiter.failed(ticket)
+                    raise
                 paused = self.limiter.rate_limited(ticket, retry_after_seconds(e),
                                                    e.response.headers)
                 if refused == self.max_rate_limited:
@@ -238,15 +376,39 @@ class OpenAIBackend:
                     self.on_retry(f"paused {paused:.1f} s: the server answered 429 (rate "
                                   "limit); not counted as an attempt")
                 continue
-            except BaseException:
+            except BaseException as e:
                 self.limiter.failed(ticket)
+                dropped = isinstance(e, openai.APIConnectionError) and not _no_connection(e) \
+                    and not _timed_out(e)
+                if _timed_out(e) or dropped:  # it took the request and gave nothing back
+                    self._silent_streak += 1
+                    if self._silent_streak >= self.silent_limit:
+                        self._stopped = self._unanswered(dropped)
+                        raise self._stopped from e
+                elif isinstance(e, ServerFault):
+                    self._silent_streak = 0
                 raise
+            self._silent_streak = 0
             self.limiter.answered(
                 ticket, headers, getattr(usage, "prompt_tokens", 0) or 0,
                 getattr(usage, "completion_tokens", 0) or 0, time.monotonic() - started,
                 prompt_tokens)
             return text, usage
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _unanswered(self, dropped: bool) -> FatalModelError:
+        """The error that stops a run whose server took `silent_limit` requests in a row
+        and answered none: it closed the connections, or let them time out."""
+        pending = "the run stopped and the records not translated stay pending"
+        if dropped:
+            return EndpointDownError(
+                f"{self.base_url}: the server closed the connection before answering "
+                f"{self._silent_streak} requests in a row; {pending} (run the same command "
+                "again once the server is up)")
+        return EndpointSilentError(
+            f"{self.base_url} accepts connections but does not answer: "
+            f"{self._silent_streak} requests in a row got no answer within "
+            f"{self.timeout:g} s; {pending} (if the model is only slow, raise --timeout)")
 
     async def complete(self, messages: list[Message], params: Params) -> Completion:
         started = time.monotonic()
@@ -263,12 +425,9 @@ class OpenAIBackend:
                 with attempt:
                     attempts += 1
                     text, usage = await self._paced(messages, params, prompt_tokens)
-        except (openai.AuthenticationError, openai.PermissionDeniedError,
-                openai.NotFoundError) as e:
-            raise FatalModelError(f"{self.base_url}: {type(e).__name__}: {e}") from e
         except (openai.OpenAIError, ServerFault) as e:
-            raise ModelError(f"{self.base_url}: {describe_failure(e, self.timeout)} "
-                             f"after {attempts} attempt(s)", _kind(e)) from e
+            raise model_error(e, str(self.base_url), self.model, self.timeout,
+                              attempts) from e
         return Completion(
             text=text,
             tokens_in=getattr(usage, "prompt_tokens", 0) or 0,
@@ -280,6 +439,57 @@ class OpenAIBackend:
     async def close(self) -> None:
         if self._client is not None:
             await self._client.close()
+
+
+#: The model a run without --model asks of OpenAI itself (no base URL).
+DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
+
+
+def served_models(base_url: str, api_key: str | None, timeout: float = 10.0) -> list[str]:
+    """The model ids a server lists at GET {base_url}/models (vLLM, Ollama, llama.cpp and
+    OpenAI all serve it). Raises EndpointDownError when the server cannot be reached, and
+    ConfigError when it lists nothing readable."""
+    client = openai.OpenAI(api_key=api_key or "none", base_url=base_url, timeout=timeout,
+                           max_retries=0)
+    try:
+        return sorted({m.id for m in client.models.list() if getattr(m, "id", None)})
+    except openai.APIStatusError as e:
+        fatal = fatal_error(e, base_url, "") if e.status_code in (401, 403) else None
+        if fatal is not None:
+            raise fatal from None
+        raise ConfigError(f"{base_url} does not list its models (GET /models: HTTP "
+                          f"{e.status_code}): pass --model") from None
+    except openai.APIConnectionError as e:
+        stop = EndpointSilentError if _timed_out(e) else EndpointDownError
+        raise stop(f"cannot ask {base_url} which model it serves (GET /models: "
+                   f"{describe_failure(e, timeout)}): is the server up? (or pass --model)"
+                   ) from None
+    except (openai.OpenAIError, ValueError, TypeError, AttributeError):
+        raise ConfigError(f"{base_url}: GET /models gave no model list: pass --model") from None
+    finally:
+        client.close()
+
+
+def choose_model(model: str | None, base_url: str | None, api_key: str | None,
+                 timeout: float = 10.0) -> tuple[str, str | None]:
+    """The model a run asks, and a note saying where it came from when --model was not
+    given: the one model the server lists, or OpenAI's default. A server listing several
+    or none is a ConfigError naming them: its model is never guessed."""
+    if model:
+        return model, None
+    base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
+    if not base_url:
+        return DEFAULT_OPENAI_MODEL, (f"no --model given: using {DEFAULT_OPENAI_MODEL}, "
+                                      "OpenAI's default here")
+    base_url = base_url.rstrip("/")
+    models = served_models(base_url, api_key, min(timeout, 10.0))
+    if len(models) == 1:
+        return models[0], f"no --model given: using {models[0]}, the one model {base_url} serves"
+    if not models:
+        raise ConfigError(f"{base_url} lists no model (GET /models): pass --model")
+    shown = ", ".join(models[:20]) + (f" and {len(models) - 20} more" if len(models) > 20 else "")
+    raise ConfigError(f"{base_url} serves {len(models)} models ({shown}): pass --model "
+                      "with the one to use")
 
 
 def default_local_model() -> Path:
@@ -300,6 +510,8 @@ class LocalBackend:
 
     model_path: Path
     n_ctx: int = 4096
+    #: Generations per request when the model answers nothing (empty or blank).
+    max_attempts: int = 3
     model: str = ""
     base_url: str = ""
     _sha256: str = field(default="", init=False, repr=False)
@@ -340,17 +552,36 @@ class LocalBackend:
         if params.seed is not None:
             kwargs["seed"] = params.seed
         result = llama.create_chat_completion(messages=messages, **kwargs)
+        try:
+            content = result["choices"][0]["message"].get("content")
+        except (KeyError, IndexError, TypeError, AttributeError) as e:
+            raise ServerFault(f"the local model's answer is malformed: {e!r}") from e
+        if not isinstance(content, str) or not content.strip():
+            # Like a server's empty answer: no answer, so never cached.
+            raise ServerFault("the local model's answer is empty" if content is not None
+                              else "the local model's answer is null")
         usage = result.get("usage") or {}
         return Completion(
-            text=result["choices"][0]["message"].get("content") or "",
+            text=content,
             tokens_in=usage.get("prompt_tokens", 0),
             tokens_out=usage.get("completion_tokens", 0),
             latency=time.monotonic() - started,
         )
 
     async def complete(self, messages: list[Message], params: Params) -> Completion:
-        async with self._lock:
-            return await asyncio.to_thread(self._complete, messages, params)
+        attempts = 0
+        try:
+            async for attempt in AsyncRetrying(retry=retry_if_exception_type(ServerFault),
+                                               stop=stop_after_attempt(self.max_attempts),
+                                               reraise=True):
+                with attempt:
+                    attempts += 1
+                    async with self._lock:
+                        completion = await asyncio.to_thread(self._complete, messages, params)
+        except ServerFault as e:
+            raise ServerFaultError(f"{self.model}: {e} after {attempts} attempt(s)") from e
+        completion.attempts = attempts
+        return completion
 
     async def close(self) -> None:
         self._llama = None

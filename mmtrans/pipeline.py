@@ -21,11 +21,27 @@ from typing import Any, TypeVar
 
 from . import formats
 from .checks import Problem, run_checks
-from .errors import ConfigError, EndpointDownError, FatalModelError, InputError, ModelError
+from .errors import (
+    ConfigError,
+    ConnectError,
+    ConnectionDroppedError,
+    DeferredError,
+    EndpointDownError,
+    FatalModelError,
+    InputError,
+    ModelError,
+)
 from .estimate import dry_run
 from .formats import Reject
 from .labels import LabelTable, find_tables, load_tables
-from .llm import Backend, LocalBackend, OpenAIBackend, Params, default_local_model
+from .llm import (
+    Backend,
+    LocalBackend,
+    OpenAIBackend,
+    Params,
+    choose_model,
+    default_local_model,
+)
 from .packing import pack_messages, split_answer
 from .payload import parse_reply, payload_json
 from .prompts import Message, Prompt, load_prompt
@@ -109,15 +125,23 @@ ProgressCallback = Callable[[Progress], None]
 ReplyParser = Callable[[str], tuple[Record | None, list[Problem]]]
 
 
-def make_backend(settings: Settings) -> Backend:
-    """The model backend; raises ConfigError before anything is written when none is set."""
+def make_backend(settings: Settings, on_notice: Callable[[str], None] | None = None
+                 ) -> Backend:
+    """The model backend; raises ConfigError before anything is written when none is set.
+    Without --model, the model is the one the server lists (GET /models), or OpenAI's
+    default without --base-url; `on_notice` is told which."""
     if settings.local:
         path = Path(settings.local_model) if settings.local_model else default_local_model()
         return LocalBackend(path)
     limiter = RateLimiter(settings.rpm, settings.tpm, max_concurrency=settings.concurrency)
-    return OpenAIBackend(settings.model or DEFAULT_MODEL, settings.base_url, settings.api_key,
-                         timeout=settings.timeout, max_attempts=settings.max_attempts,
-                         limiter=limiter)
+    backend = OpenAIBackend(settings.model or "", settings.base_url, settings.api_key,
+                            timeout=settings.timeout, max_attempts=settings.max_attempts,
+                            limiter=limiter)
+    backend.model, note = choose_model(settings.model, settings.base_url, backend.api_key,
+                                       settings.timeout)
+    if note and on_notice:
+        on_notice(note)
+    return backend
 
 
 def file_hash(path: str | Path) -> str:
@@ -166,6 +190,8 @@ class Run:
     #: keys of those asked, by batch, for the notice at the end.
     held: dict[str, str] = field(default_factory=dict)
     held_asked: dict[str, set[str]] = field(default_factory=dict)
+    #: The last record's reason for being unreachable, for the line that stops the run.
+    _unreachable_why: ModelError | None = None
 
     @staticmethod
     def key_for(endpoint: str, model: str, messages: list[Message],
@@ -210,7 +236,7 @@ class Run:
             return key, cached
         if key in self.held:  # paid for in a batch: its answer comes with `batch collect`
             self.held_asked.setdefault(self.held[key], set()).add(key)
-            raise ModelError(f"held by batch {self.held[key]}", "deferred")
+            raise DeferredError(f"held by batch {self.held[key]}")
         if key in self._in_flight:
             return key, await asyncio.shield(self._in_flight[key])
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
@@ -311,9 +337,12 @@ class Run:
                     key, answer = await self._ask(messages)
             except FatalModelError:
                 raise
+            except DeferredError:
+                return "deferred"
+            except (ConnectError, ConnectionDroppedError) as e:
+                self._unreachable_why = e  # not the record's fault: it stays pending
+                return "unreachable"
             except ModelError as e:
-                if e.kind in ("connect", "deferred"):
-                    return "unreachable" if e.kind == "connect" else "deferred"
                 self.store.add_translation(self.run_id, Translation(
                     record.id, attempt, "failed", None,
                     [{"code": "request", "message": str(e), "where": ""}], [], None))
@@ -349,11 +378,14 @@ class Run:
         if status == "unreachable":
             self._unreachable_streak += 1
             if self._unreachable_streak >= self.settings.unreachable_limit:
+                n = self._unreachable_streak
+                what = (f"the server closed the connection before answering, {n} records "
+                        "in a row" if isinstance(self._unreachable_why, ConnectionDroppedError)
+                        else f"{n} records in a row failed to connect")
                 raise EndpointDownError(
-                    f"cannot reach {self.backend.endpoint}: {self._unreachable_streak} records "
-                    "in a row failed to connect on every attempt; the run stopped and the "
-                    "records not translated stay pending (run the same command again once "
-                    "the server is up)", "connect")
+                    f"cannot reach {self.backend.endpoint}: {what} on every attempt; the run "
+                    "stopped and the records not translated stay pending (run the same "
+                    "command again once the server is up)")
         else:
             self._unreachable_streak = 0
         if self.on_progress:
@@ -497,7 +529,7 @@ def translate(
     """
     if settings.src == settings.tgt:
         raise ConfigError(f"--src and --tgt are both {settings.src!r}: nothing to translate")
-    backend = backend or make_backend(settings)
+    backend = backend or make_backend(settings, on_notice)
     prompts = {strategy: load_prompt(settings.src, settings.tgt, settings.prompt, strategy)
                for strategy in {"default", settings.strategy}}
     records: list[LabelsOf] | None = None

@@ -155,6 +155,8 @@ class FakeLLM:
         self.script: Script = script or translating("en")
         self.requests: list[dict[str, Any]] = []
         self.lock = threading.Lock()
+        #: What GET /v1/models lists (a run without --model asks it); None: a 404.
+        self.models: list[str] | None = ["scripted-model"]
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -162,6 +164,18 @@ class FakeLLM:
 
             def log_message(self, *args: Any) -> None:
                 pass
+
+            def do_GET(self) -> None:  # noqa: N802
+                listed = self.path.rstrip("/").endswith("/models") and fake.models is not None
+                data = json.dumps({"object": "list", "data": [
+                    {"id": m, "object": "model", "created": 0, "owned_by": "test"}
+                    for m in fake.models or []]} if listed else
+                    {"error": {"message": "not found", "type": "test"}}).encode()
+                self.send_response(200 if listed else 404)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
 
             def do_POST(self) -> None:  # noqa: N802
                 length = int(self.headers.get("content-length", 0))

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 import mmtrans
 from mmtrans.cli import app
-from mmtrans.errors import EndpointDownError
+from mmtrans.errors import EndpointDownError, EndpointSilentError
 from mmtrans.store import Store
 from mmtrans.testing import FakeLLM, Reply, good_translation
 
@@ -123,18 +123,23 @@ def test_a_local_model_is_known_by_its_weights_not_its_path(tmp_path):
     assert LocalBackend(a).endpoint == LocalBackend(b).endpoint != LocalBackend(c).endpoint
 
 
-def test_a_hanging_server_costs_one_timeout_per_attempt(tmp_path, sample):
+def test_a_hanging_server_costs_one_timeout_per_attempt_and_three_in_a_row_stop_the_run(
+        tmp_path, sample):
     db = tmp_path / "run.db"
     with FakeLLM(lambda payload, request: Reply("late", delay=3)) as slow:
         started = time.monotonic()
-        result = mmtrans.translate(sample(2), db, settings(slow, timeout=0.3, max_attempts=2))
+        with pytest.raises(EndpointSilentError, match="accepts connections but does not "
+                                                      "answer: 3 requests in a row"):
+            mmtrans.translate(sample(2), db, settings(slow, timeout=0.3, max_attempts=2,
+                                                      concurrency=1))
         elapsed = time.monotonic() - started
-    assert (result["failed"], result["accepted"]) == (2, 0)
-    assert elapsed < 3, elapsed  # two attempts of 0.3 s and a short backoff, not 2 x 3 s
+        assert len(slow.requests) == 3  # record 1's two attempts, record 2's first
+    assert elapsed < 3, elapsed  # three timeouts of 0.3 s and a short backoff, not 3 x 3 s
     with Store(db) as store:
         problems = [t.problems[0]["message"] for t in store.latest_translations(
             store.latest_run()).values()]
-    assert all("no answer within 0.3 s after 2 attempt(s)" in m for m in problems)
+        assert store.status()["pending"] == 1  # the record in flight: no row, asked again
+    assert len(problems) == 1 and "no answer within 0.3 s after 2 attempt(s)" in problems[0]
 
 
 def test_the_progress_line_says_why_it_waits():
@@ -167,7 +172,7 @@ def test_a_dead_server_stops_the_run_at_once_and_leaves_records_pending(tmp_path
         assert store.status()["pending"] == 12
     result = runner.invoke(app, ["translate", str(path), "--src", "ja", "--tgt", "en",
                                  "--db", str(db), "--base-url", url, "--model", "fake"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "stopped:" in result.output and "stay pending" in result.output
     assert "Traceback" not in result.output
 

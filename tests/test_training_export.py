@@ -142,7 +142,9 @@ def test_hf_export_loads_with_datasets(db: Path, tmp_path: Path,
     assert header["language"] == ["en"]
     assert [c["config_name"] for c in header["configs"]] == ["default", "scnm_en"]
     assert "| scnm_en | scnm.json | en | 5 | 3 |" in card
-    assert "| gpt-4o-mini |" in card and "| ja-en v1 |" in card  # model and prompt
+    # the model the server names (GET /v1/models), not a guess, and the prompt
+    assert "| scripted-model |" in card and "| ja-en v1 |" in card
+    assert "gpt-4o-mini" not in card
     assert "| scnm.json | en | 10 | 8 |" in card  # the statistics table
     assert (out / "licenses" / "scnm" / "LICENSE").read_text().startswith("CC-BY-SA")
 
