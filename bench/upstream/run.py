@@ -10,9 +10,9 @@ in its own format, and read the export back. One line per file:
 
 followed by what failed: reader rejects (their reasons, counted), the first round-trip
 difference (it compares the items that were read, rejects left out), the translate or export
-error, key paths the export lost or gained. The data stays where it is given (none of it is
-in the repository beyond tests/data); e.g. the upstream repositories' files extracted to
-/tmp/upstream:
+error, key paths the export lost or gained, source script (Han, kana) left in an export. The
+data stays where it is given (none of it is in the repository beyond tests/data); e.g. the
+upstream repositories' files extracted to /tmp/upstream:
 
     python bench/upstream/run.py /tmp/upstream
     python bench/upstream/run.py /tmp/upstream/iepile/KG/train.json --src zh --tgt en
@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -161,6 +162,40 @@ def shape_change(original: list[Any], exported: list[Any]) -> str | None:
         f"gained {', '.join(gained[:4])}" if gained else "") if part)
 
 
+def strings_at(value: Any, where: str = "") -> Iterator[tuple[str, str]]:
+    """(key path, string) for every string in a JSON value; JSON held in a string (IEPile's
+    instruction and output) is opened."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from strings_at(v, f"{where}/{k}")
+    elif isinstance(value, list):
+        for v in value:
+            yield from strings_at(v, where + "[]")
+    elif isinstance(value, str):
+        if value[:1] in "{[":
+            try:
+                yield from strings_at(json.loads(value), where + ":json")
+                return
+            except json.JSONDecodeError:
+                pass
+        yield where, value
+
+
+def source_script_left(exported: list[Any]) -> str | None:
+    """Han or kana left in a translation out of Chinese or Japanese: the key paths holding
+    it (most items first) and one example, None when there is none."""
+    paths: collections.Counter[str] = collections.Counter()
+    example = ""
+    for item in exported:
+        for where, text in strings_at(item):
+            if HAN.search(text) or KANA.search(text):
+                paths[where] += 1
+                example = example or f"{where} = {short(text, 40)}"
+    if not paths:
+        return None
+    return ", ".join(f"{p} ({n}x)" for p, n in paths.most_common(3)) + f"; e.g. {example}"
+
+
 def read_all(path: Path, fmt: str) -> tuple[list[Record], list[Reject]]:
     records: list[Record] = []
     rejects: list[Reject] = []
@@ -252,6 +287,11 @@ def translate_export(path: Path, fmt: str, src: str, tgt: str, work: Path,
     outcome.exported = f"{written.group(1) if written else '?'} (reads {len(back)}" + \
         (f", {len(back_rejects)} rejects)" if back_rejects else ")")
     outcome.notes.extend(f"export {r}" for r in reject_reasons(back_rejects, 2))
+    if src in ("zh", "ja"):
+        left = source_script_left(json_values(out) if out.is_file() else [])
+        if left:
+            outcome.exported += " src!"
+            outcome.notes.append(f"export keeps {src} script: {left}")
     if path.is_file():
         change = shape_change(json_values(path), json_values(out))
         if change:
