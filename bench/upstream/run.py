@@ -316,7 +316,9 @@ def run_one(path: Path, src: str | None, tgt: str | None, translate: bool) -> Ou
     outcome.notes.extend(reject_reasons(rejects))
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        if path.is_file():
+        if not records:
+            outcome.round_trip = "(none read)"
+        elif path.is_file():
             back = work / f"back{'.jsonl' if path.suffix == '.jsonl' else '.json'}"
             try:
                 formats.write(records, back, outcome.fmt)
