@@ -20,7 +20,7 @@ from mmtrans.labels import load_tables
 from mmtrans.pairing import pair
 from mmtrans.records import Record
 
-DEFAULT = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / \
+DEFAULT = Path(__file__).resolve().parent.parent / "tests" / "data" / \
     "stockmark-ner-wikipedia" / "ner.json"
 
 

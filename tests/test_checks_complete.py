@@ -13,7 +13,7 @@ from mmtrans.labels import load_tables
 from mmtrans.records import Argument, Event, Record
 from mmtrans.scripts import simplified_only_hanzi
 
-from .conftest import SHARED, needs_shared
+from .conftest import DATA
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -24,7 +24,7 @@ def codes(result) -> list[str]:
 
 def iepile_event() -> Record:
     """A real IEPile event with arguments, its labels translated into English."""
-    records = [r for r in formats.read(SHARED / "iepile" / "EE" / "sample.json")
+    records = [r for r in formats.read(DATA / "iepile" / "EE" / "sample.json")
                if isinstance(r, Record) and r.events and r.events[0].arguments]
     return load_tables(["iepile"], "zh", "en").translate(records[0])
 
@@ -34,7 +34,6 @@ def with_arguments(record: Record, arguments: list[Argument]) -> Record:
     return replace(record, events=[first, *record.events[1:]])
 
 
-@needs_shared
 def test_a_dropped_added_or_relabelled_argument_is_flagged():
     exp = iepile_event()
     args = exp.events[0].arguments
@@ -102,9 +101,8 @@ def test_numbers_match_across_digit_width_and_thousands_separators():
     assert check_numbers(Record("n", "1つ、2つ"), Record("n", "one, two")) == []  # one digit
 
 
-@needs_shared
 def test_numbers_check_is_silent_on_every_real_sentence_kept_as_is():
-    records = [r for r in formats.read(SHARED / "stockmark-ner-wikipedia" / "ner.json")
+    records = [r for r in formats.read(DATA / "stockmark-ner-wikipedia" / "ner.json")
                if isinstance(r, Record)]
     with_numbers = [r for r in records if check_numbers(r, replace(r, text=""))]
     assert len(with_numbers) > 500  # years and counts are common in the real data

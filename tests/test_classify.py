@@ -17,9 +17,9 @@ from mmtrans.formats import mre
 from mmtrans.review import make_app
 from mmtrans.store import Store
 from mmtrans.testing import FakeLLM, Reply
-from tests.conftest import SHARED, needs_shared
+from tests.conftest import DATA
 
-CROSSNER = SHARED / "universal-ner" / "CrossNER_AI.json"
+CROSSNER = DATA / "universal-ner" / "CrossNER_AI.json"
 
 
 def script(payload, request):
@@ -49,7 +49,6 @@ def test_read_label_takes_json_or_one_short_line_and_refuses_the_rest() -> None:
             read_label(bad)
 
 
-@needs_shared
 def test_proposals_are_reviewed_on_the_existing_page_and_exported_with_their_label(
         tmp_path: Path, source: Path) -> None:
     db = tmp_path / "tconer.db"
@@ -97,7 +96,6 @@ def test_proposals_are_reviewed_on_the_existing_page_and_exported_with_their_lab
     assert all(m.text in r.text for r in records for m in r.mentions)
 
 
-@needs_shared
 def test_classify_command_reports_and_exits_2_without_a_model(tmp_path: Path,
                                                               source: Path) -> None:
     runner = CliRunner()

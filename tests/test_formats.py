@@ -12,8 +12,6 @@ from mmtrans.errors import InputError
 from mmtrans.formats import Reject, mre
 from mmtrans.records import Record
 
-from .conftest import needs_shared
-
 LABELS = frozenset({"Person", "Product Name", "製品名", "法人名", "人名", "地名", "施設名"})
 
 
@@ -103,7 +101,6 @@ def test_formats_are_detected(tmp_path: Path, sample):
     assert formats.detect(path) == "mre"
 
 
-@needs_shared
 def test_all_stockmark_records_round_trip_through_mre(tmp_path: Path, stockmark_records):
     assert len(stockmark_records) == 5343
     out = tmp_path / "scnm.json"

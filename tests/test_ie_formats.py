@@ -17,11 +17,10 @@ from mmtrans.formats import iepile_instruction, mre, uniner
 from mmtrans.records import Mention, Record, Relation
 from mmtrans.testing import FakeLLM, Reply, good_translation
 
-from .conftest import SHARED, needs_shared
+from .conftest import DATA
 
-pytestmark = needs_shared
-IEPILE = SHARED / "iepile"
-CROSSNER = SHARED / "universal-ner" / "CrossNER_AI.json"
+IEPILE = DATA / "iepile"
+CROSSNER = DATA / "universal-ner" / "CrossNER_AI.json"
 RAW = ["NER", "RE", "EE", "EET", "EEA", "SPO"]
 
 

@@ -9,6 +9,7 @@ import time
 import httpx
 import pytest
 
+from mmtrans.llm import OpenAIBackend, Params
 from mmtrans.ratelimit import LimitHeaders, RateLimiter, parse_duration
 from mmtrans.testing import FakeLLM, RateLimited, record_payload
 
@@ -36,21 +37,42 @@ class Clock:
 
 
 def test_server_limits_over_every_second_and_over_the_minute():
+    """The real client (OpenAIBackend and its RateLimiter, over HTTP) against the limiting
+    server, on one clock that the client's waits move on: eleven clients of one key at one
+    instant meet the second's share of ten, and a client arriving when the minute's 600 are
+    spent is held until the first of them age out."""
     clock = Clock()
+
+    async def sleep(seconds: float) -> None:
+        clock.now += seconds + 1e-6  # a real clock has always moved on a little
+        await asyncio.sleep(0)
+
     server = RateLimited(rpm=600, latency=(0, 0), clock=clock)
-    replies = [server(PAYLOAD, BODY) for _ in range(11)]
-    assert [r.status for r in replies] == [200] * 10 + [429]
-    assert float(replies[-1].headers["retry-after-ms"]) == pytest.approx(100, abs=1)
-    assert replies[9].headers["x-ratelimit-limit-requests"] == "600"
-    assert replies[9].headers["x-ratelimit-remaining-requests"] == "590"
-    for k in range(1, 591):  # one a tenth of a second fits the second's share ...
-        clock.now = 1000 + k * 0.1 + 1e-6
-        assert server(PAYLOAD, BODY).status == 200, k
-    clock.now += 0.1  # ... until the minute's 600 are in: the first ten age out at 1060
-    refused = server(PAYLOAD, BODY)
-    assert refused.status == 429
-    assert float(refused.headers["retry-after-ms"]) == pytest.approx(900, abs=2)
-    assert server.refused == 2 and len(server.answered) == 600
+
+    async def ask(clients: list[OpenAIBackend]) -> None:
+        try:
+            await asyncio.gather(*(c.complete(BODY["messages"], Params()) for c in clients))
+        finally:
+            for client in clients:
+                await client.close()
+
+    with FakeLLM(server) as llm:
+        def client() -> OpenAIBackend:
+            return OpenAIBackend(model="m", base_url=llm.base_url, api_key="x",
+                                 limiter=RateLimiter(clock=clock, sleep=sleep))
+
+        asyncio.run(ask([client() for _ in range(11)]))
+        arrivals = [t for t, _ in server.answered]
+        assert server.refused == 1 and arrivals[:10] == [1000.0] * 10
+        assert arrivals[10] == pytest.approx(1000.1, abs=0.01)  # after its retry-after-ms
+        # the rest of the minute's 600, one a tenth of a second (the second's share) ...
+        for k in range(1, 590):
+            clock.now = arrivals[10] + k * 0.1 + 1e-6
+            assert server(PAYLOAD, BODY).status == 200, k
+        clock.now += 0.1
+        asyncio.run(ask([client()]))  # ... so another client's request waits for 1060
+    assert server.refused >= 2 and len(server.answered) == 601
+    assert 1060 <= server.answered[-1][0] < 1061
 
 
 async def drive(limiter: RateLimiter, url: str, n: int, workers: int) -> list[int]:

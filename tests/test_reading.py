@@ -17,13 +17,10 @@ from mmtrans.labels import load_tables
 from mmtrans.records import Record, Relation
 from mmtrans.testing import FakeLLM
 
-from .conftest import SHARED
+from .conftest import DATA
 
-IEPILE = SHARED / "iepile"
-CROSSNER = SHARED / "universal-ner" / "CrossNER_AI.json"
-needs_iepile = pytest.mark.skipif(not IEPILE.is_dir(), reason=f"no IEPile data at {IEPILE}")
-needs_crossner = pytest.mark.skipif(not CROSSNER.is_file(),
-                                    reason=f"no UniversalNER data at {CROSSNER}")
+IEPILE = DATA / "iepile"
+CROSSNER = DATA / "universal-ner" / "CrossNER_AI.json"
 
 
 def read(path: str | Path, fmt: str | None = None) -> tuple[list[Record], list[Reject]]:
@@ -46,7 +43,6 @@ def instruction(schema: list[Any], output: dict[str, Any], task: str = "EE") -> 
 
 # -- identity -------------------------------------------------------------------------------
 
-@needs_iepile
 @pytest.mark.parametrize(("name", "count"), [("RE/test.json", 72), ("EE/test.json", 96)])
 def test_iepile_test_files_keep_every_item_though_they_repeat_ids(tmp_path, name, count):
     source = IEPILE / name
@@ -119,7 +115,6 @@ def test_json_lines_index_counts_items_not_lines(tmp_path):
     assert [(r.line, r.index) for r in rejects] == [(4, 1)]
 
 
-@needs_crossner
 def test_uniner_merged_record_takes_its_first_items_identity():
     items = json.loads(CROSSNER.read_text(encoding="utf-8"))
     records, rejects = read(CROSSNER)
@@ -248,7 +243,6 @@ def test_a_uie_split_file_cut_short_is_a_reject_and_the_other_files_are_read(tmp
     assert reject.line == 2
 
 
-@needs_iepile
 @pytest.mark.parametrize(("name", "count"), [("RE/test.json", 72), ("EE/test.json", 96)])
 def test_iepile_test_files_translate_and_export_every_item_with_its_own_schema(
         tmp_path, name, count):
@@ -266,7 +260,6 @@ def test_iepile_test_files_translate_and_export_every_item_with_its_own_schema(
     assert [r.schema for r in exported] == [table.translate(r).schema for r in sources]
 
 
-@needs_iepile
 def test_a_relation_item_with_no_relation_writes_back(tmp_path):
     item = json.loads((IEPILE / "RE" / "test.json").read_text(encoding="utf-8").splitlines()[0])
     item["label"] = "[]"  # no relation in this text: meta["keys"] was never set

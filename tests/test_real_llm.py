@@ -23,7 +23,8 @@ from mmtrans.checks import CODES
 from mmtrans.llm import Params
 from mmtrans.store import Store
 
-pytestmark = pytest.mark.llm
+# SmolLM2 on two CPU cores: loading the model and a few records take minutes.
+pytestmark = [pytest.mark.llm, pytest.mark.timeout(900)]
 
 
 def gguf() -> Path:

@@ -29,6 +29,7 @@ def test_resume_after_sigkill_sends_no_completed_request(tmp_path, sample, llm):
     deadline = time.monotonic() + 60
     while len(llm.requests) < 20 and time.monotonic() < deadline:
         time.sleep(0.01)
+    assert len(llm.requests) >= 20, "the run never got to its 20th request"
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert process.returncode == -signal.SIGKILL

@@ -18,6 +18,8 @@ from .test_review_browser import (  # noqa: F401 (fixtures)
     served,
 )
 
+# A browser starts once a module (its first test pays for it) and a page can take seconds.
+pytestmark = pytest.mark.timeout(300)
 AXE = Path(__file__).resolve().parent.parent / "node_modules" / "axe-core" / "axe.min.js"
 
 

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 from starlette.testclient import TestClient
 
 import mmtrans
+from mmtrans.resources import resource_dir
 from mmtrans.review import access_token, make_app, parse_share
 from mmtrans.store import Store
 from mmtrans.testing import FakeLLM, Reply
@@ -178,13 +182,34 @@ def test_a_token_is_required_on_every_request(db):
     assert access_token("0.0.0.0", None) and access_token("0.0.0.0", "given") == "given"
 
 
-@pytest.mark.parametrize("path", ["/../pyproject.toml", "/%2e%2e/pyproject.toml",
-                                  "/..%2fpyproject.toml", "/%2e%2e%2f%2e%2e%2fetc%2fpasswd",
-                                  "/static/../../mmtrans/cli.py"])
-def test_no_path_reaches_a_file_outside_review_ui(client, path):
-    response = client.get(path)
-    assert response.status_code in (400, 404)
-    assert "[project]" not in response.text and "root:" not in response.text
+def raw_get(base_url: str, target: str) -> tuple[int, bytes]:
+    """GET `target` exactly as written: HTTP clients (httpx, urllib) resolve `..` and
+    `%2e%2e` before sending, so they cannot show what the server does with them."""
+    host, port = base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        conn.sendall(f"GET {target} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                     "Connection: close\r\n\r\n".encode("ascii"))
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), body
+
+
+#: Paths that name a file outside review_ui/ once their dots are followed (each exists:
+#: only the server stands between it and the client). 16 levels up is / from any checkout.
+OUTSIDE = ["/../pyproject.toml", "/%2e%2e/pyproject.toml", "/..%2fpyproject.toml",
+           "/" + "%2e%2e%2f" * 16 + "etc%2fpasswd", "/static/../../mmtrans/cli.py",
+           "/static/%2e%2e/%2E%2E/mmtrans/cli.py"]
+
+
+@pytest.mark.parametrize("path", OUTSIDE, ids=lambda p: p if len(p) < 40 else "up-to-etc-passwd")
+def test_no_path_reaches_a_file_outside_review_ui(db, serve, path):
+    named = Path(os.path.normpath(resource_dir("review_ui") / unquote(path).lstrip("/")))
+    leaked = named.read_bytes()[:200]
+    status, body = raw_get(serve(db), path)
+    assert status in (400, 404), (status, body[:200])
+    assert leaked not in body
 
 
 def test_review_works_while_translate_is_writing_to_the_same_file(tmp_path, sample):
@@ -197,12 +222,18 @@ def test_review_works_while_translate_is_writing_to_the_same_file(tmp_path, samp
              "--repair", "0", "--concurrency", "2"],
             env={**os.environ, "OPENAI_API_KEY": "x"}, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60  # 40 records at 0.03 s take about a second
         while not db.exists() or not llm.requests:
+            assert time.monotonic() < deadline and process.poll() is None, \
+                "translate never started sending"
             time.sleep(0.02)
         client = TestClient(make_app(db))
         decided = 0
         sizes = []
         while process.poll() is None:
+            if time.monotonic() > deadline:
+                process.kill()
+                raise AssertionError("translate did not finish within 60 s")
             queue = client.get("/api/queue")
             assert queue.status_code == 200
             entries_now = queue.json()["entries"]

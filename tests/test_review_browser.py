@@ -16,6 +16,8 @@ from mmtrans.testing import name_for
 
 from .review_data import make_review_db
 
+# A browser starts once a module (its first test pays for it) and a page can take seconds.
+pytestmark = pytest.mark.timeout(300)
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from mmtrans.review import Team
 from mmtrans.store import Store
 
@@ -17,6 +19,9 @@ from .test_review_browser import (  # noqa: F401 (fixtures)
     served,
 )
 from .test_review_team import AIRLINES, airline_db  # noqa: F401 (fixture)
+
+# A browser starts once a module (its first test pays for it) and a page can take seconds.
+pytestmark = pytest.mark.timeout(300)
 
 
 def text_point(page, index: int) -> tuple[float, float]:

@@ -122,6 +122,7 @@ def test_a_second_process_on_the_same_run_refuses_until_the_first_is_killed(tmp_
         deadline = time.monotonic() + 20
         while len(llm.requests) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
+        assert len(llm.requests) >= 2, "the first process never got to sending"
         second = subprocess.run(cli(path, db, llm.base_url), env=env, capture_output=True,
                                 text=True, timeout=60)
         assert second.returncode == 2, second.stderr
@@ -149,6 +150,7 @@ def test_ctrl_c_says_how_to_resume(tmp_path, sample):
         deadline = time.monotonic() + 20
         while len(llm.requests) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
+        assert len(llm.requests) >= 2, "the first process never got to sending"
         process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=30)
     assert process.returncode == 130

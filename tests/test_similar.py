@@ -13,9 +13,9 @@ from mmtrans.cli import app
 from mmtrans.records import Mention, Record
 from mmtrans.schema_batches import load_hard_negatives
 from mmtrans.similar import cooccurrence, lexical, propose, similar_labels
-from tests.conftest import SHARED, needs_shared
+from tests.conftest import DATA
 
-IEPILE = SHARED / "iepile"
+IEPILE = DATA / "iepile"
 
 
 def test_lexical_similarity_is_the_jaccard_of_characters_pairs_and_words() -> None:
@@ -36,7 +36,6 @@ def test_labels_held_beside_the_same_labels_are_proposed_as_similar() -> None:
     assert proposed["year"] == []
 
 
-@needs_shared
 def test_similar_on_real_iepile_files_loads_as_a_hard_negative_dictionary(
         tmp_path: Path) -> None:
     out = tmp_path / "hard.json"

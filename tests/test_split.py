@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 import mmtrans
 from mmtrans.cli import app
-from tests.conftest import SHARED, needs_shared
+from tests.conftest import DATA
 
 
 def test_split_is_reproducible_by_seed_and_loses_nothing(sample, tmp_path: Path) -> None:
@@ -28,9 +28,8 @@ def test_split_is_reproducible_by_seed_and_loses_nothing(sample, tmp_path: Path)
     assert sorted(map(key, train + test)) == sorted(map(key, source))  # same items, as read
 
 
-@needs_shared
 def test_split_keeps_every_schema_batch_of_a_text_on_one_side(tmp_path: Path) -> None:
-    path = SHARED / "iepile" / "RE" / "train.json"  # 72 lines: 6 texts x 12 schema batches
+    path = DATA / "iepile" / "RE" / "train.json"  # 72 lines: 6 texts x 12 schema batches
     result = mmtrans.split(path, train=20, seed=3, out_dir=tmp_path)
     assert (result.train, result.test) == (24, 48)  # whole texts: 2 x 12, then the rest
 

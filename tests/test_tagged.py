@@ -75,7 +75,9 @@ def test_tagged_run_end_to_end_with_a_lost_tag_repaired(tmp_path, sample, llm):
     assert "tag m1 was lost" in llm.requests[1]["messages"][-1]["content"]
     out = tmp_path / "out.json"
     mmtrans.export(db, out, fmt="mre")
-    for item in json.loads(out.read_text()):
+    exported = json.loads(out.read_text())
+    assert len(exported) == 8
+    for item in exported:
         assert "<m" not in item["input"]
     verdicts = list(mmtrans.check_files(sample(8), out, "ja", "en", ["scnm"]))
     assert all(v.ok for v in verdicts)

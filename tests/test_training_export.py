@@ -21,10 +21,10 @@ from mmtrans.schema_batches import (
     schema_labels,
 )
 from mmtrans.testing import FakeLLM, translating
-from tests.conftest import SHARED, needs_shared
+from tests.conftest import DATA
 from tests.train_data import make_train_db
 
-HARD = SHARED / "iepile" / "hard_negative_dict.json"
+HARD = DATA / "iepile" / "hard_negative_dict.json"
 
 
 @pytest.fixture
@@ -73,11 +73,10 @@ def test_cut_reproduces_iepile_batches() -> None:
     assert cut(list(range(49)), 4)[-1] == [44, 45, 46, 47, 48]  # order kept
 
 
-@needs_shared
 def test_hard_negatives_come_from_iepiles_dictionary_plus_a_seeded_share() -> None:
     hard = load_hard_negatives(HARD, "EE", "ACE05")
     assert hard["convict"][:2] == ["charge indict", "trial hearing"]
-    flat = load_hard_negatives(SHARED / "iepile" / "hard_negative_SPO_DuIE2.0.json", "RE", "x")
+    flat = load_hard_negatives(DATA / "iepile" / "hard_negative_SPO_DuIE2.0.json", "RE", "x")
     assert "人物_母亲_人物" in flat["人物_毕业院校_学校"]
     record = Record("r", "He was convicted.", task="EE", events=[Event("convict", "convicted")])
     others = [f"other{i}" for i in range(40)]
@@ -192,15 +191,14 @@ def test_iepile_test_form_asks_every_label_and_is_what_eval_scores_against(
     assert (result.groups[0].dataset, result.groups[0].language) == ("scnm", "en")
 
 
-@needs_shared
 def test_event_instructions_ask_filled_roles_and_a_share_of_the_others(tmp_path: Path) -> None:
     db = tmp_path / "ee.db"
     with FakeLLM(translating("en")) as llm:
-        mmtrans.translate(SHARED / "iepile" / "EE" / "sample.json", db, mmtrans.Settings(
+        mmtrans.translate(DATA / "iepile" / "EE" / "sample.json", db, mmtrans.Settings(
             src="zh", tgt="en", base_url=llm.base_url))
     (written,) = mmtrans.export_iepile_instructions(db, tmp_path / "ee", neg_ratio=0.5, seed=4)
     items = read_lines(written.path)
-    kept = [r for r in formats.read(SHARED / "iepile" / "EE" / "sample.json")]
+    kept = [r for r in formats.read(DATA / "iepile" / "EE" / "sample.json")]
     assert items and all(i["task"] == "EE" for i in items)
     for item in items:
         instruction = json.loads(item["instruction"])

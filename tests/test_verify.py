@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
 from typer.testing import CliRunner
 
 import mmtrans
@@ -17,10 +16,9 @@ from mmtrans.records import Record
 from mmtrans.testing import FakeLLM, Reply, good_translation
 from mmtrans.verify import BY_POSITION
 
-from .conftest import SHARED, needs_shared
+from .conftest import DATA
 
-IEPILE = SHARED / "iepile"
-needs_iepile = pytest.mark.skipif(not IEPILE.is_dir(), reason=f"no IEPile data at {IEPILE}")
+IEPILE = DATA / "iepile"
 #: Six sentences of one article (curid 887996 has four, three of them with one 法人名 each)
 #: among others: stockmark's curid repeats, so pairing must look past it.
 ARTICLE = [0, 1, 2689, 2915, 3955, 4225, 3, 1347, 1703, 2311, 4, 5]
@@ -44,7 +42,6 @@ def translate_leaving_out(source: Path, db: Path, texts: set[str], **settings: A
     assert result["flagged"] == len(texts), result
 
 
-@needs_shared
 def test_export_without_flagged_records_checks_every_other_record(tmp_path, sample):
     source = sample(indexes=ARTICLE)
     records = [r for r in formats.read(source) if isinstance(r, Record)]
@@ -65,7 +62,6 @@ def test_export_without_flagged_records_checks_every_other_record(tmp_path, samp
     assert [v.id for v in checked if not v.ok] == [records[i].id for i in MISSING]
 
 
-@needs_shared
 def test_check_says_it_pairs_by_position_when_the_files_carry_no_ids(tmp_path, sample):
     source = sample(indexes=ARTICLE)
     records = [r for r in formats.read(source) if isinstance(r, Record)]
@@ -96,7 +92,6 @@ def translated_lines(source: Path, tmp_path: Path) -> list[str]:
     return full.read_text(encoding="utf-8").splitlines()
 
 
-@needs_iepile
 def test_repeated_iepile_ids_pair_within_their_group(tmp_path):
     source = IEPILE / "RE" / "test.json"
     lines = translated_lines(source, tmp_path)
@@ -108,7 +103,6 @@ def test_repeated_iepile_ids_pair_within_their_group(tmp_path):
     assert all("no translated record" in v.problems[0].message for v in verdicts if not v.ok)
 
 
-@needs_iepile
 def test_unique_ids_pair_whatever_the_order(tmp_path):
     source = IEPILE / "NER" / "test.json"
     lines = translated_lines(source, tmp_path)

@@ -26,11 +26,7 @@ from pathlib import Path
 
 from mmtrans.testing import ServerProcess
 
-# shared/ sits beside the checkout (main or a worktree of it): the first ancestor holding it.
-SHARED = Path(os.environ.get("MMTRANS_SHARED_DATA") or next(
-    (p / "shared/data" for p in Path(__file__).resolve().parents if (p / "shared/data").is_dir()),
-    "shared/data"))
-STOCKMARK = SHARED / "stockmark-ner-wikipedia/ner.json"
+STOCKMARK = Path(__file__).resolve().parents[2] / "tests/data/stockmark-ner-wikipedia/ner.json"
 
 
 def make_input(path: Path, n: int) -> None:

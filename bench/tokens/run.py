@@ -1,6 +1,6 @@
 """Tokens per record with --pack K against one record per request.
 
-1,000 stockmark records (../shared/data, or MMTRANS_SHARED_DATA) are translated from Japanese
+1,000 stockmark records (tests/data) are translated from Japanese
 into English against the scripted OpenAI-compatible server on 127.0.0.1, which reports usage
 as tiktoken's cl100k_base counts of what it was sent and what it answered, so the figures are
 real token counts of real prompts. Prints tokens per record for each K and the ratio.
@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 import tempfile
 from pathlib import Path
 
@@ -21,7 +19,7 @@ from mmtrans.testing import FakeLLM, Reply, answer_packed, good_translation
 from mmtrans.tokens import count_messages, counter
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED = Path(os.environ.get("MMTRANS_SHARED_DATA") or REPO.parent / "shared" / "data")
+STOCKMARK = REPO / "tests" / "data" / "stockmark-ner-wikipedia" / "ner.json"
 
 
 def measuring_server() -> FakeLLM:
@@ -53,10 +51,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=1000)
     parser.add_argument("--pack", type=int, default=8)
     args = parser.parse_args()
-    stockmark = SHARED / "stockmark-ner-wikipedia" / "ner.json"
-    if not stockmark.is_file():
-        sys.exit(f"needs {stockmark} (the real stockmark set beside this repository)")
-    items = json.loads(stockmark.read_text(encoding="utf-8"))[: args.records]
+    items = json.loads(STOCKMARK.read_text(encoding="utf-8"))[: args.records]
     with tempfile.TemporaryDirectory() as tmp:
         source = Path(tmp) / "ner.json"
         source.write_text(json.dumps(items, ensure_ascii=False), encoding="utf-8")

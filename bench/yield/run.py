@@ -25,7 +25,7 @@ from mmtrans import formats
 from mmtrans.store import Store
 from mmtrans.testing import FakeLLM, Reply, good_translation
 
-STOCKMARK = Path(__file__).resolve().parents[3] / "shared/data/stockmark-ner-wikipedia/ner.json"
+STOCKMARK = Path(__file__).resolve().parents[2] / "tests/data/stockmark-ner-wikipedia/ner.json"
 
 
 def uniform(*parts: Any) -> float:
