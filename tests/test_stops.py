@@ -52,7 +52,7 @@ def said(result: object, word: str) -> list[str]:
 
 def cached_answers(db: Path) -> list[str]:
     with Store(db) as store:
-        return [row["response"] for row in store.db["requests"].rows]
+        return [row["response"] for row in store._db["requests"].rows]
 
 
 #: Each permanent refusal: the class it is, and words its one line holds.
@@ -81,7 +81,7 @@ def test_a_permanent_refusal_stops_the_run_at_its_first_request_with_one_line(
     assert server.requests == 1  # not one request per record, not a retry
     assert seconds < 20
     with Store(db) as store:
-        assert store.db["translations"].count == 0  # every record waits for the next run
+        assert store._db["translations"].count == 0  # every record waits for the next run
         assert store.status()["pending"] == 20
 
 
@@ -327,7 +327,7 @@ def test_a_local_model_s_empty_answer_then_a_good_one_is_one_record_accepted(tmp
         src="ja", tgt="en", labels=["scnm"], local=True), backend=local_backend(tmp_path, llama))
     assert result["accepted"] == 1 and llama.calls == 2
     with Store(db) as store:
-        assert [row["attempts"] for row in store.db["requests"].rows] == [2]
+        assert [row["attempts"] for row in store._db["requests"].rows] == [2]
 
 
 @pytest.mark.parametrize(("form", "words"), [

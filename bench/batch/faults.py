@@ -26,8 +26,7 @@ import mmtrans
 from mmtrans.cli import app
 
 HERE = Path(__file__).resolve().parents[2]
-SHARED = Path(os.environ.get("MMTRANS_SHARED_DATA") or HERE.parent / "shared" / "data")
-STOCKMARK = SHARED / "stockmark-ner-wikipedia" / "ner.json"
+STOCKMARK = HERE / "tests" / "data" / "stockmark-ner-wikipedia" / "ner.json"
 if not STOCKMARK.is_file():
     STOCKMARK = HERE / "data" / "samples" / "stockmark-ner-20.json"
 
