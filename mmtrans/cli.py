@@ -24,12 +24,14 @@ from rich.text import Text
 from . import pipeline
 from .errors import EndpointDownError, MmtransError
 from .estimate import spent
+from .export import SKIP_REASONS
 from .export import export as export_run
+from .files import check_output, write_output
 from .llm import Params
 from .store import Store
 from .verify import check_files
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Translate annotated IE datasets with an LLM, keeping every span true.")
 console = Console(stderr=True)
 out = Console()
@@ -47,6 +49,8 @@ Repair = Annotated[int, typer.Option(min=0, help="Follow-up turns for a flagged 
 Limit = Annotated[int | None, typer.Option(min=0, help="Only the first N records.")]
 BaseUrl = Annotated[str | None, typer.Option(help="API base URL (default: OpenAI's).")]
 ApiKey = Annotated[str | None, typer.Option(help="API key (or OPENAI_API_KEY).")]
+Force = Annotated[bool, typer.Option(
+    "--force", help="Replace output files that exist (never the run's input).")]
 
 
 class WaitingColumn(ProgressColumn):
@@ -324,10 +328,14 @@ def export(
     db: Db = Path("mmtrans.db"),
     format: Annotated[str | None, typer.Option("--format", help="Default: the input's.")] = None,
     run: RunOption = None,
-    include_flagged: bool = False,
+    include_flagged: Annotated[bool, typer.Option(
+        "--include-flagged", help="Also records the checks flagged and no reviewer decided "
+                                  "on (a reviewer's reject still wins).")] = False,
     include_overridden: Annotated[bool, typer.Option(
+        "--include-overridden",
         help="Also records a reviewer kept with open problems (never with broken spans).")
     ] = False,
+    force: Force = False,
     as_: Annotated[str | None, typer.Option(
         "--as", help="Training files in --out (a folder), one per dataset and language: "
                      "oiellm, iepile-instruction or hf.")] = None,
@@ -347,36 +355,33 @@ def export(
     """Write the accepted translations (and flagged ones, if asked) to a file."""
     if as_ is not None:
         export_training(db, out_path, as_, run, include_flagged, split_num, hard_negatives,
-                        neg_ratio, seed, train, test_form)
+                        neg_ratio, seed, train, test_form, force)
         return
     try:
-        result = export_run(db, out_path, format, run, include_flagged, include_overridden)
+        result = export_run(db, out_path, format, run, include_flagged, include_overridden,
+                            force)
     except MmtransError as e:
         raise fail(e) from None
     console.print(f"{result.written} record(s) written to {result.path} ({result.format}); "
-                  f"{result.skipped} not exported.", highlight=False)
+                  f"{result.skipped} not exported{':' if result.skipped else '.'}",
+                  highlight=False, soft_wrap=True)
+    for reason, n in result.reasons.items():
+        console.print(f"  {n} {SKIP_REASONS[reason]}", highlight=False, soft_wrap=True)
 
 
 def export_training(db: Path, out_dir: Path, kind: str, run: str | None,
                     include_flagged: bool, split_num: int | None, hard_negatives: Path | None,
-                    neg_ratio: float, seed: int, train: list[str], test_form: bool) -> None:
+                    neg_ratio: float, seed: int, train: list[str], test_form: bool,
+                    force: bool) -> None:
     """`export --as`: one library call per kind of training file."""
-    from .oiellm import export_oiellm
-    from .schema_batches import export_iepile_instructions
+    from .export import export_as
+    from .split import parse_sizes
 
     try:
-        if kind == "oiellm":
-            written = export_oiellm(db, out_dir, run, include_flagged)
-        elif kind == "iepile-instruction":
-            written = export_iepile_instructions(db, out_dir, run, include_flagged, split_num,
-                                                 hard_negatives, neg_ratio, seed, test_form)
-        elif kind == "hf":
-            from .hf import export_hf
-            from .split import parse_sizes
-
-            written = export_hf(db, out_dir, run, include_flagged, parse_sizes(train), seed)
-        else:
-            raise MmtransError(f"--as {kind}: expected oiellm, iepile-instruction or hf")
+        written = export_as(db, out_dir, kind, run, include_flagged, force,
+                            split_num=split_num, hard_negatives=hard_negatives,
+                            neg_ratio=neg_ratio, seed=seed, sizes=parse_sizes(train),
+                            test_form=test_form)
     except MmtransError as e:
         raise fail(e) from None
     for w in written:
@@ -460,6 +465,7 @@ def split_(
     seed: Annotated[int, typer.Option(help="Shuffle seed; the same seed, the same split.")] = 0,
     out_dir: Annotated[Path | None, typer.Option(
         help="Where to write (default: beside each file).")] = None,
+    force: Force = False,
 ) -> None:
     """Write <name>.train and <name>.test files: N records to train, the rest to test."""
     from .split import parse_sizes, size_for, split
@@ -468,7 +474,7 @@ def split_(
         default, named = parse_sizes(train)
         sizes = [size_for(f, default, named) for f in files]
         for path, size in zip(files, sizes):
-            result = split(path, size, seed, out_dir)
+            result = split(path, size, seed, out_dir, force=force)
             console.print(f"{path}: {result.train} to {result.train_path}, {result.test} to "
                           f"{result.test_path}", highlight=False)
     except MmtransError as e:
@@ -484,6 +490,7 @@ def stats_(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
     plot: Annotated[Path | None, typer.Option(
         "--plot", help="Also write a PNG: kept % and problems by code.")] = None,
+    force: Force = False,
 ) -> None:
     """Per dataset and language: read, accepted, flagged, repaired, reviewed, kept %."""
     from .stats import COLUMNS, stats
@@ -492,7 +499,7 @@ def stats_(
     try:
         result = stats(db, run)
         if plot:
-            write_plot(result, plot)
+            write_plot(result, plot, force)
     except MmtransError as e:
         raise fail(e) from None
     if as_json:
@@ -580,6 +587,7 @@ def batch_write(
     limit: Limit = None,
     repair: Repair = 2,
     strategy: Annotated[str, typer.Option(help="default or tagged.")] = "default",
+    force: Force = False,
 ) -> None:
     """Write every request the run still needs as a batch file, sending none."""
     from .batch import write_batch
@@ -589,7 +597,7 @@ def batch_write(
         format=format, params=Params(temperature, seed, max_tokens), limit=limit,
         repair=repair, strategy=strategy)
     try:
-        result = write_batch(input, db, settings, out_path)
+        result = write_batch(input, db, settings, out_path, force=force)
     except MmtransError as e:
         raise fail(e) from None
     console.print(f"{result['requests']} request(s) written to "
@@ -707,6 +715,7 @@ def labels_missing(
     tgt: Tgt,
     labels: OptionalLabels = [],  # noqa: B006 (typer reads the default)
     out_path: Annotated[Path | None, typer.Option("--out", help="Write here, not stdout.")] = None,
+    force: Force = False,
 ) -> None:
     """List the input's labels that no table covers, as a TSV ready to fill in."""
     from .suggest import as_tsv, missing_labels
@@ -718,7 +727,10 @@ def labels_missing(
     text = as_tsv(counts, header=f"labels of {input.name} no table covers, {src} -> {tgt}: "
                                  "fill in the translations")
     if out_path:
-        out_path.write_text(text, encoding="utf-8")
+        try:
+            write_output(out_path, text, force, protected=[input])
+        except MmtransError as e:
+            raise fail(e) from None
         console.print(f"{len(counts)} label(s) written to {out_path}", highlight=False)
     else:
         print(text, end="")
@@ -737,11 +749,13 @@ def labels_suggest(
     local: Annotated[bool, typer.Option(help="Run a GGUF model in-process.")] = False,
     timeout: Annotated[float, typer.Option(min=0.1, help="Seconds to wait for the answer.")] = 60.0,
     max_attempts: Annotated[int, typer.Option(min=1, help="Attempts for the request.")] = 6,
+    force: Force = False,
 ) -> None:
     """Ask the model to translate the missing labels; write them for a person to confirm."""
     from .suggest import as_tsv, missing_labels, suggest
 
     try:
+        check_output(out_path, force, protected=[input])
         backend = pipeline.make_backend(pipeline.Settings(
             src=src, tgt=tgt, labels=labels, model=model, base_url=base_url, api_key=api_key,
             local=local, timeout=timeout, max_attempts=max_attempts))
@@ -752,7 +766,10 @@ def labels_suggest(
     header = (f"suggested by {backend.model} for {input.name}, {src} -> {tgt}. NOT USED until "
               "a person checks each line\nand moves it into data/labels/<name>."
               f"{src}-{tgt}.tsv (or passes this file, renamed to .tsv, to --labels).")
-    out_path.write_text(as_tsv(counts, suggestions, header), encoding="utf-8")
+    try:
+        write_output(out_path, as_tsv(counts, suggestions, header), force, protected=[input])
+    except MmtransError as e:
+        raise fail(e) from None
     console.print(f"{len(suggestions)} of {len(counts)} label(s) suggested in {out_path}",
                   highlight=False)
 
@@ -763,6 +780,7 @@ def labels_similar(
     out_path: Annotated[Path | None, typer.Option("--out", help="Write here, not stdout.")] = None,
     top: Annotated[int, typer.Option(min=1, help="Similar labels per label, at most.")] = 5,
     threshold: Annotated[float, typer.Option(help="Least similarity (0 to 1).")] = 0.2,
+    force: Force = False,
 ) -> None:
     """Propose a hard-negative dictionary (IEPile's JSON form) for a person to edit."""
     from .similar import propose
@@ -773,7 +791,10 @@ def labels_similar(
         raise fail(e) from None
     text = json.dumps(proposed, ensure_ascii=False, indent=2) + "\n"
     if out_path:
-        out_path.write_text(text, encoding="utf-8")
+        try:
+            write_output(out_path, text, force, protected=inputs)
+        except MmtransError as e:
+            raise fail(e) from None
         n = sum(len(t) for by_dataset in proposed.values() for t in by_dataset.values())
         console.print(f"similar labels for {n} label(s) written to {out_path}: edit before "
                       "passing it to export --hard-negatives", highlight=False)
