@@ -537,3 +537,9 @@ def serving(app: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+if __name__ == "__main__":  # python -m mmtrans.testing serve: see testing_serve.py
+    from mmtrans.testing_serve import main
+
+    main()
