@@ -258,3 +258,19 @@ def test_split_refuses_existing_outputs_without_force(tmp_path, sample):
     assert train.read_text(encoding="utf-8") == "mine"
     assert runner.invoke(app, [*args, "--force"]).exit_code == 0
     assert train.read_text(encoding="utf-8").startswith("[")
+
+
+def test_stats_plot_and_labels_out_refuse_an_existing_file_without_force(run_db, tmp_path):
+    db, source = run_db
+    plot = tmp_path / "kept.png"
+    plot.write_bytes(b"mine")
+    refused = runner.invoke(app, ["stats", "--db", str(db), "--plot", str(plot)])
+    assert refused.output.strip().splitlines()[-1] == \
+        f"error: {plot} exists; pass --force to replace it" and refused.exit_code == 2
+    assert plot.read_bytes() == b"mine"
+    forced = runner.invoke(app, ["stats", "--db", str(db), "--plot", str(plot), "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert plot.read_bytes().startswith(b"\x89PNG")
+    labels = ["labels", "missing", str(source), "--src", "ja", "--tgt", "en"]
+    assert "is the run's input" in one_line(runner.invoke(
+        app, [*labels, "--out", str(source), "--force"]))
