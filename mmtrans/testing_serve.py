@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import signal
 import threading
 from http.server import ThreadingHTTPServer
 from typing import Annotated, Any
@@ -129,7 +130,8 @@ def serve(
         "mmtrans-scripted",
     seed: Annotated[int, typer.Option(help="Seed of the per-request faults.")] = 0,
 ) -> None:
-    """Serve scripted translations on 127.0.0.1 until Ctrl-C; prints the base URL."""
+    """Serve scripted translations on 127.0.0.1 until Ctrl-C (or SIGTERM); prints the base
+    URL on stdout."""
     try:
         llm = start(scripted(tgt, latency, parse_faults(faults), seed), port, model)
     except OSError as e:
@@ -139,10 +141,12 @@ def serve(
     typer.echo(f"scripted translations into {tgt} as model {model}; try:\n"
                f"  mmtrans translate data/samples/stockmark-ner-20.json --src ja --tgt {tgt} "
                f"--base-url {llm.base_url}\n(Ctrl-C to stop)", err=True)
+    stop = threading.Event()
+    # Ctrl-C or SIGTERM: a server started with `&` in a script has SIGINT ignored.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
     try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
+        stop.wait()
     finally:
         llm.__exit__(None, None, None)
 

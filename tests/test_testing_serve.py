@@ -58,6 +58,18 @@ def test_serve_prints_its_url_answers_translations_and_models_and_stops_on_ctrl_
         assert "Traceback" not in server.stderr.read()
 
 
+def test_sigterm_stops_the_server_even_when_started_in_the_background_of_a_script():
+    # `cmd &` in a script starts cmd with SIGINT ignored: only SIGTERM can stop it.
+    script = (f"PYTHONPATH={REPO} {sys.executable} -m mmtrans.testing serve --port 0 & "
+              "echo $!; wait $!; echo exit=$?")
+    shell = subprocess.Popen(["bash", "-c", script], stdout=subprocess.PIPE, text=True)
+    pid = int(shell.stdout.readline())
+    assert shell.stdout.readline().startswith("http://127.0.0.1:")
+    os.kill(pid, signal.SIGTERM)
+    assert shell.stdout.readline().strip() == "exit=0"
+    shell.wait(10)
+
+
 def test_the_flag_fault_keeps_the_same_records_flagged_through_every_repair(tmp_path, sample):
     with served("--faults", "flag=1") as (url, _):
         result = translate(url, sample(4), tmp_path / "run.db")
