@@ -134,7 +134,7 @@ def translate(
         min=1, help="Records per request for first answers (one instruction and example "
                     "for K records; repair turns go one by one).")] = 1,
     dry_run: Annotated[bool, typer.Option(
-        "--dry-run", help="Render and price the requests; send none.")] = False,
+        "--dry-run", help="Render and price the requests; send none, write nothing.")] = False,
     price_in: Annotated[float | None, typer.Option(
         min=0, help="US$ per million input tokens (default: data/prices).")] = None,
     price_out: Annotated[float | None, typer.Option(
