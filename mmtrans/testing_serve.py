@@ -132,6 +132,11 @@ def serve(
 ) -> None:
     """Serve scripted translations on 127.0.0.1 until Ctrl-C (or SIGTERM); prints the base
     URL on stdout."""
+    stop = threading.Event()
+    # Ctrl-C or SIGTERM (a server started with `&` in a script has SIGINT ignored), caught
+    # from before the URL is printed: whoever reads it may stop the server at once.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
     try:
         llm = start(scripted(tgt, latency, parse_faults(faults), seed), port, model)
     except OSError as e:
@@ -141,10 +146,6 @@ def serve(
     typer.echo(f"scripted translations into {tgt} as model {model}; try:\n"
                f"  mmtrans translate data/samples/stockmark-ner-20.json --src ja --tgt {tgt} "
                f"--base-url {llm.base_url}\n(Ctrl-C to stop)", err=True)
-    stop = threading.Event()
-    # Ctrl-C or SIGTERM: a server started with `&` in a script has SIGINT ignored.
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
     try:
         stop.wait()
     finally:
