@@ -72,9 +72,12 @@ def check_target(path: str | Path, policy: Policy | None = None) -> Path:
     if policy is None:
         return target
     for protected in policy.protected:
-        if target == protected or protected in target.parents:
+        if target == protected:
             raise OutputError(path, f"{path} is the run's input; it is never replaced "
                                     "(name another file)")
+        if protected in target.parents:
+            raise OutputError(path, f"{path} is inside the run's input folder {protected}; "
+                                    "nothing there is replaced (name another place)")
     if not policy.force and target.exists():
         raise OutputError(path, f"{path} exists; pass --force to replace it")
     return target

@@ -274,3 +274,22 @@ def test_stats_plot_and_labels_out_refuse_an_existing_file_without_force(run_db,
     labels = ["labels", "missing", str(source), "--src", "ja", "--tgt", "en"]
     assert "is the run's input" in one_line(runner.invoke(
         app, [*labels, "--out", str(source), "--force"]))
+
+
+def test_training_export_out_naming_a_file_is_one_line(run_db, tmp_path):
+    db, _ = run_db
+    file = tmp_path / "a-file"
+    file.write_text("mine", encoding="utf-8")
+    result = runner.invoke(app, ["export", "--db", str(db), "--out", str(file), "--as",
+                                 "oiellm", "--force"])
+    assert one_line(result) == f"error: {file} is a file; this export writes a folder"
+    assert file.read_text(encoding="utf-8") == "mine"
+
+
+def test_nothing_inside_a_protected_folder_is_replaced(tmp_path):
+    folder = tmp_path / "input"
+    (folder / "train").mkdir(parents=True)
+    with pytest.raises(OutputError, match="is inside the run's input folder"), \
+            writing(force=True, protected=[folder]):
+        write_text(folder / "train" / "x.json", "[]")
+    assert list((folder / "train").iterdir()) == []
