@@ -2,6 +2,7 @@
 
     import mmtrans
     mmtrans.translate("ner.json", "run.db", mmtrans.Settings(src="ja", tgt="en", labels=["scnm"]))
+    mmtrans.status("run.db")   # what `mmtrans status --json` prints
     mmtrans.export("run.db", "scnm.en.json", fmt="mre")
 """
 
@@ -15,6 +16,7 @@ from .llm import Params
 from .oiellm import export_oiellm
 from .pipeline import Settings, translate
 from .records import Argument, Event, Mention, Record, Relation
+from .report import status
 from .schema_batches import export_iepile_instructions
 from .split import split
 from .stats import plot as stats_plot
@@ -25,5 +27,6 @@ __all__ = [
     "Argument", "CheckResult", "ConfigError", "Event", "InputError", "LabelError", "Mention",
     "MmtransError", "ModelError", "Params", "Problem", "Record", "Relation", "Settings",
     "export_hf", "export_iepile_instructions", "export_oiellm", "split", "stats", "stats_plot",
+    "status",
     "Verdict", "check_files", "classify", "evaluate", "export", "run_checks", "translate",
 ]

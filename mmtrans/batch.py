@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from .endpoint import normalise_endpoint
 from .errors import DeferredError, InputError
+from .files import check_output, write_text, writing
 from .llm import Completion, Message, Params, ServerFault, answer_text
 from .pipeline import DEFAULT_MODEL, Run, Settings, translate
 from .store import Store
@@ -64,10 +65,13 @@ def _files(out: Path, count: int) -> list[Path]:
 
 
 def write_batch(input_path: str | Path, db_path: str | Path, settings: Settings,
-                out: str | Path, skip: set[str] | None = None) -> dict[str, Any]:
+                out: str | Path, skip: set[str] | None = None,
+                force: bool = False) -> dict[str, Any]:
     """Write every request the run still needs to `out` (split into `out.2.jsonl`, ...
     past OpenAI's per-file limits), leaving out the keys in `skip` (requests a submitted
-    batch still holds); returns the run's figures and the files written."""
+    batch still holds); returns the run's figures and the files written. Files that exist
+    are replaced only with `force`; the input never."""
+    check_output(out, force, protected=[input_path])
     if not settings.base_url:
         raise InputError(out, None, "a batch file needs --base-url: the endpoint that will "
                                     "answer it (any name for vLLM run-batch, e.g. vllm:local)")
@@ -93,8 +97,9 @@ def write_batch(input_path: str | Path, db_path: str | Path, settings: Settings,
         size += len(text.encode())
     paths = _files(Path(out), len(chunks)) if lines else []
     result["chunks"] = [[json.loads(line)["custom_id"] for line in chunk] for chunk in chunks]
-    for path, chunk in zip(paths, chunks):
-        path.write_text("".join(chunk), encoding="utf-8")
+    with writing(force, protected=[input_path]):
+        for path, chunk in zip(paths, chunks):
+            write_text(path, "".join(chunk))
     with Store(db_path) as store:
         store.add_batch_requests([{"key": line["custom_id"], "body": line["body"],
                                    "file": str(Path(out).name)} for line in lines])

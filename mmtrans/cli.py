@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -35,30 +36,42 @@ from .errors import (
     PermissionDeniedError,
     QuotaExhaustedError,
 )
-from .estimate import spent
+from .export import SKIP_REASONS
 from .export import export as export_run
+from .files import check_output, write_output
 from .llm import Params
 from .store import Store
 from .verify import check_files
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Translate annotated IE datasets with an LLM, keeping every span true.")
 console = Console(stderr=True)
 out = Console()
 
 Db = Annotated[Path, typer.Option("--db", help="The run's SQLite file.")]
-Src = Annotated[str, typer.Option("--src", help="Source language (ja, zh, en, ...).")]
-Tgt = Annotated[str, typer.Option("--tgt", help="Target language.")]
+Src = Annotated[str, typer.Option("--src", metavar="LANG",
+    help="Source language (ja, zh, en, ...).")]
+Tgt = Annotated[str, typer.Option("--tgt", metavar="LANG", help="Target language.")]
 Labels = Annotated[list[str], typer.Option(
-    "--labels", help="Label table or .tsv (repeatable); default: the pair's table that fits.")]
-Input = Annotated[Path, typer.Argument(help="Input file (format auto-detected).")]
-Model = Annotated[str | None, typer.Option(help="Model name.")]
-InputFormat = Annotated[str | None, typer.Option("--format", help="Input format.")]
-PromptName = Annotated[str | None, typer.Option(help="Prompt name or .toml file.")]
+    "--labels", metavar="TABLE",
+        help="Label table or .tsv (repeatable); default: the pair's table that fits.")]
+Input = Annotated[Path, typer.Argument(metavar="INPUT", help="Input file (format auto-detected).")]
+Model = Annotated[str | None, typer.Option(metavar="NAME", help="Model name.")]
+InputFormat = Annotated[str | None, typer.Option("--format", metavar="NAME", help="Input format.")]
+PromptName = Annotated[str | None, typer.Option(metavar="NAME", help="Prompt name or .toml file.")]
 Repair = Annotated[int, typer.Option(min=0, help="Follow-up turns for a flagged record.")]
 Limit = Annotated[int | None, typer.Option(min=0, help="Only the first N records.")]
-BaseUrl = Annotated[str | None, typer.Option(help="API base URL (default: OpenAI's).")]
-ApiKey = Annotated[str | None, typer.Option(help="API key (or OPENAI_API_KEY).")]
+BaseUrl = Annotated[str | None, typer.Option(metavar="URL",
+    help="API base URL (default: OpenAI's).")]
+ApiKey = Annotated[str | None, typer.Option(metavar="KEY", help="API key (or OPENAI_API_KEY).")]
+Local = Annotated[bool, typer.Option(
+    "--local", help="Run a GGUF model in-process (extra local).")]
+LocalModel = Annotated[Path | None, typer.Option(metavar="FILE", help="GGUF file for --local.")]
+Temperature = Annotated[float, typer.Option(help="Sampling temperature.")]
+Seed = Annotated[int | None, typer.Option(help="Sampling seed, for servers that take one.")]
+MaxTokens = Annotated[int | None, typer.Option(help="Most tokens per answer.")]
+Force = Annotated[bool, typer.Option(
+    "--force", help="Replace output files that exist (never the run's input).")]
 
 
 class WaitingColumn(ProgressColumn):
@@ -102,6 +115,20 @@ ERROR_LINES: dict[type[Exception], tuple[str, int]] = {
 }
 
 
+def settings_from(src: str, tgt: str, **options: Any) -> pipeline.Settings:
+    """A run's Settings from a command's options, by name: every command builds its Settings
+    here. `temperature`, `seed` and `max_tokens` become Params, a GGUF path a string, and
+    --base-url and --api-key fall back on OPENAI_BASE_URL and OPENAI_API_KEY."""
+    params = Params(options.pop("temperature", 0.0), options.pop("seed", None),
+                    options.pop("max_tokens", None))
+    if options.get("local_model") is not None:
+        options["local_model"] = str(options["local_model"])
+    for name, variable in (("base_url", "OPENAI_BASE_URL"), ("api_key", "OPENAI_API_KEY")):
+        if name in options and not options[name]:
+            options[name] = os.environ.get(variable) or None
+    return pipeline.Settings(src=src, tgt=tgt, params=params, **options)
+
+
 def fail(error: Exception) -> typer.Exit:
     """Print `error` as one line and give the exit its status (ERROR_LINES)."""
     word, status = next((ERROR_LINES[c] for c in type(error).__mro__ if c in ERROR_LINES),
@@ -110,7 +137,7 @@ def fail(error: Exception) -> typer.Exit:
     return typer.Exit(status)
 
 
-@app.command()
+@app.command(short_help="Translate a dataset into the store (or resume its run).")
 def translate(
     input: Input,
     src: Src,
@@ -119,11 +146,13 @@ def translate(
     db: Db = Path("mmtrans.db"),
     model: Model = None,
     base_url: Annotated[str | None, typer.Option(
-        help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (or OPENAI_BASE_URL)."
+        metavar="URL",
+            help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (or OPENAI_BASE_URL)."
     )] = None,
-    api_key: Annotated[str | None, typer.Option(help="API key (or OPENAI_API_KEY).")] = None,
-    local: Annotated[bool, typer.Option(help="Run a GGUF model in-process (extra local).")] = False,
-    local_model: Annotated[Path | None, typer.Option(help="GGUF file for --local.")] = None,
+    api_key: Annotated[str | None, typer.Option(metavar="KEY",
+        help="API key (or OPENAI_API_KEY).")] = None,
+    local: Local = False,
+    local_model: LocalModel = None,
     format: InputFormat = None,
     prompt: PromptName = None,
     concurrency: Annotated[int, typer.Option(
@@ -134,9 +163,9 @@ def translate(
                     "x-ratelimit headers).")] = None,
     tpm: Annotated[float | None, typer.Option(
         min=1, help="Tokens per minute the server allows (default: from its headers).")] = None,
-    temperature: float = 0.0,
-    seed: int | None = None,
-    max_tokens: int | None = None,
+    temperature: Temperature = 0.0,
+    seed: Seed = None,
+    max_tokens: MaxTokens = None,
     limit: Limit = None,
     repair: Repair = 2,
     strategy: Annotated[str, typer.Option(
@@ -150,7 +179,7 @@ def translate(
         min=1, help="Records per request for first answers (one instruction and example "
                     "for K records; repair turns go one by one).")] = 1,
     dry_run: Annotated[bool, typer.Option(
-        "--dry-run", help="Render and price the requests; send none.")] = False,
+        "--dry-run", help="Render and price the requests; send none, write nothing.")] = False,
     price_in: Annotated[float | None, typer.Option(
         min=0, help="US$ per million input tokens (default: data/prices).")] = None,
     price_out: Annotated[float | None, typer.Option(
@@ -161,14 +190,13 @@ def translate(
     Exit status: 0 when every record was translated (accepted or flagged), 1 when any
     failed, 2 for bad input or settings, or when the run stopped because it cannot go on
     (no quota, key refused, unknown model, server down or silent)."""
-    settings = pipeline.Settings(
-        src=src, tgt=tgt, labels=labels, model=model, base_url=base_url, api_key=api_key,
-        local=local, local_model=str(local_model) if local_model else None,
-        concurrency=concurrency, rpm=rpm, tpm=tpm, params=Params(temperature, seed, max_tokens),
-        prompt=prompt, format=format, limit=limit, repair=repair, strategy=strategy,
-        timeout=timeout, max_attempts=max_attempts, pack=pack, dry_run=dry_run, price_in=price_in,
-        price_out=price_out,
-    )
+    settings = settings_from(
+        src, tgt, labels=labels, model=model, base_url=base_url, api_key=api_key, local=local,
+        local_model=local_model, concurrency=concurrency, rpm=rpm, tpm=tpm,
+        temperature=temperature, seed=seed, max_tokens=max_tokens, prompt=prompt,
+        format=format, limit=limit, repair=repair, strategy=strategy, timeout=timeout,
+        max_attempts=max_attempts, pack=pack, dry_run=dry_run, price_in=price_in,
+        price_out=price_out)
     progress: list[pipeline.Progress] = []
     columns = (TextColumn("[bold]translating"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[stats]}"), TimeRemainingColumn(),
@@ -229,7 +257,8 @@ def print_estimate(e: dict) -> None:
         return f"${value:,.2f}" if value is not None else "no price for this model " \
             "(add it to data/prices, or pass --price-in and --price-out)"
 
-    out.print(f"dry run for {e['model']}: nothing was sent\n"
+    out.print(f"dry run for {e['model']}: nothing was sent, and nothing written to the "
+              "store\n"
               f"requests to send   {e['requests']:,} ({e['cached']:,} already answered or "
               f"repeated)\n"
               f"input tokens       {e['tokens_in']:,}  ({e['method']})\n"
@@ -242,30 +271,35 @@ def print_estimate(e: dict) -> None:
 
 
 RunOption = Annotated[str | None, typer.Option(
-    "--run", help="Run id or a unique prefix (default: the run last used; see `mmtrans runs`).")]
+    "--run", metavar="ID",
+        help="Run id or a unique prefix (default: the run last used; see `mmtrans runs`).")]
 
 
-@app.command()
+@app.command(short_help="Propose a text label per record, for reviewers (TCONER).")
 def classify(
     input: Input,
-    src: Annotated[str, typer.Option("--src", help="Language of the texts (and labels).")],
+    src: Annotated[str, typer.Option("--src", metavar="LANG",
+        help="Language of the texts (and labels).")],
     db: Db = Path("mmtrans.db"),
     model: Model = None,
-    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server.")] = None,
-    api_key: Annotated[str | None, typer.Option(help="API key (or OPENAI_API_KEY).")] = None,
-    local: Annotated[bool, typer.Option(help="Run a GGUF model in-process.")] = False,
-    local_model: Annotated[Path | None, typer.Option(help="GGUF file for --local.")] = None,
+    base_url: Annotated[str | None, typer.Option(metavar="URL",
+        help="OpenAI-compatible server.")] = None,
+    api_key: Annotated[str | None, typer.Option(metavar="KEY",
+        help="API key (or OPENAI_API_KEY).")] = None,
+    local: Local = False,
+    local_model: LocalModel = None,
     format: InputFormat = None,
-    concurrency: Annotated[int, typer.Option(min=1)] = 8,
+    concurrency: Annotated[int, typer.Option(min=1, help="Most requests in flight.")] = 8,
     limit: Limit = None,
 ) -> None:
-    """Propose an open-domain text label per record, for reviewers to confirm (TCONER)."""
+    """Propose an open-domain text label per record, for reviewers to confirm (TCONER).
+
+    Exit status: 0 when every record got a label, 1 when any failed, 2 for bad input."""
     from .classify import classify as classify_records
 
-    settings = pipeline.Settings(
-        src=src, tgt=src, model=model, base_url=base_url, api_key=api_key, local=local,
-        local_model=str(local_model) if local_model else None, concurrency=concurrency,
-        format=format, limit=limit, repair=0)
+    settings = settings_from(
+        src, src, model=model, base_url=base_url, api_key=api_key, local=local,
+        local_model=local_model, concurrency=concurrency, format=format, limit=limit, repair=0)
     bar = Progress(TextColumn("[bold]labelling"), BarColumn(), MofNCompleteColumn(),
                    TimeRemainingColumn(), console=console)
     task = bar.add_task("classify", total=None)
@@ -285,62 +319,69 @@ def classify(
         f"{result['skipped']} already done. Confirm them with `mmtrans review --db {db}`, then "
         f"`mmtrans export --db {db} --run {result['run_id']} --format mre --out FILE`.",
         highlight=False)
+    unfinished = result["failed"] + result.get("unreachable", 0)
+    if unfinished:
+        console.print(f"[red]{unfinished} record(s) failed[/red]: run the same command again "
+                      "to retry them", highlight=False)
+        raise typer.Exit(1)
 
 
-@app.command()
+@app.command(short_help="One run's accounting: records, problems, tokens, cost.")
 def status(
     db: Db = Path("mmtrans.db"),
     run: RunOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
 ) -> None:
-    """One run's accounting: items read per file, records by status, problems, tokens."""
-    from .review.agreement import agreement_line, team_figures
+    """One run's accounting: items read, records by status, problems, tokens."""
+    from .report import status as run_status
+    from .review.agreement import agreement_line
 
     try:
-        with Store(db, create=False) as store:
-            summary = store.status(run)
-            model = store.run(summary["run"])["model"]
-            summary |= team_figures(store, summary["run"])
+        summary = run_status(db, run)
     except MmtransError as e:
         raise fail(e) from None
-    cost = spent(model, summary["tokens_in"], summary["tokens_out"])
-    summary["cost_usd"] = round(cost, 4) if cost is not None else None
     if as_json:
         out.print_json(json.dumps(summary, ensure_ascii=False))
         return
-    table = Table(title=f"{db}: run {summary['run']}", show_header=False)
-    for key, value in summary.items():
-        if key not in ("run", "files", "problems", "attempts", "reviews", "reject_reasons",
-                       "agreement", "disagreements"):
-            table.add_row(key, str(value))
+    rows: list[tuple[str, str]] = [
+        ("records", f"{summary['records']}: {summary['accepted']} accepted, "
+                    f"{summary['flagged']} flagged, {summary['failed']} failed, "
+                    f"{summary['pending']} pending")]
     for f in summary["files"]:
         sums = f"{f['records']} records + {f['rejects']} unreadable"
-        if f["ok"]:
-            table.add_row(f"  file: {f['path']}", f"{f['items_read']} items read = {sums}")
-        else:
-            table.add_row(f"  file: {f['path']}",
-                          f"[red]{f['items_read']} items read, but {sums}: items are missing[/]")
-    for code, n in summary["problems"].items():
-        table.add_row(f"  problem: {code}", str(n))
-    for decision, n in summary["reviews"].items():
-        table.add_row(f"  reviewed: {decision}", str(n))
-    for reason, n in summary["reject_reasons"].items():
-        table.add_row(f"    rejected as: {reason}", str(n))
-    if summary["agreement"]:
-        table.add_row("  disagreements open", str(summary["disagreements"]))
-    for pair in summary["agreement"]:
-        table.add_row(f"  agreement: {pair['a']} / {pair['b']}", agreement_line(pair))
+        rows.append(("file", f["path"]))
+        rows.append(("", f"{f['items_read']} items read = {sums}" if f["ok"] else
+                     f"[red]{f['items_read']} items read, but {sums}: items are missing[/]"))
+    cost = "no listed price" if summary["cost_usd"] is None else f"${summary['cost_usd']}"
+    rows.append(("requests", f"{summary['requests']}: {summary['tokens_in']} tokens in, "
+                             f"{summary['tokens_out']} out ({cost})"))
     for attempt, row in summary["attempts"].items():
         what = "first answers" if attempt == "0" else f"repair {attempt}"
-        table.add_row(f"{what}: accepted/made", f"{row['accepted']}/{row['translations']} "
-                                                f"({row['tokens']} tokens)")
-    out.print(table)
+        rows.append((what, f"{row['accepted']} accepted of {row['translations']} made "
+                           f"({row['tokens']} tokens)"))
+    for code, n in summary["problems"].items():
+        rows.append(("problem", f"{code}: {n}"))
+    reviews = summary["reviews"]
+    rows.append(("reviewed", ", ".join(f"{n} {what}" for what, n in reviews.items())))
+    for reason, n in summary["reject_reasons"].items():
+        rows.append(("", f"rejected as {reason}: {n}"))
+    if summary["agreement"]:
+        rows.append(("disagreements", f"{summary['disagreements']} open"))
+    for pair in summary["agreement"]:
+        rows.append(("agreement", f"{pair['a']} / {pair['b']}: {agreement_line(pair)}"))
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    for label, text in rows:
+        table.add_row(label, text)
+    out.print(f"[bold]{db}[/]: run {summary['run']} ({summary['model']})", highlight=False)
+    out.print(table, highlight=False)
     if not all(f["ok"] for f in summary["files"]):
         console.print("[red]items read and items stored differ[/red]: see the files above",
                       highlight=False)
 
 
-@app.command()
+@app.command(short_help="The store's runs with their settings and counts.")
 def runs(
     db: Db = Path("mmtrans.db"),
     as_json: Annotated[bool, typer.Option("--json", help="A JSON list.")] = False,
@@ -354,29 +395,40 @@ def runs(
     if as_json:
         out.print_json(json.dumps(rows, ensure_ascii=False))
         return
-    table = Table(title=str(db))
-    for column in ("run", "input", "languages", "model", "prompt", "records", "accepted",
-                   "flagged", "failed", "pending", "last used"):
-        table.add_column(column)
-    for r in rows:
-        table.add_row(r["id"], Path(r["input"] or "").name, f"{r['src']}->{r['tgt']}",
-                      f"{r['model']} @ {r['endpoint']}", f"{r['prompt']} ({r['strategy']})",
-                      *(str(r[k]) for k in ("records", "accepted", "flagged", "failed",
-                                            "pending")),
-                      r["last_used"] or r["created"])
-    out.print(table)
+    # One block per run: a table of eleven columns cannot be read at 80 columns.
+    for n, r in enumerate(rows):
+        table = Table.grid(padding=(0, 2))
+        table.add_column(no_wrap=True)
+        table.add_column(overflow="fold")
+        table.add_row("input", f"{r['input']} ({r['format']})")
+        table.add_row("languages", f"{r['src']} -> {r['tgt']}")
+        table.add_row("model", f"{r['model']} at {r['endpoint']}")
+        table.add_row("prompt", f"{r['prompt']} ({r['strategy']})")
+        table.add_row("records", f"{r['records']}: {r['accepted']} accepted, {r['flagged']} "
+                                 f"flagged, {r['failed']} failed, {r['pending']} pending")
+        if n:
+            out.print()
+        used = (r["last_used"] or r["created"] or "")[:16].replace("T", " ")
+        out.print(f"[bold]run {r['id']}[/]  last used {used} UTC", highlight=False)
+        out.print(table, highlight=False)
+    if not rows:
+        console.print(f"{db} holds no run yet", highlight=False)
 
 
-@app.command()
+@app.command(short_help="Write the kept translations to a file (or training files).")
 def export(
     out_path: Annotated[Path, typer.Option("--out", help="Output file (.jsonl: JSON Lines).")],
     db: Db = Path("mmtrans.db"),
     format: Annotated[str | None, typer.Option("--format", help="Default: the input's.")] = None,
     run: RunOption = None,
-    include_flagged: bool = False,
+    include_flagged: Annotated[bool, typer.Option(
+        "--include-flagged", help="Also records the checks flagged and no reviewer decided "
+                                  "on (a reviewer's reject still wins).")] = False,
     include_overridden: Annotated[bool, typer.Option(
+        "--include-overridden",
         help="Also records a reviewer kept with open problems (never with broken spans).")
     ] = False,
+    force: Force = False,
     as_: Annotated[str | None, typer.Option(
         "--as", help="Training files in --out (a folder), one per dataset and language: "
                      "oiellm, iepile-instruction or hf.")] = None,
@@ -388,44 +440,42 @@ def export(
         help="iepile-instruction: share of the other labels sampled as negatives.")] = 1.0,
     seed: Annotated[int, typer.Option(help="iepile-instruction and hf: sampling seed.")] = 0,
     test_form: Annotated[bool, typer.Option(
-        help="iepile-instruction: IEPile's test lines {id, instruction, label}, every label "
-             "asked, for `mmtrans eval`.")] = False,
+        "--test-form", help="iepile-instruction: IEPile's test lines {id, instruction, "
+                            "label}, every label asked, for `mmtrans eval`.")] = False,
     train: Annotated[list[str], typer.Option(
-        "--train", help="hf: train size, N or NAME=N; the rest is the test split.")] = [],  # noqa: B006
+        "--train", metavar="N|NAME=N",
+            help="hf: train size, N or NAME=N; the rest is the test split.")] = [],  # noqa: B006
 ) -> None:
     """Write the accepted translations (and flagged ones, if asked) to a file."""
     if as_ is not None:
         export_training(db, out_path, as_, run, include_flagged, split_num, hard_negatives,
-                        neg_ratio, seed, train, test_form)
+                        neg_ratio, seed, train, test_form, force)
         return
     try:
-        result = export_run(db, out_path, format, run, include_flagged, include_overridden)
+        result = export_run(db, out_path, format, run, include_flagged, include_overridden,
+                            force)
     except MmtransError as e:
         raise fail(e) from None
     console.print(f"{result.written} record(s) written to {result.path} ({result.format}); "
-                  f"{result.skipped} not exported.", highlight=False)
+                  f"{result.skipped} not exported{':' if result.skipped else '.'}",
+                  highlight=False, soft_wrap=True)
+    for reason, n in result.reasons.items():
+        console.print(f"  {n} {SKIP_REASONS[reason]}", highlight=False, soft_wrap=True)
 
 
 def export_training(db: Path, out_dir: Path, kind: str, run: str | None,
                     include_flagged: bool, split_num: int | None, hard_negatives: Path | None,
-                    neg_ratio: float, seed: int, train: list[str], test_form: bool) -> None:
+                    neg_ratio: float, seed: int, train: list[str], test_form: bool,
+                    force: bool) -> None:
     """`export --as`: one library call per kind of training file."""
-    from .oiellm import export_oiellm
-    from .schema_batches import export_iepile_instructions
+    from .export import export_as
+    from .split import parse_sizes
 
     try:
-        if kind == "oiellm":
-            written = export_oiellm(db, out_dir, run, include_flagged)
-        elif kind == "iepile-instruction":
-            written = export_iepile_instructions(db, out_dir, run, include_flagged, split_num,
-                                                 hard_negatives, neg_ratio, seed, test_form)
-        elif kind == "hf":
-            from .hf import export_hf
-            from .split import parse_sizes
-
-            written = export_hf(db, out_dir, run, include_flagged, parse_sizes(train), seed)
-        else:
-            raise MmtransError(f"--as {kind}: expected oiellm, iepile-instruction or hf")
+        written = export_as(db, out_dir, kind, run, include_flagged, force,
+                            split_num=split_num, hard_negatives=hard_negatives,
+                            neg_ratio=neg_ratio, seed=seed, sizes=parse_sizes(train),
+                            test_form=test_form)
     except MmtransError as e:
         raise fail(e) from None
     for w in written:
@@ -435,8 +485,9 @@ def export_training(db: Path, out_dir: Path, kind: str, run: str | None,
 
 @app.command()
 def check(
-    source: Annotated[Path, typer.Argument(help="Source file.")],
-    target: Annotated[Path, typer.Argument(help="Translated file, record for record.")],
+    source: Annotated[Path, typer.Argument(metavar="SOURCE", help="Source file.")],
+    target: Annotated[Path, typer.Argument(metavar="TARGET",
+        help="Translated file, record for record.")],
     src: Src,
     tgt: Tgt,
     labels: Labels = [],  # noqa: B006 (typer reads the default)
@@ -465,11 +516,11 @@ def check(
     raise typer.Exit(1 if flagged else 0)
 
 
-@app.command()
+@app.command(short_help="Serve the review page: accept, edit or reject records.")
 def review(
     db: Db = Path("mmtrans.db"),
     host: Annotated[str, typer.Option(help="Address; non-local ones need a token.")] = "127.0.0.1",
-    port: int = 8700,
+    port: Annotated[int, typer.Option(help="Port to serve on.")] = 8700,
     token: Annotated[str | None, typer.Option(help="Required on every request.")] = None,
     annotator: Annotated[str | None, typer.Option(help="Your name (else the page asks).")] = None,
     spot_check: Annotated[str | None, typer.Option(
@@ -480,6 +531,7 @@ def review(
     reasons: Annotated[str | None, typer.Option(
         help="Reject reasons to pick from: comma-separated, or a file with one per line.")] = None,
     adjudicate: Annotated[bool, typer.Option(
+        "--adjudicate",
         help="See every annotator's version side by side and decide the final one.")] = False,
 ) -> None:
     """Serve the review page for one run: accept, edit or reject flagged records."""
@@ -501,14 +553,17 @@ def review(
     serve(db, host, port, required, annotator, share, run_id, settings)
 
 
-@app.command("split")
+@app.command("split", short_help="Write train and test files from dataset files.")
 def split_(
-    files: Annotated[list[Path], typer.Argument(help="Dataset files (any format).")],
+    files: Annotated[list[Path], typer.Argument(metavar="FILE...",
+        help="Dataset files (any format).")],
     train: Annotated[list[str], typer.Option(
-        "--train", help="Train size: N for every file, or NAME=N for one (repeatable).")],
+        "--train", metavar="N|NAME=N",
+            help="Train size: N for every file, or NAME=N for one (repeatable).")],
     seed: Annotated[int, typer.Option(help="Shuffle seed; the same seed, the same split.")] = 0,
     out_dir: Annotated[Path | None, typer.Option(
         help="Where to write (default: beside each file).")] = None,
+    force: Force = False,
 ) -> None:
     """Write <name>.train and <name>.test files: N records to train, the rest to test."""
     from .split import parse_sizes, size_for, split
@@ -517,14 +572,14 @@ def split_(
         default, named = parse_sizes(train)
         sizes = [size_for(f, default, named) for f in files]
         for path, size in zip(files, sizes):
-            result = split(path, size, seed, out_dir)
+            result = split(path, size, seed, out_dir, force=force)
             console.print(f"{path}: {result.train} to {result.train_path}, {result.test} to "
                           f"{result.test_path}", highlight=False)
     except MmtransError as e:
         raise fail(e) from None
 
 
-@app.command("stats")
+@app.command("stats", short_help="Kept records per dataset and language, and why not.")
 def stats_(
     db: Db = Path("mmtrans.db"),
     run: Annotated[str | None, typer.Option(
@@ -533,6 +588,7 @@ def stats_(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
     plot: Annotated[Path | None, typer.Option(
         "--plot", help="Also write a PNG: kept % and problems by code.")] = None,
+    force: Force = False,
 ) -> None:
     """Per dataset and language: read, accepted, flagged, repaired, reviewed, kept %."""
     from .stats import COLUMNS, stats
@@ -541,7 +597,7 @@ def stats_(
     try:
         result = stats(db, run)
         if plot:
-            write_plot(result, plot)
+            write_plot(result, plot, force)
     except MmtransError as e:
         raise fail(e) from None
     if as_json:
@@ -553,8 +609,10 @@ def stats_(
         headers = ("dataset", "lang", "read", "acc", "flag", "fail", "pend", "rep", "r-acc",
                    "r-ed", "r-rej", "kept", "kept%")
         for column, header in zip(COLUMNS, headers):
-            width = 10 if column == "dataset" else len(header)
-            table.add_column(header, no_wrap=True, min_width=width,
+            # the dataset's name folds, so that the figures fit 80 columns
+            wraps = column == "dataset"
+            table.add_column(header, no_wrap=not wraps, overflow="fold" if wraps else "ellipsis",
+                             min_width=10 if wraps else len(header),
                              justify="left" if column in ("dataset", "language") else "right")
         for row in [*result.rows, result.total]:
             values = row.to_dict()
@@ -568,10 +626,12 @@ def stats_(
         console.print(f"plot written to {plot}", highlight=False)
 
 
-@app.command("eval")
+@app.command("eval", short_help="F1 of predictions against a gold file.")
 def eval_(
-    pred: Annotated[Path, typer.Argument(help="Predictions, line for line with GOLD.")],
-    gold: Annotated[Path, typer.Argument(help="Gold file: MRE or IEPile instruction lines.")],
+    pred: Annotated[Path, typer.Argument(metavar="PRED",
+        help="Predictions, line for line with GOLD.")],
+    gold: Annotated[Path, typer.Argument(metavar="GOLD",
+        help="Gold file: MRE or IEPile instruction lines.")],
     lang: Annotated[str | None, typer.Option(
         "--lang", help="Language of gold items that do not name theirs.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
@@ -603,13 +663,14 @@ def eval_(
         console.print(f"[yellow]malformed:[/] {pred}:{line}", highlight=False)
 
 
-batch_app = typer.Typer(no_args_is_help=True, help=(
+batch_app = typer.Typer(
+    no_args_is_help=True, short_help="Batch files (vLLM run-batch, OpenAI's Batch API).", help=(
     "Batch files for vLLM run-batch or OpenAI's Batch API: write what a run still needs, "
     "read the answers back into the cache."))
 app.add_typer(batch_app, name="batch")
 
 
-@batch_app.command("write")
+@batch_app.command("write", short_help="Write the requests a run still needs as a batch file.")
 def batch_write(
     input: Input,
     src: Src,
@@ -623,22 +684,23 @@ def batch_write(
     model: Model = None,
     format: InputFormat = None,
     prompt: PromptName = None,
-    temperature: float = 0.0,
-    seed: int | None = None,
-    max_tokens: int | None = None,
+    temperature: Temperature = 0.0,
+    seed: Seed = None,
+    max_tokens: MaxTokens = None,
     limit: Limit = None,
     repair: Repair = 2,
     strategy: Annotated[str, typer.Option(help="default or tagged.")] = "default",
+    force: Force = False,
 ) -> None:
     """Write every request the run still needs as a batch file, sending none."""
     from .batch import write_batch
 
-    settings = pipeline.Settings(
-        src=src, tgt=tgt, labels=labels, model=model, base_url=base_url, prompt=prompt,
-        format=format, params=Params(temperature, seed, max_tokens), limit=limit,
-        repair=repair, strategy=strategy)
+    settings = settings_from(
+        src, tgt, labels=labels, model=model, base_url=base_url, prompt=prompt, format=format,
+        temperature=temperature, seed=seed, max_tokens=max_tokens, limit=limit, repair=repair,
+        strategy=strategy)
     try:
-        result = write_batch(input, db, settings, out_path)
+        result = write_batch(input, db, settings, out_path, force=force)
     except MmtransError as e:
         raise fail(e) from None
     console.print(f"{result['requests']} request(s) written to "
@@ -647,7 +709,7 @@ def batch_write(
                   f"already in run {result['run_id']}", highlight=False, soft_wrap=True)
 
 
-@batch_app.command("submit")
+@batch_app.command("submit", short_help="Send them to OpenAI's Batch API (half price, 24 h).")
 def batch_submit(
     input: Input,
     src: Src,
@@ -659,22 +721,19 @@ def batch_submit(
     api_key: ApiKey = None,
     format: InputFormat = None,
     prompt: PromptName = None,
-    temperature: float = 0.0,
-    seed: int | None = None,
-    max_tokens: int | None = None,
+    temperature: Temperature = 0.0,
+    seed: Seed = None,
+    max_tokens: MaxTokens = None,
     repair: Repair = 2,
     strategy: Annotated[str, typer.Option(help="default or tagged.")] = "default",
 ) -> None:
     """Send the requests the run still needs to OpenAI's Batch API (half price, 24 h)."""
-    import os
-
     from .openai_batch import submit
 
-    settings = pipeline.Settings(
-        src=src, tgt=tgt, labels=labels, model=model,
-        base_url=base_url or os.environ.get("OPENAI_BASE_URL"),
-        api_key=api_key or os.environ.get("OPENAI_API_KEY"), prompt=prompt, format=format,
-        params=Params(temperature, seed, max_tokens), repair=repair, strategy=strategy)
+    settings = settings_from(
+        src, tgt, labels=labels, model=model, base_url=base_url, api_key=api_key,
+        prompt=prompt, format=format, temperature=temperature, seed=seed,
+        max_tokens=max_tokens, repair=repair, strategy=strategy)
     try:
         result = submit(input, db, settings)
     except MmtransError as e:
@@ -693,13 +752,11 @@ def batch_submit(
 
 
 def _api(base_url: str | None, api_key: str | None) -> tuple[str | None, str | None]:
-    import os
-
     return base_url or os.environ.get("OPENAI_BASE_URL"), \
         api_key or os.environ.get("OPENAI_API_KEY")
 
 
-@batch_app.command("status")
+@batch_app.command("status", short_help="The batches not yet collected, as the API reports them.")
 def batch_status(db: Db = Path("mmtrans.db"), base_url: BaseUrl = None,
                  api_key: ApiKey = None) -> None:
     """The store's batches not yet collected, as the Batch API reports them."""
@@ -719,7 +776,7 @@ def batch_status(db: Db = Path("mmtrans.db"), base_url: BaseUrl = None,
         console.print("no batch waiting to be collected")
 
 
-@batch_app.command("collect")
+@batch_app.command("collect", short_help="Import the answers of every finished batch.")
 def batch_collect(db: Db = Path("mmtrans.db"), base_url: BaseUrl = None,
                   api_key: ApiKey = None) -> None:
     """Import the answers of every finished batch into the cache; then run `translate` (or
@@ -739,9 +796,9 @@ def batch_collect(db: Db = Path("mmtrans.db"), base_url: BaseUrl = None,
         console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
 
 
-@batch_app.command("read")
+@batch_app.command("read", short_help="Put a batch output file's answers into the cache.")
 def batch_read(
-    results: Annotated[Path, typer.Argument(help="Batch output file (.jsonl).")],
+    results: Annotated[Path, typer.Argument(metavar="RESULTS", help="Batch output file (.jsonl).")],
     db: Db = Path("mmtrans.db"),
 ) -> None:
     """Put a batch output file's answers into the cache; then run `translate` (or `batch
@@ -763,16 +820,18 @@ def batch_read(
 labels_app = typer.Typer(no_args_is_help=True,
                          help="Label tables: what no table covers, and suggestions to confirm.")
 app.add_typer(labels_app, name="labels")
-OptionalLabels = Annotated[list[str], typer.Option("--labels", help="Tables already covering.")]
+OptionalLabels = Annotated[list[str], typer.Option("--labels", metavar="TABLE",
+    help="Tables already covering.")]
 
 
-@labels_app.command("missing")
+@labels_app.command("missing", short_help="The labels no table covers, as a TSV to fill in.")
 def labels_missing(
     input: Input,
     src: Src,
     tgt: Tgt,
     labels: OptionalLabels = [],  # noqa: B006 (typer reads the default)
     out_path: Annotated[Path | None, typer.Option("--out", help="Write here, not stdout.")] = None,
+    force: Force = False,
 ) -> None:
     """List the input's labels that no table covers, as a TSV ready to fill in."""
     from .suggest import as_tsv, missing_labels
@@ -784,13 +843,16 @@ def labels_missing(
     text = as_tsv(counts, header=f"labels of {input.name} no table covers, {src} -> {tgt}: "
                                  "fill in the translations")
     if out_path:
-        out_path.write_text(text, encoding="utf-8")
+        try:
+            write_output(out_path, text, force, protected=[input])
+        except MmtransError as e:
+            raise fail(e) from None
         console.print(f"{len(counts)} label(s) written to {out_path}", highlight=False)
     else:
         print(text, end="")
 
 
-@labels_app.command("suggest")
+@labels_app.command("suggest", short_help="Ask the model for the missing labels, to check.")
 def labels_suggest(
     input: Input,
     src: Src,
@@ -798,18 +860,22 @@ def labels_suggest(
     out_path: Annotated[Path, typer.Option("--out", help="The .suggested.tsv to write.")],
     labels: OptionalLabels = [],  # noqa: B006 (typer reads the default)
     model: Model = None,
-    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server.")] = None,
-    api_key: Annotated[str | None, typer.Option(help="API key (or OPENAI_API_KEY).")] = None,
-    local: Annotated[bool, typer.Option(help="Run a GGUF model in-process.")] = False,
+    base_url: Annotated[str | None, typer.Option(metavar="URL",
+        help="OpenAI-compatible server.")] = None,
+    api_key: Annotated[str | None, typer.Option(metavar="KEY",
+        help="API key (or OPENAI_API_KEY).")] = None,
+    local: Local = False,
     timeout: Annotated[float, typer.Option(min=0.1, help="Seconds to wait for the answer.")] = 60.0,
     max_attempts: Annotated[int, typer.Option(min=1, help="Attempts for the request.")] = 6,
+    force: Force = False,
 ) -> None:
     """Ask the model to translate the missing labels; write them for a person to confirm."""
     from .suggest import as_tsv, missing_labels, suggest
 
     try:
-        backend = pipeline.make_backend(pipeline.Settings(
-            src=src, tgt=tgt, labels=labels, model=model, base_url=base_url, api_key=api_key,
+        check_output(out_path, force, protected=[input])
+        backend = pipeline.make_backend(settings_from(
+            src, tgt, labels=labels, model=model, base_url=base_url, api_key=api_key,
             local=local, timeout=timeout, max_attempts=max_attempts))
         counts = missing_labels(input, src, tgt, labels)
         suggestions = suggest(sorted(counts), src, tgt, backend)
@@ -818,17 +884,22 @@ def labels_suggest(
     header = (f"suggested by {backend.model} for {input.name}, {src} -> {tgt}. NOT USED until "
               "a person checks each line\nand moves it into data/labels/<name>."
               f"{src}-{tgt}.tsv (or passes this file, renamed to .tsv, to --labels).")
-    out_path.write_text(as_tsv(counts, suggestions, header), encoding="utf-8")
+    try:
+        write_output(out_path, as_tsv(counts, suggestions, header), force, protected=[input])
+    except MmtransError as e:
+        raise fail(e) from None
     console.print(f"{len(suggestions)} of {len(counts)} label(s) suggested in {out_path}",
                   highlight=False)
 
 
-@labels_app.command("similar")
+@labels_app.command("similar", short_help="Propose a hard-negative dictionary to edit.")
 def labels_similar(
-    inputs: Annotated[list[Path], typer.Argument(help="Dataset files (format auto-detected).")],
+    inputs: Annotated[list[Path], typer.Argument(metavar="FILE...",
+        help="Dataset files (format auto-detected).")],
     out_path: Annotated[Path | None, typer.Option("--out", help="Write here, not stdout.")] = None,
     top: Annotated[int, typer.Option(min=1, help="Similar labels per label, at most.")] = 5,
     threshold: Annotated[float, typer.Option(help="Least similarity (0 to 1).")] = 0.2,
+    force: Force = False,
 ) -> None:
     """Propose a hard-negative dictionary (IEPile's JSON form) for a person to edit."""
     from .similar import propose
@@ -839,7 +910,10 @@ def labels_similar(
         raise fail(e) from None
     text = json.dumps(proposed, ensure_ascii=False, indent=2) + "\n"
     if out_path:
-        out_path.write_text(text, encoding="utf-8")
+        try:
+            write_output(out_path, text, force, protected=inputs)
+        except MmtransError as e:
+            raise fail(e) from None
         n = sum(len(t) for by_dataset in proposed.values() for t in by_dataset.values())
         console.print(f"similar labels for {n} label(s) written to {out_path}: edit before "
                       "passing it to export --hard-negatives", highlight=False)

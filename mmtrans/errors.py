@@ -50,6 +50,15 @@ class StoreWriteError(StoreError):
         self.path = str(path)
 
 
+class OutputError(MmtransError):
+    """An output file cannot or may not be written (it exists, it is the run's input, it is a
+    folder, the disk is full); nothing partial was left."""
+
+    def __init__(self, path: str | Path, message: str):
+        self.path = str(path)
+        super().__init__(message)
+
+
 class RunBusyError(MmtransError):
     """Another process is translating the same run right now."""
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import MmtransError
+from .files import atomic_write, write_text
 from .groups import Group, kept_groups, open_store
 from .oiellm import Written
 from .oiellm import to_item as oiellm_item
@@ -80,8 +81,8 @@ def licenses(group: Group, out_dir: Path) -> list[str]:
     for path in sorted(folder.glob("*")):
         if path.is_file() and path.name.upper().startswith(("LICENSE", "LICENCE", "COPYING")):
             target = out_dir / "licenses" / Path(group.dataset).stem / path.name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, target)
+            with path.open("rb") as source_file, atomic_write(target, binary=True) as f:
+                shutil.copyfileobj(source_file, f)
             copied.append(str(target.relative_to(out_dir)))
     return copied
 
@@ -167,10 +168,10 @@ def export_hf(db_path: str | Path, out_dir: str | Path, run_id: str | None = Non
                                                                     named), seed)
                 parts = {"train": train, "test": test}
             folder = out / "data" / config_name(group)
-            folder.mkdir(parents=True, exist_ok=True)
             for name, records in parts.items():
                 table = pa.Table.from_pylist([row(r, group) for r in records], schema=schema())
-                pa.parquet.write_table(table, folder / f"{name}.parquet")
+                with atomic_write(folder / f"{name}.parquet", binary=True) as f:
+                    pa.parquet.write_table(table, f)
                 written.append(Written(group.dataset, group.language,
                                        str(folder / f"{name}.parquet"), len(records)))
             groups.append((group, {k: len(v) for k, v in parts.items()}))
@@ -178,5 +179,5 @@ def export_hf(db_path: str | Path, out_dir: str | Path, run_id: str | None = Non
     if not groups:
         raise MmtransError(f"{db_path}: nothing to export")
     table = stats(db_path, run_id).markdown()
-    (out / "README.md").write_text(card(groups, table, license_files), encoding="utf-8")
+    write_text(out / "README.md", card(groups, table, license_files))
     return written

@@ -14,8 +14,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from .files import write_json_values
 from .formats import mre
-from .formats._io import write_json_values
 from .groups import kept_groups, open_store
 from .records import Record
 

@@ -31,7 +31,7 @@ from .errors import (
     InputError,
     ModelError,
 )
-from .estimate import dry_run
+from .estimate import dry_run, scratch_store
 from .formats import Reject
 from .labels import LabelTable, find_tables, load_tables
 from .llm import (
@@ -519,8 +519,11 @@ def translate(
     on_progress: ProgressCallback | None = None,
     backend: Backend | None = None,
     on_notice: Callable[[str], None] | None = None,
+    scratch: bool = False,
 ) -> dict[str, Any]:
     """Translate `input_path` into the store at `db_path`; resumes a run stopped earlier.
+    A dry run (`settings.dry_run`) prices the requests against a copy of the store
+    (`scratch`: `db_path` is that copy), so it writes nothing.
 
     Raises ConfigError (no model configured, same languages), InputError (unreadable input,
     table or prompt), LabelError (labels no table knows), StoreError (--db is not a store)
@@ -529,6 +532,10 @@ def translate(
     """
     if settings.src == settings.tgt:
         raise ConfigError(f"--src and --tgt are both {settings.src!r}: nothing to translate")
+    if settings.dry_run and not scratch:
+        with scratch_store(db_path) as copy:  # a dry run writes nothing to the store
+            return translate(input_path, copy, settings, on_progress, backend, on_notice,
+                             scratch=True)
     backend = backend or make_backend(settings, on_notice)
     prompts = {strategy: load_prompt(settings.src, settings.tgt, settings.prompt, strategy)
                for strategy in {"default", settings.strategy}}

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .errors import ConfigError, InputError
+from .files import write_json_values
 from .formats import iepile_instruction
-from .formats._io import write_json_values
 from .groups import Group, kept_groups, open_store
 from .oiellm import Written
 from .records import Record

@@ -8,13 +8,13 @@ of a text).
 
 from __future__ import annotations
 
-import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import formats
 from .errors import ConfigError, InputError
+from .files import atomic_path, check_target, writing
 from .formats import Reject
 from .records import Record
 
@@ -75,9 +75,8 @@ def write_like(records: list[Record], source: str | Path, target: Path, fmt: str
     """Write in the source's format and layout: a JSON Lines source named `.json` (IEPile's
     files) gives JSON Lines, though writers choose by suffix."""
     if _json_lines(source) and target.suffix != ".jsonl":
-        tmp = target.with_name(f".{target.name}.jsonl")
-        formats.write(records, tmp, fmt)
-        os.replace(tmp, target)
+        with atomic_path(target, suffix="lines.jsonl") as tmp, writing(force=True):
+            formats.write(records, tmp, fmt)
     else:
         formats.write(records, target, fmt)
 
@@ -102,9 +101,11 @@ def split_records(records: list[Record], train: int,
 
 
 def split(path: str | Path, train: int, seed: int = 0, out_dir: str | Path | None = None,
-          fmt: str | None = None) -> SplitResult:
+          fmt: str | None = None, force: bool = False) -> SplitResult:
     """Shuffle the file's texts with `seed`, take texts until `train` records are in the
-    train file, and write the rest to the test file, both in the input's format."""
+    train file, and write the rest to the test file, both in the input's format. Existing
+    train and test files are replaced only with `force` (checked before either is written);
+    the input never."""
     if Path(path).is_dir():
         raise InputError(path, None, "split takes a file (export a uie folder to a file first)")
     fmt = fmt or formats.detect(path)
@@ -115,6 +116,9 @@ def split(path: str | Path, train: int, seed: int = 0, out_dir: str | Path | Non
         records.append(item)
     chosen, rest = split_records(records, train, seed)
     train_path, test_path = output_paths(path, out_dir)
-    write_like(chosen, path, train_path, fmt)
-    write_like(rest, path, test_path, fmt)
+    with writing(force, protected=[path]):
+        for target in (train_path, test_path):
+            check_target(target)
+        write_like(chosen, path, train_path, fmt)
+        write_like(rest, path, test_path, fmt)
     return SplitResult(str(train_path), str(test_path), len(chosen), len(rest))

@@ -15,6 +15,7 @@ from typing import Any
 
 from .errors import MmtransError
 from .export import exportable
+from .files import atomic_write, writing
 from .groups import chosen_runs, dataset_of, open_store, reject_dataset
 
 COLUMNS = ("dataset", "language", "read", "accepted", "flagged", "failed", "pending",
@@ -112,8 +113,9 @@ def stats(db_path: str | Path, run_id: str | None = None) -> Stats:
         return Stats(sorted(rows.values(), key=lambda r: (r.dataset, r.language)))
 
 
-def plot(result: Stats, path: str | Path) -> Path:
-    """A PNG: kept % per dataset and language, and problems by code."""
+def plot(result: Stats, path: str | Path, force: bool = True) -> Path:
+    """A PNG: kept % per dataset and language, and problems by code (an existing file is
+    replaced only with `force`)."""
     try:
         import matplotlib
     except ImportError:
@@ -139,7 +141,9 @@ def plot(result: Stats, path: str | Path) -> Path:
         problems.set_axis_off()
     problems.set_title("problems by code (records not accepted)")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", dpi=100)
-    plt.close(fig)
+    try:
+        with writing(force), atomic_write(path, binary=True) as f:
+            fig.savefig(f, format="png", dpi=100)
+    finally:
+        plt.close(fig)
     return path

@@ -604,3 +604,9 @@ class Deliveries:
             if delivery + margin < death and identity not in delivered:
                 delivered[identity] = delivery
         return twice
+
+
+if __name__ == "__main__":  # python -m mmtrans.testing serve: see testing_serve.py
+    from mmtrans.testing_serve import main
+
+    main()

@@ -40,7 +40,8 @@ def test_a_vllm_batch_ends_in_the_same_export_as_the_online_run(tmp_path, sample
     run_batch(requests, results, fail={3})
     read = runner.invoke(app, ["batch", "read", str(results), "--db", str(db)])
     assert "7 answer(s) imported, 1 failed" in read.output
-    again = runner.invoke(app, ["batch", "write", str(path), "--out", str(requests), *common])
+    again = runner.invoke(app, ["batch", "write", str(path), "--out", str(requests), "--force",
+                                *common])
     assert "1 request(s) written" in again.output and "7 accepted" in again.output
     run_batch(requests, results)
     runner.invoke(app, ["batch", "read", str(results), "--db", str(db)])

@@ -105,5 +105,6 @@ def test_classify_command_reports_and_exits_2_without_a_model(tmp_path: Path,
     with FakeLLM(script) as llm:
         result = runner.invoke(app, ["classify", str(source), "--src", "en", "--db",
                                      str(tmp_path / "x.db"), "--base-url", llm.base_url])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # the script's two-line replies fail
     assert "label(s) proposed" in result.output and "--format mre" in result.output
+    assert "record(s) failed" in result.output

@@ -158,7 +158,7 @@ def test_export_takes_the_latest_decision_and_status_counts_reviews(client, db, 
     decide(client, flagged[2], "edit", record={"text": text, "mentions": expected})
     out = tmp_path / "final.json"
     assert mmtrans.export(db, out, fmt="mre").written == 4  # the overridden one left out
-    result = mmtrans.export(db, out, fmt="mre", include_overridden=True)
+    result = mmtrans.export(db, out, fmt="mre", include_overridden=True, force=True)
     texts = [item["input"] for item in json.loads(out.read_text())]
     assert result.written == 5  # 3 accepted by the checks + 1 accepted + 1 edited
     assert f"{text}/NER" in texts

@@ -109,7 +109,8 @@ def test_three_records_reviewed_with_the_keyboard_only(browser, served, tmp_path
                            ("scnm.json:5", "aiko", "reject")]
     out = tmp_path / "final.json"
     assert mmtrans.export(db, out, fmt="mre").written == 4  # the one kept with its kana: not
-    mmtrans.export(db, out, fmt="mre", include_overridden=True)  # unless asked for
+    mmtrans.export(db, out, fmt="mre", include_overridden=True,
+                   force=True)  # unless asked for
     exported = {item["input"]: item["output"] for item in json.loads(out.read_text())}
     fixed_name = name_for("松友美佐紀", "en")
     edited = next(o for i, o in exported.items() if fixed_name in i)

@@ -136,7 +136,8 @@ def test_keeping_a_record_with_open_problems_needs_a_reason_and_an_explicit_expo
     assert review.reason == "name checked by hand"
     out = tmp_path / "out.jsonl"
     for include in (False, True):  # its mention is not in the text: never a broken span
-        mmtrans.export(db, out, fmt="stockmark", include_overridden=include)
+        mmtrans.export(db, out, fmt="stockmark", include_overridden=include,
+                       force=True)
         spans = [e["span"] for line in out.read_text(encoding="utf-8").splitlines()
                  for e in json.loads(line)["entities"]]
         assert [None, None] not in spans and len(out.read_text().splitlines()) == 3

@@ -1,17 +1,15 @@
-"""Shared file plumbing for readers and writers: JSON values with line numbers, atomic writes."""
+"""Shared file plumbing for readers: JSON values with line numbers (writing: mmtrans.files)."""
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import Any, TypeVar
 
 from ..errors import InputError
+from ..files import atomic_write, write_json_values  # noqa: F401 (the writers import them here)
 from ..records import Record
 
 T = TypeVar("T")
@@ -180,37 +178,3 @@ def first_value(path: str | Path) -> Any:
         if isinstance(item, Item):
             return item.value
     return None
-
-
-@contextmanager
-def atomic_write(path: str | Path) -> Iterator[IO[str]]:
-    """Write to a temporary file beside `path`, then rename: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            yield f
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json_values(values: Iterator[Any], path: str | Path) -> int:
-    """A `.jsonl` path gets JSON Lines, any other a JSON array. Returns how many were written."""
-    count = 0
-    lines = str(path).endswith(".jsonl")
-    with atomic_write(path) as f:
-        if not lines:
-            f.write("[\n")
-        for value in values:
-            if not lines and count:
-                f.write(",\n")
-            f.write(json.dumps(value, ensure_ascii=False))
-            if lines:
-                f.write("\n")
-            count += 1
-        if not lines:
-            f.write("\n]\n")
-    return count
