@@ -3,16 +3,11 @@ and price them from `data/prices/*.toml` (or the prices given)."""
 
 from __future__ import annotations
 
-import sqlite3
 import sys
-import tempfile
-from collections.abc import Iterable, Iterator
-from contextlib import closing, contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import StoreError
 from .payload import payload_json
 from .records import Record
 from .resources import resource_dir
@@ -82,25 +77,6 @@ class Estimate:
                 "method": self.method, "output_method": self.output_method,
                 "cost": self.cost(), "batch_cost": self.cost(batch=True),
                 "repair_turns_not_counted": self.repair}
-
-
-@contextmanager
-def scratch_store(db_path: str | Path) -> Iterator[Path]:
-    """A copy of the store at `db_path` (none: no file) in a temporary folder, removed after:
-    a dry run reads the answers already cached from it and writes nothing to the real store."""
-    with tempfile.TemporaryDirectory(prefix="mmtrans-dry-run-") as folder:
-        scratch = Path(folder) / Path(db_path).name
-        if Path(db_path).is_file():
-            # Not mode=ro: a read-only reader of a WAL store leaves -wal and -shm files
-            # behind; a plain reader that writes nothing removes them when it closes.
-            try:
-                with closing(sqlite3.connect(Path(db_path))) as source, \
-                        closing(sqlite3.connect(scratch)) as target:
-                    source.backup(target)
-            except sqlite3.DatabaseError as e:
-                raise StoreError(f"{db_path}: cannot read it as an mmtrans store ({e})") \
-                    from None
-        yield scratch
 
 
 def dry_run(run: Run, records: Iterable[Record], price_in: float | None = None,

@@ -31,7 +31,7 @@ from .errors import (
     InputError,
     ModelError,
 )
-from .estimate import dry_run, scratch_store
+from .estimate import dry_run
 from .formats import Reject
 from .labels import LabelTable, find_tables, load_tables
 from .llm import (
@@ -47,7 +47,7 @@ from .payload import parse_reply, payload_json
 from .prompts import Message, Prompt, load_prompt
 from .ratelimit import RateLimiter
 from .records import Record
-from .store import Store, Translation, content_key, held_records
+from .store import Store, Translation, content_key, held_records, scratch_store
 from .tagging import Tagged, parse_tagged_reply, tag, tagged_payload
 
 DEFAULT_MODEL = "gpt-4o-mini"

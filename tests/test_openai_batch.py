@@ -276,7 +276,8 @@ def test_both_vllm_line_shapes_are_read_as_answers(tmp_path, sample, shape):
     run_batch(requests, results, shape=shape, fail={3})
     read = runner.invoke(app, ["batch", "read", str(results), "--db", str(db)])
     assert "7 answer(s) imported, 1 failed" in read.output, read.output
-    again = runner.invoke(app, ["batch", "write", str(path), "--out", str(requests), *common])
+    again = runner.invoke(app, ["batch", "write", str(path), "--out", str(requests), "--force",
+                                 *common])
     assert "1 request(s) written" in again.output and "7 accepted" in again.output
 
 

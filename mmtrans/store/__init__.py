@@ -20,9 +20,14 @@ The package holds one module per table family:
 
 from __future__ import annotations
 
+import sqlite3
+import tempfile
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
+from ..errors import StoreError
 from ._core import GROUP_ROWS, GROUP_SECONDS, content_key, now, run_id_of
 from .batches import Batches
 from .migrations import migrations
@@ -33,7 +38,7 @@ from .translations import Translation
 
 __all__ = ["GROUP_ROWS", "GROUP_SECONDS", "PREFIX_MESSAGES", "Review", "Store", "Translation",
            "content_key", "effective_reviews", "held_records", "migrations", "now",
-           "run_id_of"]
+           "run_id_of", "scratch_store"]
 
 
 class Store(Reports, RequestCache, Batches):
@@ -50,3 +55,22 @@ def held_records(db_path: str | Path, config: dict[str, Any]) -> int:
         return 0
     with Store(path, create=False) as store:
         return store.record_count(run_id_of(config))
+
+
+@contextmanager
+def scratch_store(db_path: str | Path) -> Iterator[Path]:
+    """A copy of the store at `db_path` (none: no file) in a temporary folder, removed after:
+    a dry run reads the answers already cached from it and writes nothing to the real store."""
+    with tempfile.TemporaryDirectory(prefix="mmtrans-dry-run-") as folder:
+        scratch = Path(folder) / Path(db_path).name
+        if Path(db_path).is_file():
+            # Not mode=ro: a read-only reader of a WAL store leaves -wal and -shm files
+            # behind; a plain reader that writes nothing removes them when it closes.
+            try:
+                with closing(sqlite3.connect(Path(db_path))) as source, \
+                        closing(sqlite3.connect(scratch)) as target:
+                    source.backup(target)
+            except sqlite3.DatabaseError as e:
+                raise StoreError(f"{db_path}: cannot read it as an mmtrans store ({e})") \
+                    from None
+        yield scratch
