@@ -223,8 +223,7 @@ def translate(
     except KeyboardInterrupt:
         bar.stop()
         how = "terminated (SIGTERM)" if terminated else "interrupted"
-        console.print(f"{how}; every answer received is kept: run the same command again "
-                      "to resume", highlight=False)
+        console.print(f"{how}; run the same command again to resume", highlight=False)
         raise typer.Exit(143 if terminated else 130) from None
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)

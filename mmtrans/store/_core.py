@@ -172,7 +172,7 @@ class Core:
             # loses nothing committed, only power loss may drop the last commits. No fsync
             # per commit, so a commit per answer costs little.
             db.execute("PRAGMA synchronous = NORMAL")
-            if pending(conn) if self._has_schema(conn) else True:
+            if not self._has_schema(conn) or pending(conn):
                 with conn:
                     migrations.apply(db)
         except sqlite3.OperationalError as e:
