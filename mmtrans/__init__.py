@@ -13,8 +13,8 @@ from .export import export
 from .hf import export_hf
 from .llm import Params
 from .oiellm import export_oiellm
-from .pipeline import Settings, translate
 from .records import Argument, Event, Mention, Record, Relation
+from .run import Settings, translate
 from .schema_batches import export_iepile_instructions
 from .split import split
 from .stats import plot as stats_plot

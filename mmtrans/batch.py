@@ -21,7 +21,8 @@ from pydantic import ValidationError
 
 from .errors import InputError, ModelError
 from .llm import Completion, Message, Params, ServerFault, answer_text
-from .pipeline import DEFAULT_MODEL, Run, Settings, translate
+from .pipeline import DEFAULT_MODEL, Run
+from .run import Settings, translate
 from .store import Store
 
 #: OpenAI's Batch API limits per input file; vLLM takes any size.

@@ -26,6 +26,8 @@ from .errors import EndpointDownError, MmtransError
 from .estimate import spent
 from .export import export as export_run
 from .llm import Params
+from .run import Settings
+from .run import translate as translate_run
 from .store import Store
 from .verify import check_files
 
@@ -115,7 +117,7 @@ def translate(
 
     Exit status: 0 when every record was translated (accepted or flagged), 1 when any
     failed or the server could not be reached, 2 for bad input or settings."""
-    settings = pipeline.Settings(
+    settings = Settings(
         src=src, tgt=tgt, labels=labels, model=model, base_url=base_url, api_key=api_key,
         local=local, local_model=str(local_model) if local_model else None,
         concurrency=concurrency, rpm=rpm, tpm=tpm, params=Params(temperature, seed, max_tokens),
@@ -141,7 +143,7 @@ def translate(
         console.print(f"[yellow]note:[/] {text}", highlight=False)
 
     try:
-        result = pipeline.translate(input, db, settings, on_progress=show, on_notice=notice)
+        result = translate_run(input, db, settings, on_progress=show, on_notice=notice)
     except EndpointDownError as e:
         bar.stop()
         console.print(f"[red]stopped:[/red] {e}", highlight=False, soft_wrap=True)
@@ -213,7 +215,7 @@ def classify(
     """Propose an open-domain text label per record, for reviewers to confirm (TCONER)."""
     from .classify import classify as classify_records
 
-    settings = pipeline.Settings(
+    settings = Settings(
         src=src, tgt=src, model=model, base_url=base_url, api_key=api_key, local=local,
         local_model=str(local_model) if local_model else None, concurrency=concurrency,
         format=format, limit=limit, repair=0)
@@ -584,7 +586,7 @@ def batch_write(
     """Write every request the run still needs as a batch file, sending none."""
     from .batch import write_batch
 
-    settings = pipeline.Settings(
+    settings = Settings(
         src=src, tgt=tgt, labels=labels, model=model, base_url=base_url, prompt=prompt,
         format=format, params=Params(temperature, seed, max_tokens), limit=limit,
         repair=repair, strategy=strategy)
@@ -621,7 +623,7 @@ def batch_submit(
 
     from .openai_batch import submit
 
-    settings = pipeline.Settings(
+    settings = Settings(
         src=src, tgt=tgt, labels=labels, model=model,
         base_url=base_url or os.environ.get("OPENAI_BASE_URL"),
         api_key=api_key or os.environ.get("OPENAI_API_KEY"), prompt=prompt, format=format,
@@ -742,7 +744,7 @@ def labels_suggest(
     from .suggest import as_tsv, missing_labels, suggest
 
     try:
-        backend = pipeline.make_backend(pipeline.Settings(
+        backend = pipeline.make_backend(Settings(
             src=src, tgt=tgt, labels=labels, model=model, base_url=base_url, api_key=api_key,
             local=local, timeout=timeout, max_attempts=max_attempts))
         counts = missing_labels(input, src, tgt, labels)

@@ -19,7 +19,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from .batch import URL, read_batch, write_batch
 from .errors import ConfigError, ModelError
-from .pipeline import Settings
+from .run import Settings
 from .store import Store, now
 
 WINDOW = "24h"

@@ -15,7 +15,7 @@ import os
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -808,3 +808,95 @@ class Store:
         return {str(row["attempt"]): {"translations": row["n"], "accepted": row["accepted"],
                                       "tokens": row["tokens"]}
                 for row in self.db.query(sql, [*run_ids, *run_ids])}
+
+    # -- input (input helper) ----------------------------------------------------------------
+    # A run's input read once: its records go in as they stream, under a staging id, in one
+    # transaction that ends with the run's own id (known only once the whole input is read:
+    # it covers the input's hash and label tables), or is rolled back.
+
+    def add_input(self, items: Iterable[Record | Reject], default_path: str,
+                  identify: Callable[[], dict[str, Any]]) -> tuple[str, int]:
+        """Store a new run's records and rejects as `items` streams them, then name them by
+        the run of the config `identify()` returns once the stream is spent. Whatever
+        raises meanwhile (an unknown label, an unreadable input) leaves the store as it
+        was. Returns the run id and how many records the run holds (a run that already
+        held its records, stored by another process meanwhile, keeps those)."""
+        staging = f"~{os.getpid():x}-{time.monotonic_ns():x}"[:16]
+        conn = self.db.conn
+        conn.commit()  # a transaction of its own, from here
+        try:
+            conn.execute("begin")
+            batch: list[tuple[Any, ...]] = []
+            insert = ("insert or ignore into records (run_id, id, position, source, path) "
+                      "values (?, ?, ?, ?, ?)")
+            position = 0
+            for item in items:
+                if isinstance(item, Record):
+                    batch.append((staging, item.id, position, item.to_json(),
+                                  item.meta.get("path", default_path)))
+                    position += 1
+                    if len(batch) >= 1000:
+                        conn.executemany(insert, batch)
+                        batch.clear()
+                else:
+                    conn.execute(
+                        "insert or ignore into rejects (run_id, path, line, item, error, "
+                        "created) values (?, ?, ?, ?, ?, ?)",
+                        (staging, item.path, item.line, -1 if item.index is None else item.index,
+                         item.message, now()))
+            conn.executemany(insert, batch)
+            run_id = run_id_of(identify())
+            held = self.records_held(run_id)
+            if held:
+                conn.rollback()
+                return run_id, held
+            for table in ("records", "rejects"):
+                conn.execute(f"delete from [{table}] where run_id = ?", [run_id])
+                conn.execute(f"update [{table}] set run_id = ? where run_id = ?",
+                             [run_id, staging])
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+        return run_id, self.records_held(run_id)
+
+    def records_held(self, run_id: str) -> int:
+        return self.db.conn.execute("select count(*) from records where run_id = ?",
+                                    [run_id]).fetchone()[0]
+
+    def input_runs(self, input_path: str) -> list[dict[str, Any]]:
+        """The configs of the runs on this input path, last used first."""
+        return [json.loads(row[0]) for row in self.db.conn.execute(
+            "select config from runs where input_path = ? and config is not null "
+            "order by coalesce(last_used, created) desc, rowid desc", [input_path])]
+
+    _NOT_DONE = """not exists (
+        select 1 from translations t where t.id = (
+            select max(id) from translations where run_id = r.run_id and record_id = r.id)
+        and (t.status = 'accepted' or (t.status = 'flagged' and t.attempt >= :repair)))"""
+
+    def pending_input(self, run_id: str, repair: int, limit: int | None = None,
+                      page: int = 1000) -> tuple[int, Iterator[Record]]:
+        """`pending_records` judged by SQL: the run's records in input order (the first
+        `limit`) not accepted nor flagged with no repair turn left, how many, and a stream
+        of them a page at a time. Memory holds a page, not a set of every record's id."""
+        values = {"run": run_id, "bound": limit if limit is not None else 2**62,
+                  "repair": repair, "page": page}
+        count = self.db.conn.execute(
+            "select count(*) from records r where r.run_id = :run and r.position < :bound "
+            f"and {self._NOT_DONE}", values).fetchone()[0]
+
+        def stream() -> Iterator[Record]:
+            after = -1
+            while True:
+                rows = self.db.conn.execute(
+                    "select position, source from records r where r.run_id = :run and "
+                    f"r.position > :after and r.position < :bound and {self._NOT_DONE} "
+                    "order by r.position limit :page", {**values, "after": after}).fetchall()
+                if not rows:
+                    return
+                after = rows[-1][0]
+                for _, source in rows:
+                    yield Record.from_json(source)
+
+        return count, stream()
