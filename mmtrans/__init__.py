@@ -5,6 +5,7 @@
     mmtrans.export("run.db", "scnm.en.json", fmt="mre")
 """
 
+from . import _lean  # noqa: F401  (first: sqlite-utils without pandas)
 from .checks import CheckResult, Problem, run_checks
 from .classify import classify
 from .errors import ConfigError, InputError, LabelError, MmtransError, ModelError
