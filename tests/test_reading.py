@@ -451,3 +451,12 @@ def test_a_run_keeps_the_items_before_a_break_in_its_json_array(tmp_path, sample
     assert (result["records"], result["rejects"], result["items"]) == (2, 1, 3)
     line = text[:cut].count("\n") + 1
     assert result["reject_lines"][0].startswith(f"{path.resolve()}:{line}: not JSON")
+
+
+def test_a_one_line_json_array_broken_mid_way_keeps_the_items_before_the_break(tmp_path):
+    items = [json.dumps(mre_item(f"東京{i}"), ensure_ascii=False) for i in range(3)]
+    path = write_array(tmp_path / "one-line.json", ["[" + ", ".join(items) + ", {oops}]"])
+    records, rejects = read(path)
+    assert [(r.text, r.meta["line"]) for r in records] == [(f"東京{i}", 1) for i in range(3)]
+    assert [(r.line, r.index) for r in rejects] == [(1, None)]
+    assert "from item 3 on" in rejects[0].message
