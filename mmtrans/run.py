@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import formats
-from .errors import ConfigError, InputError
+from .errors import ConfigError, InputError, LabelError
 from .estimate import dry_run
 from .formats import InputReader, Reject
 from .labels import LabelTable, find_tables, load_tables
@@ -205,13 +205,17 @@ def stored_run(store: Store, input_path: str | Path, settings: Settings, backend
         return ""
     digest = file_hash(input_path)
     for old in candidates:
+        fmt = old.get("format")
         if (old.get("input_hash") != digest or old.get("reader") != formats.READER_VERSION
-                or (settings.format is not None and old.get("format") != settings.format)):
+                or not fmt or (settings.format is not None and fmt != settings.format)):
             continue
         labels = settings.labels or old.get("labels") or []
-        table = load_tables(labels, settings.src, settings.tgt)
-        config = run_config(input_path, old["format"], settings, labels, table, backend,
-                            prompts, digest)
+        try:
+            table = load_tables(labels, settings.src, settings.tgt)
+        except (InputError, LabelError):  # that run's tables are gone: not this run
+            continue
+        config = run_config(input_path, fmt, settings, labels, table, backend, prompts,
+                            digest)
         held = store.records_held(run_id_of(config))
         if held:
             return config, table, held
@@ -248,9 +252,8 @@ def read_new_run(store: Store, input_path: str | Path, settings: Settings, backe
             return config
 
         _, held = store.add_input(read_records(path, settings, source, found),
-                                  str(path.resolve()), identify)
+                                  str(path.resolve()), identify, found.items)
         assert table is not None
-        store.set_items_read(run_id_of(config), dict(found.items))
         return config, table, held, found
     finally:
         if source is not None:

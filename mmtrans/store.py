@@ -815,12 +815,14 @@ class Store:
     # it covers the input's hash and label tables), or is rolled back.
 
     def add_input(self, items: Iterable[Record | Reject], default_path: str,
-                  identify: Callable[[], dict[str, Any]]) -> tuple[str, int]:
+                  identify: Callable[[], dict[str, Any]], items_read: dict[str, int]
+                  ) -> tuple[str, int]:
         """Store a new run's records and rejects as `items` streams them, then name them by
-        the run of the config `identify()` returns once the stream is spent. Whatever
-        raises meanwhile (an unknown label, an unreadable input) leaves the store as it
-        was. Returns the run id and how many records the run holds (a run that already
-        held its records, stored by another process meanwhile, keeps those)."""
+        the run of the config `identify()` returns once the stream is spent, with the items
+        read per file that `items_read` holds by then (the caller counts as it streams).
+        Whatever raises meanwhile (an unknown label, an unreadable input) leaves the store
+        as it was. Returns the run id and how many records the run holds (a run that
+        already held its records, stored by another process meanwhile, keeps those)."""
         staging = f"~{os.getpid():x}-{time.monotonic_ns():x}"[:16]
         conn = self.db.conn
         conn.commit()  # a transaction of its own, from here
@@ -854,6 +856,8 @@ class Store:
                 conn.execute(f"delete from [{table}] where run_id = ?", [run_id])
                 conn.execute(f"update [{table}] set run_id = ? where run_id = ?",
                              [run_id, staging])
+            conn.executemany("insert or replace into inputs (run_id, path, items) "
+                             "values (?, ?, ?)", [(run_id, p, n) for p, n in items_read.items()])
             conn.commit()
         except BaseException:
             conn.rollback()
