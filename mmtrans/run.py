@@ -173,7 +173,7 @@ class InputRead:
     first_rejects: list[Reject] = field(default_factory=list)  # the first 20, to show
 
 
-def read_records(path: str | Path, settings: Settings, source: InputReader | None,
+def read_records(path: str | Path, source: InputReader | None,
                  found: InputRead) -> Iterator[Record | Reject]:
     """The input's records and rejects as one stream, counting into `found` what the run's
     identity and report need (labels, items per file) as they pass."""
@@ -251,7 +251,7 @@ def read_new_run(store: Store, input_path: str | Path, settings: Settings, backe
                                      input_hash))
             return config
 
-        _, held = store.add_input(read_records(path, settings, source, found),
+        _, held = store.add_input(read_records(path, source, found),
                                   str(path.resolve()), identify, found.items)
         assert table is not None
         return config, table, held, found

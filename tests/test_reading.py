@@ -460,3 +460,15 @@ def test_a_one_line_json_array_broken_mid_way_keeps_the_items_before_the_break(t
     assert [(r.text, r.meta["line"]) for r in records] == [(f"東京{i}", 1) for i in range(3)]
     assert [(r.line, r.index) for r in rejects] == [(1, None)]
     assert "from item 3 on" in rejects[0].message
+
+
+@pytest.mark.parametrize("layout", ["array", "lines"])
+def test_a_byte_order_mark_and_leading_blank_lines_are_skipped(tmp_path, layout):
+    items = [mre_item("東京"), mre_item("大阪")]
+    body = (json.dumps(items, ensure_ascii=False, indent=1) if layout == "array" else
+            "\n".join(json.dumps(x, ensure_ascii=False) for x in items))
+    path = tmp_path / "bom.json"
+    path.write_bytes(b"\xef\xbb\xbf\n\n" + body.encode("utf-8") + b"\n")
+    records, rejects = read(path)
+    assert rejects == [] and [r.text for r in records] == ["東京", "大阪"]
+    assert [r.meta["line"] for r in records] == ([4, 8] if layout == "array" else [3, 4])

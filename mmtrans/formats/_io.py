@@ -166,8 +166,8 @@ def iter_json_items(path: str | Path, source: InputReader | None = None
     with opened(path, source) as reader:
         chunks = _chunks(reader)
         head, line = b"", 1
-        for chunk in chunks:
-            if not head and chunk.startswith(_BOM):
+        for n, chunk in enumerate(chunks):
+            if n == 0 and chunk.startswith(_BOM):
                 chunk = chunk[len(_BOM):]
             head = chunk.lstrip(_SPACE)
             line += chunk.count(b"\n", 0, len(chunk) - len(head))
