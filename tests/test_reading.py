@@ -472,3 +472,16 @@ def test_a_byte_order_mark_and_leading_blank_lines_are_skipped(tmp_path, layout)
     records, rejects = read(path)
     assert rejects == [] and [r.text for r in records] == ["東京", "大阪"]
     assert [r.meta["line"] for r in records] == ([4, 8] if layout == "array" else [3, 4])
+
+
+def test_a_break_inside_a_long_indented_item_names_its_line(tmp_path, stockmark_items):
+    items = list(stockmark_items[:30])
+    text = json.dumps(items, ensure_ascii=False, indent=4)
+    lines = text.split("\n")
+    bad = next(n for n, line in enumerate(lines) if '"text"' in line and n > len(lines) // 2)
+    lines[bad] = lines[bad].replace('"text"', "text", 1)  # inside an item, no bracket near
+    path = write_array(tmp_path / "broken-indented.json", ["\n".join(lines)])
+    records, rejects = read(path)
+    (reject,) = rejects
+    assert reject.line == bad + 1 and len(records) == sum(
+        1 for n, line in enumerate(lines[:bad]) if line == "    }" or line == "    },")
