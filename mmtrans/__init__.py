@@ -6,6 +6,7 @@
     mmtrans.export("run.db", "scnm.en.json", fmt="mre")
 """
 
+from . import _lean  # noqa: F401  (first: sqlite-utils without pandas)
 from .checks import CheckResult, Problem, run_checks
 from .classify import classify
 from .errors import ConfigError, InputError, LabelError, MmtransError, ModelError
@@ -14,9 +15,9 @@ from .export import export
 from .hf import export_hf
 from .llm import Params
 from .oiellm import export_oiellm
-from .pipeline import Settings, translate
 from .records import Argument, Event, Mention, Record, Relation
 from .report import status
+from .run import Settings, translate
 from .schema_batches import export_iepile_instructions
 from .split import split
 from .stats import plot as stats_plot

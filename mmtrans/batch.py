@@ -25,7 +25,8 @@ from .endpoint import normalise_endpoint
 from .errors import DeferredError, InputError
 from .files import check_output, write_text, writing
 from .llm import Completion, Message, Params, ServerFault, answer_text
-from .pipeline import DEFAULT_MODEL, Run, Settings, translate
+from .pipeline import DEFAULT_MODEL, Run
+from .run import Settings, translate
 from .store import Store
 
 #: OpenAI's Batch API limits per input file; vLLM takes any size.

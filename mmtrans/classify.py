@@ -20,18 +20,10 @@ from .errors import ConnectError, ConnectionDroppedError, FatalModelError, Model
 from .labels import LabelTable
 from .llm import Backend
 from .payload import extract_json
-from .pipeline import (
-    Progress,
-    ProgressCallback,
-    Run,
-    Settings,
-    file_hash,
-    make_backend,
-    read_input,
-    run_sync,
-)
+from .pipeline import Progress, ProgressCallback, Run, make_backend, run_sync
 from .prompts import Message
 from .records import Record
+from .run import Settings, file_hash, read_input
 from .scripts import language_name
 from .store import Store, Translation, content_key
 

@@ -40,6 +40,7 @@ from .export import SKIP_REASONS
 from .export import export as export_run
 from .files import check_output, write_output
 from .llm import Params
+from .run import translate as translate_run
 from .store import Store
 from .verify import check_files
 
@@ -115,7 +116,7 @@ ERROR_LINES: dict[type[Exception], tuple[str, int]] = {
 }
 
 
-def settings_from(src: str, tgt: str, **options: Any) -> pipeline.Settings:
+def settings_from(src: str, tgt: str, **options: Any) -> Settings:
     """A run's Settings from a command's options, by name: every command builds its Settings
     here. `temperature`, `seed` and `max_tokens` become Params, a GGUF path a string, and
     --base-url and --api-key fall back on OPENAI_BASE_URL and OPENAI_API_KEY."""
@@ -126,7 +127,7 @@ def settings_from(src: str, tgt: str, **options: Any) -> pipeline.Settings:
     for name, variable in (("base_url", "OPENAI_BASE_URL"), ("api_key", "OPENAI_API_KEY")):
         if name in options and not options[name]:
             options[name] = os.environ.get(variable) or None
-    return pipeline.Settings(src=src, tgt=tgt, params=params, **options)
+    return Settings(src=src, tgt=tgt, params=params, **options)
 
 
 def fail(error: Exception) -> typer.Exit:
@@ -216,7 +217,7 @@ def translate(
 
     terminated = sigterm_interrupts()
     try:
-        result = pipeline.translate(input, db, settings, on_progress=show, on_notice=notice)
+        result = translate_run(input, db, settings, on_progress=show, on_notice=notice)
     except MmtransError as e:
         bar.stop()  # the line stands alone, not inside the progress bar
         raise fail(e) from None

@@ -29,7 +29,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 from .batch import URL, Imported, import_lines, write_batch
 from .endpoint import normalise_endpoint
 from .errors import ConfigError, ModelError
-from .pipeline import Settings
+from .run import Settings
 from .store import Store
 
 WINDOW = "24h"

@@ -1,4 +1,5 @@
-"""One translation run: read, translate labels, prompt, cache or call, parse, check, repair, store.
+"""The asynchronous loop of a translation run: translate labels, prompt, cache or call,
+parse, check, repair, store (setting a run up and reading its input is `run.py`).
 
 Every stage but the model call is a pure function of its input, and every result is written
 to the store before the next stage reads it, so the same command resumes a run stopped at
@@ -9,85 +10,43 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import hashlib
 import itertools
-import json
 import time
-from collections import Counter
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from . import formats
 from .checks import Problem, run_checks
 from .errors import (
-    ConfigError,
     ConnectError,
     ConnectionDroppedError,
     DeferredError,
     EndpointDownError,
     FatalModelError,
-    InputError,
     ModelError,
 )
-from .estimate import dry_run
-from .formats import Reject
-from .labels import LabelTable, find_tables, load_tables
+from .labels import LabelTable
 from .llm import (
     Backend,
     LocalBackend,
     OpenAIBackend,
-    Params,
     choose_model,
     default_local_model,
 )
 from .packing import pack_messages, split_answer
 from .payload import parse_reply, payload_json
-from .prompts import Message, Prompt, load_prompt
+from .prompts import Message, Prompt
 from .ratelimit import RateLimiter
 from .records import Record
-from .store import Store, Translation, content_key, held_records, scratch_store
+from .store import Store, Translation, content_key
 from .tagging import Tagged, parse_tagged_reply, tag, tagged_payload
+
+if TYPE_CHECKING:
+    from .run import Settings
 
 DEFAULT_MODEL = "gpt-4o-mini"
 T = TypeVar("T")
-
-
-@dataclass
-class Settings:
-    """Everything a `translate` run is configured by (the CLI's options)."""
-
-    src: str
-    tgt: str
-    labels: list[str] = field(default_factory=list)  # empty: found by find_tables
-    model: str | None = None
-    base_url: str | None = None
-    api_key: str | None = None
-    local: bool = False
-    local_model: str | None = None
-    #: Most requests in flight; fewer when the server's limits and latency need fewer.
-    concurrency: int = 32
-    #: Requests and tokens per minute the server allows; None: learned from its headers.
-    rpm: float | None = None
-    tpm: float | None = None
-    params: Params = field(default_factory=Params)
-    prompt: str | None = None
-    format: str | None = None
-    limit: int | None = None
-    repair: int = 2
-    strategy: str = "default"
-    timeout: float = 60.0
-    max_attempts: int = 6
-    #: Records in a row that cannot reach the server before the run stops.
-    unreachable_limit: int = 3
-    #: Records per request for first answers (their repair turns go one by one).
-    pack: int = 1
-    #: Render and price the requests, send none.
-    dry_run: bool = False
-    #: US dollars per million tokens, over data/prices (for the dry run's cost).
-    price_in: float | None = None
-    price_out: float | None = None
 
 
 @dataclass
@@ -142,21 +101,6 @@ def make_backend(settings: Settings, on_notice: Callable[[str], None] | None = N
     if note and on_notice:
         on_notice(note)
     return backend
-
-
-def file_hash(path: str | Path) -> str:
-    """sha256 of the input: of a file's bytes, or of a folder's files (a uie dataset) with
-    their relative paths, in name order."""
-    path = Path(path)
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    digest = hashlib.sha256()
-    for file in files:
-        if path.is_dir():
-            digest.update(str(file.relative_to(path)).encode("utf-8") + b"\0")
-        with open(file, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
 
 
 def describe_problems(problems: list[Problem], expected: Record) -> str:
@@ -430,182 +374,3 @@ def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(coroutine)
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(asyncio.run, coroutine).result()
-
-
-@dataclass
-class LabelsOf:
-    """A record reduced to its labels: all that finding and checking label tables reads, in
-    a fraction of a record's memory (a run stores its records as it reads them again)."""
-
-    pairs: list[tuple[str, str]]
-
-    @classmethod
-    def of(cls, record: Record) -> LabelsOf:
-        return cls(list(record.labels()))
-
-    def labels(self) -> list[tuple[str, str]]:
-        return self.pairs
-
-
-def read_input(path: str | Path, fmt: str | None,
-               keep: Callable[[Record], Any] = lambda record: record
-               ) -> tuple[str, list[Any], list[Reject], dict[str, int]]:
-    """The input's format, records (or what `keep` keeps of each), unreadable items, and
-    items read per file (resolved path). A forced format under which not one item is
-    readable is an InputError."""
-    forced = fmt is not None
-    fmt = fmt or formats.detect(path)
-    records: list[Any] = []
-    rejects: list[Reject] = []
-    items: Counter[str] = Counter()
-    default_path = str(Path(path).resolve())
-    for item in formats.read(path, fmt):
-        if isinstance(item, Reject):
-            rejects.append(item)
-            items[str(Path(item.path).resolve())] += 1
-        else:
-            records.append(keep(item))
-            covered = item.meta.get("items")
-            items[item.meta.get("path", default_path)] += (
-                len(covered) if isinstance(covered, list) else 1)
-    if forced and not records and rejects:
-        raise InputError(path, None, f"no item is readable as --format {fmt} "
-                                     f"({len(rejects)} tried; the first: {rejects[0]})")
-    return fmt, records, rejects, dict(items)
-
-
-#: What each part of a run's configuration is called when it changes.
-CONFIG_WORDS = {
-    "input_path": "the input path", "input_hash": "the input file's content",
-    "format": "the format", "reader": "how mmtrans reads the input",
-    "src": "the source language", "tgt": "the target language",
-    "labels": "the label tables", "label_hash": "the label tables' content",
-    "model": "the model", "base_url": "the endpoint", "prompt_name": "the prompt",
-    "prompt_version": "the prompt's version", "prompt_hash": "the prompt's text",
-    "strategy": "the strategy", "params": "the sampling parameters",
-}
-
-
-def describe_changes(old: dict[str, Any], new: dict[str, Any]) -> str:
-    """What differs between two run configurations, in words."""
-    changed = [CONFIG_WORDS.get(k, k) for k in CONFIG_WORDS.keys() | new.keys()
-               if old.get(k) != new.get(k)]
-    return ", ".join(sorted(changed)) or "the settings"
-
-
-def run_config(input_path: str | Path, fmt: str, settings: Settings, labels: list[str],
-               table: LabelTable, backend: Backend, prompts: dict[str, Prompt]
-               ) -> dict[str, Any]:
-    """Everything a run's results depend on: its identity. Any change makes a new run."""
-    prompt = prompts["default"]
-    return {
-        "input_path": str(Path(input_path).resolve()), "input_hash": file_hash(input_path),
-        "format": fmt, "reader": formats.READER_VERSION, "src": settings.src,
-        "tgt": settings.tgt, "labels": labels,
-        "label_hash": content_key(table.mapping), "model": backend.model,
-        "base_url": backend.endpoint, "prompt_name": prompt.name,
-        "prompt_version": prompt.version,
-        "prompt_hash": content_key({k: vars(p) for k, p in sorted(prompts.items())}),
-        "strategy": settings.strategy,
-        "params": {**settings.params.to_dict(), "repair": settings.repair,
-                   **({"pack": settings.pack} if settings.pack > 1 else {})},
-    }
-
-
-def translate(
-    input_path: str | Path,
-    db_path: str | Path,
-    settings: Settings,
-    on_progress: ProgressCallback | None = None,
-    backend: Backend | None = None,
-    on_notice: Callable[[str], None] | None = None,
-    scratch: bool = False,
-) -> dict[str, Any]:
-    """Translate `input_path` into the store at `db_path`; resumes a run stopped earlier.
-    A dry run (`settings.dry_run`) prices the requests against a copy of the store
-    (`scratch`: `db_path` is that copy), so it writes nothing.
-
-    Raises ConfigError (no model configured, same languages), InputError (unreadable input,
-    table or prompt), LabelError (labels no table knows), StoreError (--db is not a store)
-    and RunBusyError (another process translates this run) before any request is sent;
-    EndpointDownError when the server cannot be reached for several records in a row.
-    """
-    if settings.src == settings.tgt:
-        raise ConfigError(f"--src and --tgt are both {settings.src!r}: nothing to translate")
-    if settings.dry_run and not scratch:
-        with scratch_store(db_path) as copy:  # a dry run writes nothing to the store
-            return translate(input_path, copy, settings, on_progress, backend, on_notice,
-                             scratch=True)
-    backend = backend or make_backend(settings, on_notice)
-    prompts = {strategy: load_prompt(settings.src, settings.tgt, settings.prompt, strategy)
-               for strategy in {"default", settings.strategy}}
-    records: list[LabelsOf] | None = None
-    resumed = 0
-    if settings.labels:
-        # The run's identity needs no record when its tables are named: a run the store
-        # already holds (same input content, same tables) was read and checked before, so
-        # a resume reads nothing but the store.
-        fmt = settings.format or formats.detect(input_path)
-        table = load_tables(settings.labels, settings.src, settings.tgt)
-        config = run_config(input_path, fmt, settings, settings.labels, table, backend, prompts)
-        resumed = held_records(db_path, config)
-    if not resumed:
-        fmt, records, rejects, items_read = read_input(input_path, settings.format,
-                                                       LabelsOf.of)
-        # find_tables and require read nothing of a record but its labels
-        labels = settings.labels or find_tables(
-            records, settings.src, settings.tgt)  # type: ignore[arg-type]
-        table = load_tables(labels, settings.src, settings.tgt)
-        table.require(records)  # type: ignore[arg-type]
-        config = run_config(input_path, fmt, settings, labels, table, backend, prompts)
-
-    with Store(db_path) as store:
-        previous = store.previous_run(config["input_path"])
-        run_id = store.upsert_run(config)
-        changed = None
-        if previous is not None and previous["id"] != run_id:
-            old = json.loads(previous["config"]) if previous.get("config") else previous
-            changed = (f"{describe_changes(old, config)} changed since run {previous['id']}: "
-                       f"this is run {run_id} (answers already paid for are reused)")
-            if on_notice:
-                on_notice(changed)
-        with store.lock_run(run_id):
-            if records is None:
-                stored = resumed
-                rejects, items_read = store.stored_rejects(run_id)
-            else:
-                # Read again, streaming into the store: the run never holds every record.
-                stored = store.add_records(
-                    run_id, (r for r in formats.read(input_path, fmt) if isinstance(r, Record)),
-                    str(Path(input_path).resolve()))
-                if stored != len(records) and on_notice:
-                    on_notice(f"{len(records)} records read but the run holds {stored}: "
-                              "records with the same id are stored once (see `mmtrans status`)")
-                store.add_rejects(run_id, rejects)
-                store.set_items_read(run_id, items_read)
-                records = None  # from here on records stream from the store, a page at a time
-            chosen = min(stored, settings.limit) if settings.limit is not None else stored
-            done = store.done_ids(run_id, settings.repair)
-            waiting, pending = store.pending_records(run_id, done, settings.limit)
-            progress = Progress(total=waiting)
-            run = Run(store, run_id, backend, prompts, table, settings, progress, on_progress,
-                      held=store.held_request_keys())
-            if isinstance(backend, OpenAIBackend):
-                backend.on_retry = run.note
-                progress.pace = backend.limiter.describe
-            if settings.dry_run:
-                estimate = dry_run(run, pending, settings.price_in, settings.price_out)
-                return {"run_id": run_id, "changed": changed, "estimate": estimate.to_dict()}
-            if on_progress:
-                on_progress(progress)
-            with store.grouped():
-                run_sync(run.translate_all(pending))
-            for batch_id, keys in run.held_asked.items():
-                if on_notice:
-                    on_notice(f"{len(keys)} requests are held by batch {batch_id}; run `mmtrans "
-                              "batch collect` once it has finished, then this command again")
-        return {"run_id": run_id, "changed": changed, "skipped": chosen - waiting,
-                "records": stored, "items": sum(items_read.values()),
-                "rejects": len(rejects), "reject_lines": [str(r) for r in rejects[:20]],
-                **{k: v for k, v in vars(progress).items()
-                   if k not in ("in_flight", "note", "pace")}}

@@ -40,7 +40,7 @@ def test_a_resume_reads_what_is_done_without_decoding_translations(tmp_path, sam
 
 def test_a_resume_with_named_tables_reads_the_store_not_the_input(tmp_path, sample, llm,
                                                                    monkeypatch):
-    from mmtrans import pipeline
+    from mmtrans import run
 
     path, db = sample(10), tmp_path / "run.db"
     first = mmtrans.translate(path, db, mmtrans.Settings(
@@ -50,6 +50,7 @@ def test_a_resume_with_named_tables_reads_the_store_not_the_input(tmp_path, samp
     def no_reading(*args, **kwargs):
         raise AssertionError("the input was parsed again")
 
-    monkeypatch.setattr(pipeline, "read_input", no_reading)
+    monkeypatch.setattr(run.formats, "read", no_reading)
+    monkeypatch.setattr(run.formats, "detect", no_reading)
     rest = mmtrans.translate(path, db, settings(llm))
     assert (rest["skipped"], rest["done"], rest["records"], rest["items"]) == (4, 6, 10, 10)

@@ -82,11 +82,16 @@ def test_mre_bad_lines_are_rejected_with_file_and_line_and_the_rest_is_read(tmp_
     assert "not JSON" in rejects[0].message and "task word" in rejects[1].message
 
 
-def test_broken_json_array_names_the_line(tmp_path: Path):
+def test_broken_json_array_keeps_the_items_before_and_names_the_line(tmp_path: Path):
     path = tmp_path / "broken.json"
     path.write_text('[\n {"input": "a/NER", "output": "/NER/"},\n {"input": oops}\n]')
-    with pytest.raises(InputError, match=r"broken.json:3"):
-        list(formats.read(path))
+    records, rejects = [], []
+    for item in formats.read(path):
+        (rejects if isinstance(item, Reject) else records).append(item)
+    assert [r.text for r in records] == ["a"]
+    (reject,) = rejects
+    assert (reject.line, reject.index) == (3, None)
+    assert str(reject).startswith(f"{path}:3: not JSON") and "from item 1 on" in reject.message
 
 
 def test_missing_file_is_an_input_error(tmp_path: Path):

@@ -272,3 +272,209 @@ def test_a_relation_item_with_no_relation_writes_back(tmp_path):
     formats.write([uie], tmp_path / "raw.jsonl", "iepile")
     assert json.loads((tmp_path / "raw.jsonl").read_text(encoding="utf-8"))["relation"] == [
         {"head": "喜剧之王", "relation": "主演", "tail": "周星驰"}]
+
+
+# -- one pass over the input, as a stream --------------------------------------------------
+
+def mre_item(text: str) -> dict[str, str]:
+    return {"input": f"{text}/NER", "output": "社会/NER/:地名;東京"}
+
+
+def test_json_lines_keep_u2028_and_u0085_inside_their_text(tmp_path):
+    texts = ["東京\u2028です", "東京\u0085です", "東京\u2029\x1c\x0b\x0cです", "東京\rです"]
+    path = jsonl(tmp_path / "breaks.jsonl", [mre_item(t) for t in texts])
+    assert path.read_bytes().count(b"\n") == 4
+    records, rejects = read(path)
+    assert rejects == []
+    assert [r.text for r in records] == texts
+    assert [r.meta["line"] for r in records] == [1, 2, 3, 4]
+
+
+def test_a_line_that_is_not_utf8_is_one_reject_and_the_rest_is_read(tmp_path):
+    lines = [json.dumps(mre_item(f"東京{i}"), ensure_ascii=False).encode() for i in range(10)]
+    lines[5] = lines[5].replace("東京".encode(), b"\xff\xfe", 1)
+    path = tmp_path / "bad-byte.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    records, rejects = read(path)
+    assert [r.meta["line"] for r in records] == [1, 2, 3, 4, 5, 7, 8, 9, 10]
+    (reject,) = rejects
+    assert (reject.line, reject.index) == (6, 5) and "not UTF-8" in reject.message
+    assert [r.id for r in records][5] == "bad-byte.jsonl:6"
+
+
+def write_array(path: Path, pieces: list[str]) -> Path:
+    path.write_text("".join(pieces), encoding="utf-8")
+    return path
+
+
+def test_a_json_array_gives_each_item_the_line_it_starts_on(tmp_path):
+    items = [mre_item(f"東京{i}") for i in range(6)]
+    dumped = [json.dumps(x, ensure_ascii=False) for x in items]
+    indented = json.dumps(items[4], ensure_ascii=False, indent=2)  # 4 lines
+    text = ("\n\n[" + dumped[0] + ",\n"       # line 3: "[" and item 0
+            + dumped[1] + ", " + dumped[2] + ",\n"  # line 4: items 1 and 2
+            + "  " + dumped[3] + ", " + indented + "\n"  # line 5: item 3, item 4 from 5
+            + ",\n\n  " + dumped[5] + "]\n")  # item 5 on line 11
+    path = write_array(tmp_path / "layout.json", [text])
+    records, rejects = read(path)
+    assert rejects == []
+    assert [r.meta["line"] for r in records] == [3, 4, 4, 5, 5, 11]
+    assert [r.text for r in records] == [f"東京{i}" for i in range(6)]
+
+
+def test_a_json_array_broken_mid_way_keeps_the_items_before_and_names_the_line(tmp_path):
+    items = [json.dumps(mre_item(f"東京{i}"), ensure_ascii=False, indent=1) for i in range(3)]
+    # each item spans 4 lines: "[" on line 1, items start on lines 2, 6 and 10
+    text = "[\n" + ",\n".join(items[:2]) + ",\n" + items[2].replace('"output"', "output") + "]"
+    path = write_array(tmp_path / "broken.json", [text])
+    records, rejects = read(path)
+    assert [r.meta["line"] for r in records] == [2, 6]
+    (reject,) = rejects
+    assert reject.line == 12 and reject.index is None
+    assert "from item 2 on" in reject.message and reject.message.startswith("not JSON")
+
+
+def test_a_json_array_cut_short_is_one_reject_at_its_last_line(tmp_path):
+    path = write_array(tmp_path / "cut.json", ['[\n {"input": "a/NER", "output": "/NER/"},\n',
+                                               ' {"input": "b/NER", "outp'])
+    records, rejects = read(path)
+    assert [r.text for r in records] == ["a"]
+    (reject,) = rejects
+    assert reject.line == 3 and "cut short" in reject.message
+
+
+def test_a_json_array_read_as_a_stream_matches_the_whole_file_decoded(tmp_path,
+                                                                      stockmark_items):
+    path = tmp_path / "ner.json"
+    path.write_text(json.dumps(list(stockmark_items[:200]), ensure_ascii=False, indent=4),
+                    encoding="utf-8")
+    lines = path.read_text(encoding="utf-8").split("\n")
+    starts = [n for n, line in enumerate(lines, 1) if line == "    {"]
+    records, _ = read(path)
+    assert [r.meta["line"] for r in records] == starts
+    assert [r.text for r in records] == [x["text"] for x in stockmark_items[:200]]
+
+
+class Passes:
+    """How often a run decodes its input (items parsed) and reads or hashes its bytes."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch):
+        from mmtrans import run
+        from mmtrans.formats import _io, stockmark
+
+        self.parsed = 0
+        self.hashed: list[str] = []  # file_hash calls: a read of the bytes, no decoding
+        self.streamed: list[int] = []  # bytes each InputReader read from its file
+        parse, file_hash, close = stockmark.parse, run.file_hash, _io.InputReader.close
+
+        def counting_parse(item: Any, record_id: str) -> Record:
+            self.parsed += 1
+            return parse(item, record_id)
+
+        def counting_hash(path: str | Path) -> str:
+            self.hashed.append(str(path))
+            return file_hash(path)
+
+        def counting_close(reader: _io.InputReader) -> None:
+            self.streamed.append(reader.bytes_read)
+            close(reader)
+
+        monkeypatch.setattr(stockmark, "parse", counting_parse)
+        monkeypatch.setattr(run, "file_hash", counting_hash)
+        monkeypatch.setattr(_io.InputReader, "close", counting_close)
+
+    def reset(self) -> None:
+        self.parsed, self.hashed, self.streamed = 0, [], []
+
+
+@pytest.mark.parametrize("labels", [["scnm"], []], ids=["named tables", "tables found"])
+def test_a_run_decodes_and_hashes_its_input_once_and_its_resume_decodes_nothing(
+        tmp_path, sample, llm, monkeypatch, labels):
+    path, db = sample(12), tmp_path / "run.db"
+    settings = mmtrans.Settings(src="ja", tgt="en", labels=labels, base_url=llm.base_url,
+                                model="fake")
+    passes = Passes(monkeypatch)
+    first = mmtrans.translate(path, db, settings)
+    assert (first["records"], first["accepted"]) == (12, 12)
+    # every item parsed once (detection only sniffs the first value, whose bytes are then
+    # replayed, not read or hashed again), every byte read and hashed once, by one stream
+    assert passes.parsed == 12 and passes.hashed == []
+    assert passes.streamed == [path.stat().st_size]
+    from mmtrans.run import file_hash
+    from mmtrans.store import Store
+    with Store(db) as store:
+        assert store.run_config(first["run_id"])["input_hash"] == file_hash(path)
+    passes.reset()
+    again = mmtrans.translate(path, db, settings)
+    assert (again["run_id"], again["skipped"], again["records"], again["items"]) == (
+        first["run_id"], 12, 12, 12)
+    assert passes.parsed == 0 and passes.streamed == [] and passes.hashed == [str(path)]
+    assert len(llm.requests) == 12
+
+
+def test_an_unknown_label_rolls_back_the_input_and_leaves_the_store_as_it_was(
+        tmp_path, sample, llm):
+    from mmtrans.errors import LabelError
+    from mmtrans.store import Store
+
+    db = tmp_path / "run.db"
+    mmtrans.translate(sample(3), db, mmtrans.Settings(
+        src="ja", tgt="en", labels=["scnm"], base_url=llm.base_url, model="fake"))
+    with Store(db) as store:
+        before = {t: store.db[t].count for t in ("runs", "records", "rejects", "inputs")}
+    table = tmp_path / "partial.ja-en.tsv"
+    table.write_text("人名\tPerson\n", encoding="utf-8")
+    other = tmp_path / "other.json"
+    other.write_text(sample(10).read_text(encoding="utf-8"), encoding="utf-8")
+    with pytest.raises(LabelError):
+        mmtrans.translate(other, db, mmtrans.Settings(
+            src="ja", tgt="en", labels=[str(table)], base_url=llm.base_url, model="fake"))
+    with Store(db) as store:
+        assert {t: store.db[t].count for t in before} == before
+    assert len(llm.requests) == 3
+
+
+def test_a_run_keeps_the_items_before_a_break_in_its_json_array(tmp_path, sample, llm):
+    path = sample(6)
+    text = path.read_text(encoding="utf-8")
+    cut = text.index('"curid"', text.index('"curid"', text.index('"curid"') + 1) + 1)
+    path.write_text(text[:cut] + "oops" + text[cut:], encoding="utf-8")
+    result = mmtrans.translate(path, tmp_path / "run.db", mmtrans.Settings(
+        src="ja", tgt="en", labels=["scnm"], base_url=llm.base_url, model="fake"))
+    assert (result["records"], result["rejects"], result["items"]) == (2, 1, 3)
+    line = text[:cut].count("\n") + 1
+    assert result["reject_lines"][0].startswith(f"{path.resolve()}:{line}: not JSON")
+
+
+def test_a_one_line_json_array_broken_mid_way_keeps_the_items_before_the_break(tmp_path):
+    items = [json.dumps(mre_item(f"東京{i}"), ensure_ascii=False) for i in range(3)]
+    path = write_array(tmp_path / "one-line.json", ["[" + ", ".join(items) + ", {oops}]"])
+    records, rejects = read(path)
+    assert [(r.text, r.meta["line"]) for r in records] == [(f"東京{i}", 1) for i in range(3)]
+    assert [(r.line, r.index) for r in rejects] == [(1, None)]
+    assert "from item 3 on" in rejects[0].message
+
+
+@pytest.mark.parametrize("layout", ["array", "lines"])
+def test_a_byte_order_mark_and_leading_blank_lines_are_skipped(tmp_path, layout):
+    items = [mre_item("東京"), mre_item("大阪")]
+    body = (json.dumps(items, ensure_ascii=False, indent=1) if layout == "array" else
+            "\n".join(json.dumps(x, ensure_ascii=False) for x in items))
+    path = tmp_path / "bom.json"
+    path.write_bytes(b"\xef\xbb\xbf\n\n" + body.encode("utf-8") + b"\n")
+    records, rejects = read(path)
+    assert rejects == [] and [r.text for r in records] == ["東京", "大阪"]
+    assert [r.meta["line"] for r in records] == ([4, 8] if layout == "array" else [3, 4])
+
+
+def test_a_break_inside_a_long_indented_item_names_its_line(tmp_path, stockmark_items):
+    items = list(stockmark_items[:30])
+    text = json.dumps(items, ensure_ascii=False, indent=4)
+    lines = text.split("\n")
+    bad = next(n for n, line in enumerate(lines) if '"text"' in line and n > len(lines) // 2)
+    lines[bad] = lines[bad].replace('"text"', "text", 1)  # inside an item, no bracket near
+    path = write_array(tmp_path / "broken-indented.json", ["\n".join(lines)])
+    records, rejects = read(path)
+    (reject,) = rejects
+    assert reject.line == bad + 1 and len(records) == sum(
+        1 for n, line in enumerate(lines[:bad]) if line == "    }" or line == "    },")

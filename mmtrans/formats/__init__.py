@@ -13,23 +13,25 @@ from types import ModuleType
 from ..errors import InputError
 from ..records import Record
 from . import iepile, iepile_instruction, mre, stockmark, uie, uniner
-from ._io import Reject, first_value
+from ._io import InputReader, Reject, first_value
 
 #: Changes whenever the readers make different records of the same input (2: ids became
-#: "<file>:<index>", the dataset's own id moved to meta["id"]). A stored run read under
-#: another version holds other record ids, so it must not be resumed as if it were the same.
-READER_VERSION = 2
+#: "<file>:<index>", the dataset's own id moved to meta["id"]; 3: JSON Lines split on "\\n"
+#: alone, so a text holding U+2028 or U+0085 is one record, not two rejects). A stored run
+#: read under another version holds other records, so it must not be resumed as the same.
+READER_VERSION = 3
 
 FORMATS: dict[str, ModuleType] = {
     m.NAME: m for m in (mre, stockmark, iepile, iepile_instruction, uniner, uie)
 }
 
 
-def detect(path: str | Path) -> str:
-    """The name of the format of `path`, judged from its first JSON value (a folder: uie)."""
+def detect(path: str | Path, source: InputReader | None = None) -> str:
+    """The name of the format of `path`, judged from its first JSON value (a folder: uie).
+    Read through `source`, what detection read is read again by the reader that follows."""
     if Path(path).is_dir():
         return uie.NAME
-    value = first_value(path)
+    value = first_value(path, source)
     for name, module in FORMATS.items():
         if module.sniff(value):
             return name
@@ -43,12 +45,15 @@ def get(name: str) -> ModuleType:
         raise InputError(name, None, f"unknown format; known: {', '.join(FORMATS)}") from None
 
 
-def read(path: str | Path, fmt: str | None = None) -> Iterator[Record | Reject]:
-    return get(fmt or detect(path)).read(path)
+def read(path: str | Path, fmt: str | None = None, source: InputReader | None = None
+         ) -> Iterator[Record | Reject]:
+    """The records and rejects of `path`, streamed; through `source` (an `InputReader` of
+    `path`) when the caller also wants the hash of the bytes read."""
+    return get(fmt or detect(path, source)).read(path, source)
 
 
 def write(records: Iterable[Record], path: str | Path, fmt: str) -> int:
     return get(fmt).write(records, path)
 
 
-__all__ = ["FORMATS", "READER_VERSION", "Reject", "detect", "read", "write"]
+__all__ = ["FORMATS", "READER_VERSION", "InputReader", "Reject", "detect", "read", "write"]

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..records import Argument, Event, Mention, Record, Relation
 from . import _fields as fields
-from ._io import Reject, parse_items, with_own_id, write_json_values
+from ._io import InputReader, Reject, parse_items, with_own_id, write_json_values
 
 NAME = "iepile"
 KINDS = {"entity": "NER", "relation": "RE", "event": "EE"}
@@ -64,8 +64,8 @@ def parse(item: Any, record_id: str) -> Record:
     return record
 
 
-def read(path: str | Path) -> Iterator[Record | Reject]:
-    return parse_items(path, parse)
+def read(path: str | Path, source: InputReader | None = None) -> Iterator[Record | Reject]:
+    return parse_items(path, parse, source=source)
 
 
 def relation_keys(record: Record) -> tuple[str, str]:

@@ -22,7 +22,7 @@ from ..records import Argument, Event, Mention, Record, Relation
 from ..resources import resource_dir
 from . import _fields as fields
 from . import iepile
-from ._io import Reject, own_id, parse_items, write_json_values
+from ._io import InputReader, Reject, own_id, parse_items, write_json_values
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -155,8 +155,8 @@ def parse(item: Any, record_id: str) -> Record:
     return record
 
 
-def read(path: str | Path) -> Iterator[Record | Reject]:
-    return parse_items(path, parse)
+def read(path: str | Path, source: InputReader | None = None) -> Iterator[Record | Reject]:
+    return parse_items(path, parse, source=source)
 
 
 def _schema(record: Record) -> list[Any]:

@@ -19,7 +19,7 @@ import regex
 
 from ..labels import known_labels
 from ..records import Argument, Event, Mention, Record, Relation
-from ._io import Item, Reject, parse_items, with_own_id, write_json_values
+from ._io import InputReader, Item, Reject, parse_items, with_own_id, write_json_values
 
 NAME = "mre"
 
@@ -160,7 +160,8 @@ def parse(item: dict[str, Any], record_id: str, labels: frozenset[str]) -> Recor
     return record
 
 
-def read(path: str | Path, labels: Iterable[str] | None = None) -> Iterator[Record | Reject]:
+def read(path: str | Path, source: InputReader | None = None,
+         labels: Iterable[str] | None = None) -> Iterator[Record | Reject]:
     known = frozenset(labels) if labels is not None else frozenset(known_labels())
 
     def parse_item(value: Any, record_id: str) -> Record:
@@ -168,7 +169,7 @@ def read(path: str | Path, labels: Iterable[str] | None = None) -> Iterator[Reco
             raise ValueError("expected an object with 'input' and 'output'")
         return parse(value, record_id, known)
 
-    return parse_items(path, parse_item)
+    return parse_items(path, parse_item, source=source)
 
 
 def tuples(record: Record) -> str:

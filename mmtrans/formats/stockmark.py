@@ -12,7 +12,7 @@ from typing import Any
 
 from ..records import Mention, Record, locate_mentions
 from . import _fields as fields
-from ._io import Reject, parse_items, write_json_values
+from ._io import InputReader, Reject, parse_items, write_json_values
 
 NAME = "stockmark"
 
@@ -35,8 +35,8 @@ def parse(item: Any, record_id: str) -> Record:
                   meta={"id": item["curid"], "id_field": "curid"} if "curid" in item else {})
 
 
-def read(path: str | Path) -> Iterator[Record | Reject]:
-    return parse_items(path, parse)
+def read(path: str | Path, source: InputReader | None = None) -> Iterator[Record | Reject]:
+    return parse_items(path, parse, source=source)
 
 
 def to_item(record: Record) -> dict[str, Any]:

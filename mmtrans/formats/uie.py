@@ -18,6 +18,7 @@ from ..errors import InputError
 from ..records import Argument, Event, Mention, Record, Relation, locate_mentions
 from . import _fields as fields
 from ._io import (
+    InputReader,
     Reject,
     atomic_write,
     parse_items,
@@ -104,10 +105,11 @@ def _labels_file(path: Path) -> Any:
         raise InputError(path, e.lineno, f"not JSON: {e.msg} at column {e.colno}") from None
 
 
-def read(path: str | Path) -> Iterator[Record | Reject]:
+def read(path: str | Path, source: InputReader | None = None) -> Iterator[Record | Reject]:
     """Every split file of every dataset under `path`; a record's id is `<file path relative
-    to path>:<index>`. A split file that breaks off (a JSON array cut short) becomes a
-    Reject for the file (index None) and the other files are still read."""
+    to path>:<index>`. A split file that breaks off (a JSON array cut short) keeps the items
+    before the break and its rest is one Reject (index None); the other files are still
+    read. `source` is for the single-file formats' signature: a folder has no one stream."""
     root = Path(path)
     if not root.is_dir():
         raise InputError(root, None, "the uie format reads a folder of datasets")

@@ -16,7 +16,7 @@ from typing import Any
 import regex
 
 from ..records import Mention, Record
-from ._io import Reject, checked_items, resolved, write_json_values
+from ._io import InputReader, Reject, checked_items, resolved, write_json_values
 
 NAME = "uniner"
 READ = "I've read this text."
@@ -57,13 +57,13 @@ def parse_item(value: Any) -> tuple[str, str, list[str]]:
     return text[len("Text: "):], asked.group(1), strings
 
 
-def read(path: str | Path) -> Iterator[Record | Reject]:
+def read(path: str | Path, source: InputReader | None = None) -> Iterator[Record | Reject]:
     """Records in order of their text's first appearance (the whole file is grouped first).
     A merged record's id is that of its first item; every item's own id stays in
     `meta["items"]` and the first one in `meta["id"]`."""
     records: dict[str, Record] = {}
     name, file = Path(path).name, resolved(path)
-    for checked in checked_items(path, lambda item: parse_item(item.value)):
+    for checked in checked_items(path, lambda item: parse_item(item.value), source):
         if isinstance(checked, Reject):
             yield checked
             continue

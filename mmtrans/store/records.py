@@ -4,13 +4,15 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from ..formats import Reject
 from ..records import Record
-from ._core import Core, now
+from ._core import Core, now, run_id_of
 
 
 class Records(Core):
@@ -142,3 +144,82 @@ class Records(Core):
     def reject_rows(self, run_id: str) -> list[dict[str, Any]]:
         """The run's unreadable input items as stored, in the order they were read."""
         return list(self._db["rejects"].rows_where("run_id = ?", [run_id], order_by="id"))
+
+    # A run's input read once: its records go in as they stream, under a staging id, in one
+    # transaction that ends with the run's own id (known only once the whole input is read:
+    # it covers the input's hash and label tables), or is rolled back.
+
+    def add_input(self, items: Iterable[Record | Reject], default_path: str,
+                  identify: Callable[[], dict[str, Any]], items_read: dict[str, int]
+                  ) -> tuple[str, int]:
+        """Store a new run's records and rejects as `items` streams them, then name them by
+        the run of the config `identify()` returns once the stream is spent, with the items
+        read per file that `items_read` holds by then (the caller counts as it streams).
+        Whatever raises meanwhile (an unknown label, an unreadable input) leaves the store
+        as it was. Returns the run id and how many records the run holds (a run that
+        already held its records, stored by another process meanwhile, keeps those)."""
+        staging = f"~{os.getpid():x}-{time.monotonic_ns():x}"[:16]
+        insert = ("insert or ignore into records (run_id, id, position, source, path) "
+                  "values (?, ?, ?, ?, ?)")
+        with self._write() as db:
+            conn = db.conn
+            batch: list[tuple[Any, ...]] = []
+            position = 0
+            for item in items:
+                if isinstance(item, Record):
+                    batch.append((staging, item.id, position, item.to_json(),
+                                  item.meta.get("path", default_path)))
+                    position += 1
+                    if len(batch) >= 1000:
+                        conn.executemany(insert, batch)
+                        batch.clear()
+                else:
+                    conn.execute(
+                        "insert or ignore into rejects (run_id, path, line, item, error, "
+                        "created) values (?, ?, ?, ?, ?, ?)",
+                        (staging, item.path, item.line, -1 if item.index is None else item.index,
+                         item.message, now()))
+            conn.executemany(insert, batch)
+            run_id = run_id_of(identify())
+            held = self.record_count(run_id)
+            if held:
+                conn.rollback()
+                return run_id, held
+            for table in ("records", "rejects"):
+                conn.execute(f"delete from [{table}] where run_id = ?", [run_id])
+                conn.execute(f"update [{table}] set run_id = ? where run_id = ?",
+                             [run_id, staging])
+            conn.executemany("insert or replace into inputs (run_id, path, items) "
+                             "values (?, ?, ?)", [(run_id, p, n) for p, n in items_read.items()])
+        return run_id, self.record_count(run_id)
+
+    _NOT_DONE = """not exists (
+        select 1 from translations t where t.id = (
+            select max(id) from translations where run_id = r.run_id and record_id = r.id)
+        and (t.status = 'accepted' or (t.status = 'flagged' and t.attempt >= :repair)))"""
+
+    def pending_input(self, run_id: str, repair: int, limit: int | None = None,
+                      page: int = 1000) -> tuple[int, Iterator[Record]]:
+        """The run's records in input order (the first `limit`) not accepted nor flagged
+        with no repair turn left: how many, and a stream of them a page at a time, judged
+        by SQL, so memory holds a page, not a set of every record's id."""
+        values = {"run": run_id, "bound": limit if limit is not None else 2**62,
+                  "repair": repair, "page": page}
+        count = self._db.conn.execute(
+            "select count(*) from records r where r.run_id = :run and r.position < :bound "
+            f"and {self._NOT_DONE}", values).fetchone()[0]
+
+        def stream() -> Iterator[Record]:
+            after = -1
+            while True:
+                rows = self._db.conn.execute(
+                    "select position, source from records r where r.run_id = :run and "
+                    f"r.position > :after and r.position < :bound and {self._NOT_DONE} "
+                    "order by r.position limit :page", {**values, "after": after}).fetchall()
+                if not rows:
+                    return
+                after = rows[-1][0]
+                for _, source in rows:
+                    yield Record.from_json(source)
+
+        return count, stream()
