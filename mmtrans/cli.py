@@ -40,6 +40,7 @@ from .export import SKIP_REASONS
 from .export import export as export_run
 from .files import check_output, write_output
 from .llm import Params
+from .run import Settings
 from .run import translate as translate_run
 from .store import Store
 from .verify import check_files
