@@ -421,7 +421,7 @@ def test_an_unknown_label_rolls_back_the_input_and_leaves_the_store_as_it_was(
     mmtrans.translate(sample(3), db, mmtrans.Settings(
         src="ja", tgt="en", labels=["scnm"], base_url=llm.base_url, model="fake"))
     with Store(db) as store:
-        before = {t: store.db[t].count for t in ("runs", "records", "rejects", "inputs")}
+        before = {t: store._db[t].count for t in ("runs", "records", "rejects", "inputs")}
     table = tmp_path / "partial.ja-en.tsv"
     table.write_text("人名\tPerson\n", encoding="utf-8")
     other = tmp_path / "other.json"
@@ -430,7 +430,7 @@ def test_an_unknown_label_rolls_back_the_input_and_leaves_the_store_as_it_was(
         mmtrans.translate(other, db, mmtrans.Settings(
             src="ja", tgt="en", labels=[str(table)], base_url=llm.base_url, model="fake"))
     with Store(db) as store:
-        assert {t: store.db[t].count for t in before} == before
+        assert {t: store._db[t].count for t in before} == before
     assert len(llm.requests) == 3
 
 
