@@ -46,8 +46,7 @@ CATCH_UP = 0.5  # seconds of slots a late wake-up may make up (see Lane)
 CATCH_UP_GAP = 0.5  # of a slot: the least time between two sends while making up
 SECOND_MARGIN = 0.01  # seconds added to the one-second span, and what each quantum 429 adds
 MAX_SECOND_MARGIN = 0.03
-MIN_SHARE_AFTER_QUANTUM = 0.985  # a 429 of the quantum lowers the share this far, no further
-SHORT_PAUSE_SLOTS = 2  # the first 429 of an episode pauses the run for this many slots
+SHORT_PAUSE_SLOTS = 1  # the first 429 of an episode pauses the run for this many slots
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 
@@ -151,6 +150,8 @@ class Lane:
     credit: float = 0.0  # seconds of slots to make up beyond CATCH_UP (a limit learned late)
     last_send: float = -math.inf
     guarded: bool = False  # the next send waits for a guard, not for its slot
+    per_second: bool = False  # a 429 said the endpoint counts over each second
+    per_ten_seconds: bool = False  # ... over 10 s windows
     #: Seconds added to the one-second span: arrivals bunch up on the way to the server (a
     #: send delayed by the loop, the next one not), so a 429 of the quantum widens it.
     margin: float = SECOND_MARGIN
@@ -167,10 +168,19 @@ class Lane:
     def in_window(self) -> float:
         return self.minute.total
 
-    def widen(self) -> None:
-        """A 429 came with this lane under its minute's limit: give arrivals more room."""
-        self.margin = min(MAX_SECOND_MARGIN, self.margin + SECOND_MARGIN)
-        self.second.span = 1.0 + self.margin
+    def refused(self, cost: float, retry_after: float | None) -> None:
+        """A 429 while this lane is under its minute's limit: the endpoint also counts over
+        a shorter span. A wait of a second or less names the second (a second 429 of it
+        gives arrivals more room within it); a longer one, 10 s windows."""
+        if not self.per_minute or self.in_window + cost > self.per_minute:
+            return
+        if retry_after is not None and retry_after > 1.0:
+            self.per_ten_seconds = True
+        elif self.per_second:
+            self.margin = min(MAX_SECOND_MARGIN, self.margin + SECOND_MARGIN)
+            self.second.span = 1.0 + self.margin
+        else:
+            self.per_second = True
 
     def wait(self, now: float, cost: float, share: float) -> float:
         """Seconds until `cost` may be sent at `share` of the limit (0: now)."""
@@ -183,11 +193,13 @@ class Lane:
         # per second would see its echo one second on (when the client's guard lets the
         # next ones go) as one too many.
         paced = max(self.tat, self.last_send + CATCH_UP_GAP * slot) - now
-        guarded = max(self.hold_until - now,
-                      self.second.wait(now, cost, max(1.0, math.floor(per_minute / WINDOW))),
-                      self.ten.wait(now, cost, max(1.0, math.floor(per_minute / 6 * share
-                                                                    + 1e-9))),
-                      self.minute.wait(now, cost, per_minute * share))
+        guarded = max(self.hold_until - now, self.minute.wait(now, cost, per_minute * share))
+        if self.per_second:
+            guarded = max(guarded, self.second.wait(
+                now, cost, max(1.0, math.floor(per_minute / WINDOW))))
+        if self.per_ten_seconds:
+            guarded = max(guarded, self.ten.wait(
+                now, cost, max(1.0, math.floor(per_minute / 6 * share + 1e-9))))
         if guarded > 0 and guarded >= paced:
             self.guarded = True
         return max(paced, guarded, 0.0)
@@ -429,14 +441,16 @@ class RateLimiter:
         """A 429: refund the request and pause the whole run once (a 429 of a request sent
         before that pause ended is the same episode). Returns the seconds paused from now.
 
-        What a 429 means is learned, not read off one header: while the run is paced under
-        a known limit, the first 429 of an episode most likely says arrivals bunched within
-        one second (a limiter that also counts per second): the run pauses for a couple of
-        slots, not for a `Retry-After` that may be a whole coarse second, and gives arrivals
-        more room within the second. A 429 again from a request sent after that pause says
-        the endpoint is short for longer (a lower limit than named, someone else on the key):
-        then the run pauses for the `Retry-After` asked, doubling as the episode goes on, and
-        climbs back from half pace."""
+        What a 429 means is learned, not read off one header. While the run is paced under
+        a known limit, the first 429 of an episode says the endpoint also counts over a
+        shorter span (bunched arrivals within one second, a full 10 s window): the run
+        pauses for one slot, not for a `Retry-After` that may be a coarse whole second, and
+        from then on keeps to that span's share too (`Lane.refused`). A 429 again from a
+        request sent after that pause says a window is full: the run pauses for the
+        `Retry-After` asked, until it turns. Beyond that the endpoint is short for longer (a
+        lower limit than named, someone else on the key): the pause doubles, the pace drops
+        2% for good and climbs back from half. Without a known limit every 429 is the last
+        kind."""
         now = self.clock()
         share = self.share(now)
         self._release(ticket)
@@ -454,13 +468,12 @@ class RateLimiter:
         slot = self._slot(ticket)
         if slot is not None and self.strikes == 1:
             pause = min(asked, SHORT_PAUSE_SLOTS * slot)
-            for lane in (self.requests, self.tokens):
-                if lane.per_minute:
-                    lane.widen()
-            self.share_ceiling = max(min(self.share_ceiling, MIN_SHARE_AFTER_QUANTUM),
-                                     self.share_ceiling - 0.001)
+            self.requests.refused(1, retry_after)
+            self.tokens.refused(ticket.tokens, retry_after)
+        elif slot is not None and self.strikes == 2:
+            pause = min(MAX_PAUSE, asked)  # a full window (10 s, a minute): until it turns
         else:
-            pause = min(MAX_PAUSE, asked * 2 ** max(0, self.strikes - 2))
+            pause = min(MAX_PAUSE, asked * 2 ** max(0, self.strikes - 3))
             self.share_ceiling = max(0.8, self.share_ceiling * 0.98)
             self.window = max(1.0, self.window / 2)  # when no limit paces the run
             self.ramp_from = now + pause
