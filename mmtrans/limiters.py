@@ -173,7 +173,8 @@ class Limited:
 
     def __init__(self, semantics: str, rpm: float, *, quantum: bool = False,
                  script: Script | None = None, latency: tuple[float, float] = (0.15, 0.6),
-                 seed: int = 0, clock: Callable[[], float] = time.monotonic):
+                 seed: int = 0, clock: Callable[[], float] = time.monotonic,
+                 settled: float = 5.0):
         if semantics not in RULES:
             raise ValueError(f"semantics: one of {', '.join(SEMANTICS)}, not {semantics!r}")
         self.script = script or translating("en")
@@ -186,6 +187,7 @@ class Limited:
         self.answered: list[float] = []  # arrival of every admitted request
         self.refused = 0
         self.refused_by_quantum = 0
+        self.settled = settled
 
     def __call__(self, payload: dict[str, Any], request: dict[str, Any]) -> Reply:
         reply = self.script(payload, request)
@@ -215,14 +217,19 @@ class Limited:
                      usage=reply.usage, body=reply.body)
 
     def achieved(self) -> dict[str, float]:
-        """Requests per minute admitted, from the first admitted request to the last, and
-        the 429s sent."""
+        """Requests per minute admitted, from the first admitted request to the last
+        (`rpm`) and from `settled` seconds after the first on (`rpm_settled`: a client that
+        learns the limit from the first answer has one request in flight until then), and
+        the 429s."""
         with self.lock:
             times = list(self.answered)
         span = times[-1] - times[0] if len(times) > 1 else 0.0
+        later = [t for t in times if t >= times[0] + self.settled] if times else []
+        settled = later[-1] - later[0] if len(later) > 1 else 0.0
         return {"answered": len(times), "refused": self.refused,
                 "refused_by_quantum": self.refused_by_quantum, "seconds": span,
-                "rpm": (len(times) - 1) / span * 60 if span else 0.0}
+                "rpm": (len(times) - 1) / span * 60 if span else 0.0,
+                "rpm_settled": (len(later) - 1) / settled * 60 if settled else 0.0}
 
 
 def _serve(conn: Any, semantics: str, rpm: float, quantum: bool,
