@@ -188,11 +188,14 @@ class Lane:
             return 0.0
         per_minute = self.per_minute
         slot = cost / (per_minute * share / WINDOW)
-        # Making up skipped slots goes at twice the pace, not in one burst: a burst reaches
-        # the server spread over the time it takes to read it, and a limiter that counts
-        # per second would see its echo one second on (when the client's guard lets the
-        # next ones go) as one too many.
-        paced = max(self.tat, self.last_send + CATCH_UP_GAP * slot) - now
+        paced = self.tat - now
+        if self.per_second:
+            # Against a limiter that counts per second, making up skipped slots goes at
+            # twice the pace, not in one burst: a burst reaches the server spread over the
+            # time it takes to read it, and one second on (when the guard below lets the
+            # next ones go by the client's clock) its echo would be one too many. (Under
+            # CPU contention this loses the slots that late wake-ups cannot make up.)
+            paced = max(paced, self.last_send + CATCH_UP_GAP * slot - now)
         guarded = max(self.hold_until - now, self.minute.wait(now, cost, per_minute * share))
         if self.per_second:
             guarded = max(guarded, self.second.wait(

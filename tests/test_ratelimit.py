@@ -309,10 +309,12 @@ class LateSleeper:
             self.when = None
 
 
-def test_a_late_wake_up_makes_up_the_slots_it_skipped_at_twice_the_pace():
+def late_wake_up(per_second: bool, share: float = 1.0) -> list[float]:
+    """Send times of 61 requests at 600 RPM when the loop wakes 0.35 s late at 1002."""
     clock = Clock()
-    limiter = RateLimiter(rpm=600, share=1.0, clock=clock,
+    limiter = RateLimiter(rpm=600, share=share, clock=clock,
                           sleep=LateSleeper(clock, when=1002.0, late=0.35))
+    limiter.requests.per_second = per_second
     sent: list[float] = []
 
     async def send(n: int) -> None:
@@ -322,12 +324,28 @@ def test_a_late_wake_up_makes_up_the_slots_it_skipped_at_twice_the_pace():
             limiter.answered(ticket)
 
     asyncio.run(send(61))
-    # 0.1 s slots from 1000: woken 0.35 s late for the slot of 1002, the sends go 0.05 s
-    # apart until they are back on the slots (at 1002.7), and every slot after is on time:
-    # none was lost.
-    assert sent[20:29] == pytest.approx([1002.35, 1002.4, 1002.45, 1002.5, 1002.55, 1002.6,
-                                         1002.65, 1002.7, 1002.8])
+    return sent
+
+
+def test_a_late_wake_up_makes_up_the_slots_it_skipped_at_once():
+    sent = late_wake_up(per_second=False)
+    # 0.1 s slots from 1000: woken 0.35 s late for the slot of 1002, the three skipped go
+    # at once, and every slot after is on time: none was lost.
+    assert sent[20:25] == pytest.approx([1002.35] * 4 + [1002.4])
     assert sent[-1] == pytest.approx(1006.0)
+
+
+def test_against_a_per_second_limit_a_late_wake_up_gives_its_slots_up_not_bursting():
+    sent = late_wake_up(per_second=True, share=0.99)
+    slot = 60 / 600 / 0.99
+    # Woken 0.35 s late for the slot of 1002 (slot 20): at 0.99 of the limit a limiter
+    # that counts per second leaves no room to make it up, so the sends go half a slot
+    # apart at most, never more than 10 within 1.01 s, and the 0.35 s are lost, no more.
+    gaps = [b - a for a, b in zip(sent[20:], sent[21:])]
+    assert sent[20] == pytest.approx(1000 + 20 * slot + 0.35)
+    assert min(gaps) >= slot / 2 - 1e-9
+    assert all(b - a >= 1.01 - 1e-9 for a, b in zip(sent, sent[10:]))
+    assert sent[-1] == pytest.approx(1000 + 60 * slot + 0.35)
 
 
 def test_a_quantum_429_pauses_one_slot_and_the_second_is_kept_from_then_on():
