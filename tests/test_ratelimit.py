@@ -392,3 +392,17 @@ def test_a_10s_window_429_keeps_to_the_window_and_a_second_waits_for_it_to_turn(
     assert first == pytest.approx(60 / 600)
     assert second == pytest.approx(7.0)  # the window is full: until it turns
     assert limiter.share_ceiling == DEFAULT_SHARE  # and the pace is not lowered for it
+
+    async def far_behind() -> list[float]:
+        limiter.requests.credit = 30.0  # (as if the limit were learned 30 s late)
+        limiter.requests.tat = clock.now - 30
+        sent = []
+        for _ in range(150):
+            limiter.answered(await limiter.acquire())
+            sent.append(clock.now)
+        return sent
+
+    sent = asyncio.run(far_behind())
+    # Making up goes in a burst, but no 10 s hold more than their share (600/6 at 0.99).
+    assert all(b - a >= 10 - 1e-9 for a, b in zip(sent, sent[99:]))
+    assert sent[98] - sent[0] < 1
