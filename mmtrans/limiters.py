@@ -190,11 +190,12 @@ class Limited:
         self.settled = settled
 
     def __call__(self, payload: dict[str, Any], request: dict[str, Any]) -> Reply:
+        arrived = self.clock()  # a limiter counts a request when it arrives
         reply = self.script(payload, request)
         if reply.status != 200:
             return reply
         with self.lock:
-            now = self.clock()
+            now = arrived
             wait = self.rule.wait(now)
             quantum_wait = self.quantum.wait(now) if self.quantum else 0.0
             admitted = wait <= 0 and quantum_wait <= 0

@@ -450,7 +450,8 @@ class RateLimiter:
         pauses for one slot, not for a `Retry-After` that may be a coarse whole second, and
         from then on keeps to that span's share too (`Lane.refused`). A 429 again from a
         request sent after that pause says a window is full: the run pauses for the
-        `Retry-After` asked, until it turns. Beyond that the endpoint is short for longer (a
+        `Retry-After` asked, until it turns (when that is a second or less, the pause
+        doubles from one slot up to it instead). Beyond that the endpoint is short for longer (a
         lower limit than named, someone else on the key): the pause doubles, the pace drops
         2% for good and climbs back from half. Without a known limit every 429 is the last
         kind."""
@@ -473,6 +474,10 @@ class RateLimiter:
             pause = min(asked, SHORT_PAUSE_SLOTS * slot)
             self.requests.refused(1, retry_after)
             self.tokens.refused(ticket.tokens, retry_after)
+        elif slot is not None and asked <= 1.0 and slot * 2 ** (self.strikes - 1) < asked:
+            # Still the second's count (arrivals bunched by the way): back off from one slot.
+            pause = slot * 2 ** (self.strikes - 1)
+            self.requests.refused(1, retry_after)
         elif slot is not None and self.strikes == 2:
             pause = min(MAX_PAUSE, asked)  # a full window (10 s, a minute): until it turns
         else:
