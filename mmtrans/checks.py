@@ -11,8 +11,9 @@ import unicodedata
 from dataclasses import dataclass, field, replace
 
 import regex
-from langdetect import DetectorFactory, LangDetectException, detect_langs
+from langdetect import DetectorFactory, LangDetectException
 
+from .language import detect_langs
 from .records import Record, locate_mentions, map_anchored
 from .scripts import (
     ENGLISH_RUN,

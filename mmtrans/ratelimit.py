@@ -5,17 +5,22 @@ minute and pro rata over every second (so a minute's share cannot be sent in one
 tell the client where it stands in `x-ratelimit-*` headers on every answer. So the limiter:
 
 - paces each resource (requests, tokens) as a token bucket without burst (a GCRA: each send
-  moves a "theoretical arrival time" on by cost / rate), at `share` of the limit, and never lets
-  more than the limit in over any 60 s;
+  moves a "theoretical arrival time" on by cost / rate), at `share` of the limit, on an
+  absolute grid: an event loop that wakes late (CPU contention) makes up the slots it skipped
+  instead of losing them, but never beyond what any one second (rpm/60), any 10 s (rpm/6) or
+  any minute may hold, so limiters that count per second, over 10 s windows or over a sliding
+  minute all see an even pace (see `Lane`);
 - learns the limits from `x-ratelimit-limit-requests` / `-tokens` of the first answer when they
   are not given (until then one request is in flight), and follows `x-ratelimit-remaining-*`
   by holding back when the endpoint has less left than the run has sent since;
 - charges a request its estimated tokens (prompt counted before sending, scaled by how the
   endpoint's own counts compared so far, plus the moving average of answers' output tokens),
   and settles the estimate with the usage the answer reports;
-- on a 429, pauses the whole run once for the `Retry-After` asked (all 429s of the same episode
-  extend one pause instead of each worker sleeping and retrying together), then climbs back
-  from half pace; the 429'd request goes again without counting as one of its attempts;
+- on a 429, pauses the whole run once (all 429s of the same episode share one pause instead
+  of each worker sleeping and retrying together): a first 429 while paced under the limit for
+  a couple of slots, giving arrivals more room within the second; 429s that go on for the
+  `Retry-After` asked, doubling, then climbing back from half pace (see `rate_limited`); the
+  429'd request goes again without counting as one of its attempts;
 - adapts concurrency: with a limit, enough requests in flight for the paced rate at the
   latency seen (Little's law), no more; without one, additive increase and halving on a 429.
 
@@ -34,9 +39,14 @@ from dataclasses import dataclass, field
 
 DEFAULT_SHARE = 0.99  # of the limit: the 1% left covers clock jitter and estimates in flight
 PAUSE_WITHOUT_RETRY_AFTER = 1.0  # seconds, when a 429 names no wait
+MAX_PAUSE = 60.0
 RAMP_SECONDS = 5.0  # climbing back from half pace to full after a pause
 WINDOW = 60.0
-MAX_EARLY = 0.25  # seconds a send may come before its paced time (see Lane.tolerance)
+CATCH_UP = 0.5  # seconds of slots a late wake-up may make up (see Lane)
+CATCH_UP_GAP = 0.5  # of a slot: the least time between two sends while making up
+SECOND_MARGIN = 0.01  # seconds added to the one-second span, and what each quantum 429 adds
+MAX_SECOND_MARGIN = 0.03
+SHORT_PAUSE_SLOTS = 1  # the first 429 of an episode pauses the run for this many slots
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 
@@ -83,66 +93,147 @@ class LimitHeaders:
                    parse_duration(get("reset")))
 
 
+class Window:
+    """What was sent over the last `span` seconds, as shared [time, cost] entries (settling an
+    entry's cost later keeps every window's total true)."""
+
+    def __init__(self, span: float):
+        self.span = span
+        self.entries: deque[list[float]] = deque()
+        self.total = 0.0
+
+    def prune(self, now: float) -> None:
+        while self.entries and self.entries[0][0] <= now - self.span:
+            self.total -= self.entries.popleft()[1]
+
+    def add(self, entry: list[float]) -> None:
+        self.entries.append(entry)
+        self.total += entry[1]
+
+    def adjust(self, entry: list[float], delta: float) -> None:
+        """`entry`'s cost changes by `delta` (when it is still in the window)."""
+        if self.entries and entry[0] >= self.entries[0][0]:
+            self.total += delta
+
+    def wait(self, now: float, cost: float, most: float) -> float:
+        """Seconds until `cost` more keeps the window's total within `most` (a cost larger
+        than `most` goes once the window is empty)."""
+        self.prune(now)
+        excess = self.total + cost - max(most, cost)
+        if excess <= 1e-9 or not self.entries:
+            return 0.0
+        freed = 0.0
+        for t, c in self.entries:
+            freed += c
+            if freed >= excess - 1e-9:
+                return max(0.0, t + self.span - now)
+        return max(0.0, self.entries[-1][0] + self.span - now)
+
+
 @dataclass
 class Lane:
-    """One limited resource (requests or tokens) per minute, paced without burst."""
+    """One limited resource (requests or tokens) per minute, paced without burst.
+
+    A send is never early: its slot is `tat` on an absolute grid of cost / rate. A send that
+    comes late (the event loop woke late, the workers were all busy) leaves the grid where it
+    was, so the slots it skipped are made up at once, up to CATCH_UP seconds' worth; but no
+    catch-up may put more than the endpoint's share of any one second (rpm/60), of any 10 s
+    (rpm/6) or of any minute into those spans, so that a limiter that counts over a second,
+    over 10 s windows or over a sliding minute sees no burst it refuses."""
 
     name: str
     per_minute: float | None = None  # None: not limited (or not known yet)
     given: bool = False  # set by the user: a header may only lower it
-    tat: float = 0.0  # theoretical arrival time of the next send (GCRA)
+    tat: float = -math.inf  # theoretical arrival time of the next send (GCRA)
     sent: float = 0.0  # total cost sent (a ticket remembers it, to tell what was sent since)
-    log: deque[list[float]] = field(default_factory=deque)  # [time, cost] of the last 60 s
-    in_window: float = 0.0
     hold_until: float = 0.0  # the endpoint said it has less left than we have sent since
+    credit: float = 0.0  # seconds of slots to make up beyond CATCH_UP (a limit learned late)
+    last_send: float = -math.inf
+    guarded: bool = False  # the next send waits for a guard, not for its slot
+    per_second: bool = False  # a 429 said the endpoint counts over each second
+    per_ten_seconds: bool = False  # ... over 10 s windows
+    #: Seconds added to the one-second span: arrivals bunch up on the way to the server (a
+    #: send delayed by the loop, the next one not), so a 429 of the quantum widens it.
+    margin: float = SECOND_MARGIN
+    second: Window = field(default_factory=lambda: Window(1.0 + SECOND_MARGIN))
+    ten: Window = field(default_factory=lambda: Window(10.0))
+    minute: Window = field(default_factory=lambda: Window(WINDOW))
 
-    def _prune(self, now: float) -> None:
-        while self.log and self.log[0][0] <= now - WINDOW:
-            self.in_window -= self.log.popleft()[1]
+    @property
+    def log(self) -> deque[list[float]]:
+        """[time, cost] of what was sent over the last 60 s."""
+        return self.minute.entries
 
-    def tolerance(self, cost: float) -> float:
-        """Seconds a send may come before its time, so that a late wake-up of the event loop
-        is made up for instead of lost for good: at most MAX_EARLY, and never so much that
-        the endpoint's one-second share could not hold `cost` besides."""
-        per_second = (self.per_minute or 0.0) / WINDOW
-        if per_second <= 0:
-            return 0.0
-        return max(0.0, min(MAX_EARLY, 0.5 * (1 - cost / per_second)))
+    @property
+    def in_window(self) -> float:
+        return self.minute.total
+
+    def refused(self, cost: float, retry_after: float | None) -> None:
+        """A 429 while this lane is under its minute's limit: the endpoint also counts over
+        a shorter span. A wait of a second or less names the second (a second 429 of it
+        gives arrivals more room within it); a longer one, 10 s windows."""
+        if not self.per_minute or self.in_window + cost > self.per_minute:
+            return
+        if retry_after is not None and retry_after > 1.0:
+            self.per_ten_seconds = True
+        elif self.per_second:
+            self.margin = min(MAX_SECOND_MARGIN, self.margin + SECOND_MARGIN)
+            self.second.span = 1.0 + self.margin
+        else:
+            self.per_second = True
 
     def wait(self, now: float, cost: float, share: float) -> float:
         """Seconds until `cost` may be sent at `share` of the limit (0: now)."""
         if not self.per_minute:
             return 0.0
-        self._prune(now)
-        wait = max(self.tat - self.tolerance(cost) - now, self.hold_until - now, 0.0)
-        cap = self.per_minute * share
-        if self.log and self.in_window + cost > cap:
-            # The 60 s window is full (after a pause or a limit learned late): wait until
-            # enough of it has aged out.
-            excess, waited_out = self.in_window + cost - cap, 0.0
-            for t, c in self.log:
-                waited_out += c
-                if waited_out >= excess:
-                    wait = max(wait, t + WINDOW - now)
-                    break
-        return wait
+        per_minute = self.per_minute
+        slot = cost / (per_minute * share / WINDOW)
+        paced = self.tat - now
+        if self.per_second:
+            # Against a limiter that counts per second, making up skipped slots goes at
+            # twice the pace, not in one burst: a burst reaches the server spread over the
+            # time it takes to read it, and one second on (when the guard below lets the
+            # next ones go by the client's clock) its echo would be one too many. (Under
+            # CPU contention this loses the slots that late wake-ups cannot make up.)
+            paced = max(paced, self.last_send + CATCH_UP_GAP * slot - now)
+        guarded = max(self.hold_until - now, self.minute.wait(now, cost, per_minute * share))
+        if self.per_second:
+            guarded = max(guarded, self.second.wait(
+                now, cost, max(1.0, math.floor(per_minute / WINDOW))))
+        if self.per_ten_seconds:
+            guarded = max(guarded, self.ten.wait(
+                now, cost, max(1.0, math.floor(per_minute / 6 * share + 1e-9))))
+        if guarded > 0 and guarded >= paced:
+            self.guarded = True
+        return max(paced, guarded, 0.0)
 
     def take(self, now: float, cost: float, share: float) -> list[float]:
-        """Charge `cost` sent now; returns the log entry, to settle it later."""
+        """Charge `cost` sent now; returns the entry, to settle it later."""
         entry = [now, cost]
         self.sent += cost
         if self.per_minute:
             rate = self.per_minute * share / WINDOW
-            self.tat = max(self.tat, now) + cost / rate
-        self.log.append(entry)
-        self.in_window += cost
+            if self.tat == -math.inf or self.guarded:
+                # The first send has no slots behind it to make up; nor has a send held
+                # back by a guard (those slots are given up, or they would come in a burst).
+                base = max(self.tat, now)
+            else:
+                base = max(self.tat, now - max(CATCH_UP, self.credit))
+            self.tat = base + cost / rate
+            if self.tat >= now:
+                self.credit = 0.0
+        self.guarded = False
+        self.last_send = now
+        for window in (self.second, self.ten, self.minute):
+            window.add(entry)
         return entry
 
     def settle(self, entry: list[float], actual: float, share: float) -> None:
         """The answer says the request cost `actual`, not the estimate charged."""
         delta = actual - entry[1]
+        for window in (self.second, self.ten, self.minute):
+            window.adjust(entry, delta)
         entry[1] = actual
-        self.in_window += delta
         self.sent += delta
         if self.per_minute:
             self.tat += delta / (self.per_minute * share / WINDOW)
@@ -157,13 +248,20 @@ class Lane:
             return
         if not self.per_minute and self.log:
             # Learned late: what was sent before counts as paced from its first send.
+            # The wait for that first answer is made up in full, within the guards.
             rate = limit * DEFAULT_SHARE / WINDOW
             self.tat = max(self.tat, self.log[0][0] + self.in_window / rate)
+            self.credit = math.inf
         self.per_minute = limit
 
     def follow(self, now: float, seen: LimitHeaders, sent_at: float, sent_before: float) -> None:
         """Adopt a limit the endpoint names (unless the user set one), and hold back when it
-        has less left than this run sent after the answered request (after the refill since)."""
+        has less left than this run sent after the answered request (after the refill since).
+
+        Remaining means different things on different endpoints (a bucket's level, a sliding
+        minute's unused part, a 10 s window's): read as a bucket refilled at the limit's
+        rate, each of them may understate what is left but none overstates it by more than
+        one answer's latency, and a hold lasts at most until the deficit would refill."""
         self.adopt(seen.limit)
         if seen.remaining is None or not self.per_minute:
             return
@@ -174,7 +272,7 @@ class Lane:
 
     def pace(self, now: float) -> float:
         """Cost sent over the last 60 s."""
-        self._prune(now)
+        self.minute.prune(now)
         return self.in_window
 
 
@@ -210,6 +308,7 @@ class RateLimiter:
         self.ramp_from = -math.inf  # when the last pause ended: pace climbs back from there
         self.rate_limited_count = 0  # 429 answers
         self.pauses = 0  # 429 episodes (one pause each)
+        self.strikes = 0  # episodes since the last answer to a request sent after a pause
         self.waiting = ""  # why the next request waits, for the progress line
         self.waiting_until = 0.0
         self.prompt_scale = 1.0  # endpoint's prompt tokens / our estimate, moving average
@@ -317,6 +416,8 @@ class RateLimiter:
         share = self.share(now)
         self._release(ticket)
         self.answers += 1
+        if ticket.sent_at >= self.paused_until:
+            self.strikes = 0  # the endpoint took a request sent after the last pause
         weight = 0.1 if self.answers > 1 else 1.0
         own_tokens = ticket.tokens
         if tokens_in or tokens_out:
@@ -340,9 +441,20 @@ class RateLimiter:
 
     def rate_limited(self, ticket: Ticket, retry_after: float | None,
                      headers: Mapping[str, str] | None = None) -> float:
-        """A 429: refund the request, pause the whole run once for what the endpoint asks
-        (a 429 of the same episode extends the one pause), then climb back. Returns the
-        seconds the run is paused from now."""
+        """A 429: refund the request and pause the whole run once (a 429 of a request sent
+        before that pause ended is the same episode). Returns the seconds paused from now.
+
+        What a 429 means is learned, not read off one header. While the run is paced under
+        a known limit, the first 429 of an episode says the endpoint also counts over a
+        shorter span (bunched arrivals within one second, a full 10 s window): the run
+        pauses for one slot, not for a `Retry-After` that may be a coarse whole second, and
+        from then on keeps to that span's share too (`Lane.refused`). A 429 again from a
+        request sent after that pause says a window is full: the run pauses for the
+        `Retry-After` asked, until it turns (when that is a second or less, the pause
+        doubles from one slot up to it instead). Beyond that the endpoint is short for longer (a
+        lower limit than named, someone else on the key): the pause doubles, the pace drops
+        2% for good and climbs back from half. Without a known limit every 429 is the last
+        kind."""
         now = self.clock()
         share = self.share(now)
         self._release(ticket)
@@ -352,19 +464,39 @@ class RateLimiter:
         if headers is not None:
             for lane in (self.requests, self.tokens):
                 lane.adopt(LimitHeaders.read(headers, lane.name).limit)
-        wait = retry_after if retry_after is not None else PAUSE_WITHOUT_RETRY_AFTER
-        if ticket.sent_at >= self.paused_until:
-            # A new episode (not a straggler sent before the last pause ended): slow down for
-            # good a little, and halve the concurrency when no limit paces the run.
-            self.pauses += 1
+        if ticket.sent_at < self.paused_until:
+            return max(0.0, self.paused_until - now)  # a straggler of the episode paused for
+        asked = retry_after if retry_after is not None else PAUSE_WITHOUT_RETRY_AFTER
+        self.pauses += 1
+        self.strikes += 1
+        slot = self._slot(ticket)
+        if slot is not None and self.strikes == 1:
+            pause = min(asked, SHORT_PAUSE_SLOTS * slot)
+            self.requests.refused(1, retry_after)
+            self.tokens.refused(ticket.tokens, retry_after)
+        elif slot is not None and asked <= 1.0 and slot * 2 ** (self.strikes - 1) < asked:
+            # Still the second's count (arrivals bunched by the way): back off from one slot.
+            pause = slot * 2 ** (self.strikes - 1)
+            self.requests.refused(1, retry_after)
+        elif slot is not None and self.strikes == 2:
+            pause = min(MAX_PAUSE, asked)  # a full window (10 s, a minute): until it turns
+        else:
+            pause = min(MAX_PAUSE, asked * 2 ** max(0, self.strikes - 3))
             self.share_ceiling = max(0.8, self.share_ceiling * 0.98)
-            self.window = max(1.0, self.window / 2)
-        self.paused_until = max(self.paused_until, now + wait)
-        self.ramp_from = self.paused_until
+            self.window = max(1.0, self.window / 2)  # when no limit paces the run
+            self.ramp_from = now + pause
+        self.paused_until = max(self.paused_until, now + pause)
         for lane in (self.requests, self.tokens):
-            # Past the pause by the early allowance: after it, one at a time, no burst.
-            lane.tat = max(lane.tat, self.paused_until + MAX_EARLY)
+            lane.tat = max(lane.tat, self.paused_until)  # after the pause, no burst
         return self.paused_until - now
+
+    def _slot(self, ticket: Ticket) -> float | None:
+        """Seconds between two sends like `ticket`'s at the limit; None when none is known."""
+        if self.requests.per_minute:
+            return WINDOW / self.requests.per_minute
+        if self.tokens.per_minute:
+            return max(1.0, ticket.tokens) * WINDOW / self.tokens.per_minute
+        return None
 
     def failed(self, ticket: Ticket) -> None:
         """Any other failure: the slot is free again; the charge stands (the endpoint may

@@ -30,10 +30,7 @@ from typing import Any
 
 from mmtrans.testing import ServerProcess
 
-SHARED = Path(os.environ.get("MMTRANS_SHARED_DATA") or next(
-    (p / "shared/data" for p in Path(__file__).resolve().parents if (p / "shared/data").is_dir()),
-    "shared/data"))
-STOCKMARK = SHARED / "stockmark-ner-wikipedia/ner.json"
+STOCKMARK = Path(__file__).resolve().parents[2] / "tests/data/stockmark-ner-wikipedia/ner.json"
 LIMITED = 2000
 
 

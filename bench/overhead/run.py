@@ -1,14 +1,20 @@
 """Overhead benchmark: what mmtrans itself costs per record when the model costs nothing.
 
-50,000 records (the 5,343 stockmark sentences repeated, each copy with new ids and its own
-text, so no request is a cache hit of another) are translated by `mmtrans translate
---concurrency 64` against a loopback server, in a process of its own, that answers at once.
-Figures: records per second end to end and the client's peak RSS for a fresh run; the same for
-the same command run again when everything is done (a fully cached rerun); and, for a run
-killed half way with SIGKILL, how long after its start the resumed run sends its first new
+First, against a bare loop: the 5,343 stockmark records are translated by `mmtrans translate
+--concurrency 32` against a loopback server, in a process of its own, that answers at once;
+and, in turn with it (A B A B, so a drift of the machine's speed hits both), a bare
+`AsyncOpenAI` loop with 32 workers sends the same requests (mmtrans's own prompts for those
+records, so the same sizes) through `chat.completions.create` to the same server. Both are
+timed as whole processes, start to exit. Figures: mmtrans's records per second over the loop's
+requests per second, unpacked (target >= 0.9) and with `--pack 8` (target >= 4).
+
+Then, with `--full`: 50,000 records (the 5,343 sentences repeated, each copy with new ids and
+its own text, so no request is a cache hit of another) by `mmtrans translate --concurrency 64`:
+records per second and peak RSS for a fresh run, the same for a fully cached rerun, and how
+long after its start a run killed half way with SIGKILL and resumed sends its first new
 request.
 
-    python bench/overhead/run.py [--records 50000] [--concurrency 64] [--no-resume]
+    python bench/overhead/run.py [--rounds 3] [--full [--records 50000] [--no-resume]]
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import json
 import os
 import signal
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -43,10 +50,94 @@ def make_input(path: Path, n: int) -> None:
     path.write_text(json.dumps(out, ensure_ascii=False), encoding="utf-8")
 
 
-def command(source: Path, db: Path, base_url: str, concurrency: int) -> list[str]:
+def command(source: Path, db: Path, base_url: str, concurrency: int,
+            pack: int = 1) -> list[str]:
     return [sys.executable, "-m", "mmtrans", "translate", str(source), "--src", "ja",
             "--tgt", "en", "--labels", "scnm", "--db", str(db), "--base-url", base_url,
-            "--model", "bench", "--concurrency", str(concurrency)]
+            "--model", "bench", "--concurrency", str(concurrency), "--pack", str(pack)]
+
+
+def write_requests(source: Path, path: Path) -> int:
+    """The first turn mmtrans sends for each record of `source`, one JSON list a line."""
+    from mmtrans import formats
+    from mmtrans.labels import load_tables
+    from mmtrans.payload import payload_json
+    from mmtrans.prompts import load_prompt
+    from mmtrans.records import Record
+
+    prompt = load_prompt("ja", "en")
+    table = load_tables(["scnm"], "ja", "en")
+    n = 0
+    with path.open("w", encoding="utf-8") as out:
+        for record in formats.read(source):
+            if isinstance(record, Record):
+                messages = prompt.messages(payload_json(table.translate(record)), "ja", "en")
+                out.write(json.dumps(messages, ensure_ascii=False) + "\n")
+                n += 1
+    return n
+
+
+def bare_loop(base_url: str, requests: Path, concurrency: int) -> None:
+    """The bare `AsyncOpenAI` loop: `concurrency` workers send every request of `requests`."""
+    import asyncio
+
+    import openai
+
+    async def run() -> None:
+        # (The SDK's default retries: the test server's listen backlog of 5 refuses some of
+        # 32 connections opened at once, and mmtrans retries those too.)
+        client = openai.AsyncOpenAI(api_key="none", base_url=base_url)
+        queue = [json.loads(line) for line in requests.read_text(encoding="utf-8").splitlines()]
+        queue.reverse()
+
+        async def worker() -> None:
+            while queue:
+                messages = queue.pop()
+                answer = await client.chat.completions.create(model="bench", messages=messages)
+                assert answer.choices[0].message.content
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        await client.close()
+
+    asyncio.run(run())
+
+
+def against_bare_loop(rounds: int, concurrency: int) -> list[tuple[str, str]]:
+    """mmtrans (unpacked and --pack 8) and the bare loop in turn, `rounds` times each."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp, ServerProcess() as server:
+        source = Path(tmp) / "ner.json"
+        make_input(source, len(json.loads(STOCKMARK.read_text(encoding="utf-8"))))
+        requests = Path(tmp) / "requests.jsonl"
+        n = write_requests(source, requests)
+        bare = [sys.executable, __file__, "--bare", server.base_url, str(requests),
+                "--concurrency", str(concurrency)]
+        seconds: dict[str, list[float]] = {"bare": [], "mmtrans": [], "pack 8": []}
+        loads = [os.getloadavg()[0]]
+        for i in range(rounds):
+            for name, pack in (("bare", 0), ("mmtrans", 1), ("pack 8", 8)):
+                cmd = bare if not pack else command(
+                    source, Path(tmp) / f"run-{name}-{i}.db", server.base_url, concurrency, pack)
+                wall, _, code = timed(cmd)
+                if code:
+                    raise SystemExit(f"{name} exited with {code}: {' '.join(cmd)}")
+                seconds[name].append(wall)
+            loads.append(os.getloadavg()[0])
+    rate = {name: n / statistics.median(walls) for name, walls in seconds.items()}
+    ratio = [(n / m) / (n / b) for m, b in zip(seconds["mmtrans"], seconds["bare"])]
+    packed = [(n / m) / (n / b) for m, b in zip(seconds["pack 8"], seconds["bare"])]
+    rows.append((f"bare AsyncOpenAI loop: requests/s ({n} requests, median of {rounds})",
+                 f"{rate['bare']:.0f}"))
+    rows.append(("mmtrans: records/s", f"{rate['mmtrans']:.0f}"))
+    rows.append(("mmtrans --pack 8: records/s", f"{rate['pack 8']:.0f}"))
+    rows.append(("mmtrans / bare loop, each round (target >= 0.9)",
+                 ", ".join(f"{r:.2f}" for r in ratio) + f"; median {statistics.median(ratio):.2f}"))
+    rows.append(("mmtrans --pack 8 / bare loop, each round (target >= 4)",
+                 ", ".join(f"{r:.2f}" for r in packed)
+                 + f"; median {statistics.median(packed):.2f}"))
+    rows.append(("load (1-minute average) before and after each round",
+                 ", ".join(f"{x:.1f}" for x in loads)))
+    return rows
 
 
 def timed(cmd: list[str]) -> tuple[float, float, int]:
@@ -90,35 +181,51 @@ def resume_delay(source: Path, db: Path, server: ServerProcess, concurrency: int
         second.wait()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--records", type=int, default=50000)
-    parser.add_argument("--concurrency", type=int, default=64)
-    parser.add_argument("--no-resume", action="store_true", help="skip the resume figure")
-    args = parser.parse_args()
+def full(records: int, concurrency: int, resume: bool) -> list[tuple[str, str]]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp, ServerProcess() as server:
         source = Path(tmp) / "ner.json"
-        make_input(source, args.records)
+        make_input(source, records)
         db = Path(tmp) / "run.db"
-        cmd = command(source, db, server.base_url, args.concurrency)
+        cmd = command(source, db, server.base_url, concurrency)
         load = os.getloadavg()[0]
         seconds, rss, code = timed(cmd)
-        rows.append(("fresh run: records/s", f"{args.records / seconds:.0f}"))
+        rows.append((f"{records} records, fresh run: records/s (load {load:.1f})",
+                     f"{records / seconds:.0f}"))
         rows.append(("fresh run: peak RSS MB", f"{rss:.0f}"))
         rows.append(("fresh run: exit code", str(code)))
         rows.append(("store MB", f"{db.stat().st_size / 1e6:.0f}"))
         seconds, rss, code = timed(cmd)
-        rows.append(("fully cached rerun: records/s", f"{args.records / seconds:.0f}"))
+        rows.append(("fully cached rerun: records/s", f"{records / seconds:.0f}"))
         rows.append(("fully cached rerun: peak RSS MB", f"{rss:.0f}"))
-        if not args.no_resume:
-            delay = resume_delay(source, Path(tmp) / "resume.db", server, args.concurrency,
-                                 args.records // 2)
+        if resume:
+            delay = resume_delay(source, Path(tmp) / "resume.db", server, concurrency,
+                                 records // 2)
             rows.append(("resumed run: first new request after s",
                          f"{delay:.2f}" if delay is not None else "none in 300 s"))
-        end_load = os.getloadavg()[0]
-    print(f"{args.records} records, concurrency {args.concurrency}, "
-          f"load {load:.2f} at start, {end_load:.2f} at end")
+        rows.append(("load at the end", f"{os.getloadavg()[0]:.1f}"))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3, help="A B rounds against the loop")
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--full", action="store_true",
+                        help="also the 50,000-record fresh, cached and resumed runs")
+    parser.add_argument("--records", type=int, default=50000, help="for --full")
+    parser.add_argument("--no-resume", action="store_true", help="skip the resume figure")
+    parser.add_argument("--bare", nargs=2, metavar=("BASE_URL", "REQUESTS"),
+                        help=argparse.SUPPRESS)  # the bare loop's own process
+    args = parser.parse_args()
+    if args.bare:
+        bare_loop(args.bare[0], Path(args.bare[1]), args.concurrency)
+        return
+    print(f"{os.cpu_count()} cores; load {os.getloadavg()[0]:.1f} at start", flush=True)
+    rows = against_bare_loop(args.rounds, args.concurrency)
+    if args.full:
+        rows += full(args.records, 64 if args.concurrency == 32 else args.concurrency,
+                     not args.no_resume)
     print("| figure | value |\n|---|---|")
     for name, value in rows:
         print(f"| {name} | {value} |")

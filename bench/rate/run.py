@@ -1,15 +1,22 @@
-"""Rate benchmark: how close mmtrans keeps to an endpoint's rate limit, and at what cost in
-429 answers and failed records.
+"""Rate benchmark: how close mmtrans keeps to an endpoint's request limit, on limiters built
+the different ways real endpoints build them, idle and with a busy process beside it.
 
-A loopback server enforces the limits the way OpenAI does (sliding 60 s windows and the same
-limits pro rata over every second, `x-ratelimit-*` headers on every answer, 429 with
-`Retry-After`, latency uniform 150-600 ms) and answers good translations of stockmark records,
-so prompts and answers have their real sizes. The limits are not given to mmtrans: it has to
-learn them from the answers. Achieved pace is measured by the server, from the first request
-it admitted to the last.
+For each semantics of mmtrans/limiters.py (`bucket`: OpenAI's refilling bucket; `sliding`: a
+sliding 60 s log whose remaining stays near zero at full pace and whose reset says `1s`;
+`window10`: Azure's fixed 10 s windows), without and with a per-second quantum (no more than
+rpm/60 within any one second), at each RPM, a loopback server in a process of its own enforces
+the limit (latency uniform 150-600 ms) and answers good translations of stockmark records, so
+prompts and answers have their real sizes. The limit is not given to mmtrans: it learns it from
+the answers. Each run lasts about `--seconds` at the limit (records = rpm * seconds / 60, the
+5,343 stockmark sentences repeated with their own text when more are needed). `busy` runs a
+process spinning on the CPU beside the client (the machine has 2 cores). The fraction of the
+limit is measured by the server, from the first request it admitted to the last, and from 5 s
+after the first on: the limit is learned from the first answer, and until it comes one request
+is in flight, so the first ~0.8 s of a run go at no pace (a limiter that also counts per
+second never lets that time be made up).
 
-    python bench/rate/run.py                              # 600 requests/min, 1,200 records
-    python bench/rate/run.py --tpm 60000 --records 300    # tokens per minute bind first
+    python bench/rate/run.py                       # every row: about 30 minutes
+    python bench/rate/run.py --semantics sliding --rpm 600 --load busy --seconds 65
 """
 
 from __future__ import annotations
@@ -17,57 +24,105 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import mmtrans
-from mmtrans.testing import ServerProcess
+from mmtrans.limiters import SEMANTICS, LimitedServer
 
 STOCKMARK = Path(__file__).resolve().parents[2] / "tests/data/stockmark-ner-wikipedia/ner.json"
+SPIN = "while True: pass"
+
+
+def make_input(path: Path, n: int) -> None:
+    """`n` stockmark items; copies past the first 5,343 get new ids and their own text
+    (appended, so every entity span stays where it was) so none is a cache hit."""
+    items = json.loads(STOCKMARK.read_text(encoding="utf-8"))
+    out = []
+    for i in range(n):
+        item = dict(items[i % len(items)])
+        if copy := i // len(items):
+            item["curid"] = f"{item['curid']}-{copy}"
+            item["text"] = f"{item['text']}（{copy}）"
+        out.append(item)
+    path.write_text(json.dumps(out, ensure_ascii=False), encoding="utf-8")
+
+
+def run_one(semantics: str, quantum: bool, rpm: float, busy: bool, seconds: float,
+            concurrency: int) -> dict[str, object]:
+    records = max(50, round(rpm * seconds / 60))
+    spinner = subprocess.Popen([sys.executable, "-c", SPIN]) if busy else None
+    try:
+        with tempfile.TemporaryDirectory() as tmp, \
+                LimitedServer(semantics, rpm, quantum=quantum) as server:
+            source = Path(tmp) / "ner.json"
+            make_input(source, records)
+            settings = mmtrans.Settings(src="ja", tgt="en", labels=["scnm"], model="gpt-4o-mini",
+                                        base_url=server.base_url, repair=0,
+                                        concurrency=concurrency)
+            load = os.getloadavg()[0]
+            started = time.monotonic()
+            result = mmtrans.translate(source, Path(tmp) / "run.db", settings)
+            wall = time.monotonic() - started
+            achieved = server.achieved()
+    finally:
+        if spinner is not None:
+            spinner.kill()
+            spinner.wait()
+    sent = achieved["answered"] + achieved["refused"]
+    return {"semantics": semantics, "quantum": quantum, "rpm": rpm, "busy": busy,
+            "load": max(load, os.getloadavg()[0]), "records": records,
+            "fraction": achieved["rpm"] / rpm,
+            "settled": achieved["rpm_settled"] / rpm, "refused": achieved["refused"],
+            "refused_share": achieved["refused"] / sent if sent else 0.0,
+            "failed": result["failed"], "accepted": result["accepted"], "wall": wall}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--records", type=int, default=1200)
-    parser.add_argument("--rpm", type=float, default=600.0, help="server's request limit")
-    parser.add_argument("--tpm", type=float, default=None, help="server's token limit")
-    parser.add_argument("--concurrency", type=int, default=32,
-                        help="mmtrans --concurrency (today's fixed pool; a cap once adaptive)")
+    parser.add_argument("--semantics", default=",".join(SEMANTICS),
+                        help=f"comma-separated, of {', '.join(SEMANTICS)}")
+    parser.add_argument("--quantum", default="no,yes", help="no, yes or no,yes")
+    parser.add_argument("--rpm", default="600,10000", help="comma-separated limits")
+    parser.add_argument("--load", default="idle,busy", help="idle, busy or idle,busy")
+    parser.add_argument("--seconds", type=float, default=65.0,
+                        help="length of each run at the limit (past 60 s, so a sliding minute "
+                             "fills)")
+    parser.add_argument("--concurrency", type=int, default=256,
+                        help="mmtrans --concurrency: the cap; Little's law sets what is used")
+    parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args()
-    rpm = args.rpm or 600.0
-    items = json.loads(STOCKMARK.read_text(encoding="utf-8"))[: args.records]
-    with tempfile.TemporaryDirectory() as tmp, \
-            ServerProcess(rpm=rpm, tpm=args.tpm, latency=(0.15, 0.6)) as server:
-        source = Path(tmp) / "ner.json"
-        source.write_text(json.dumps(items, ensure_ascii=False), encoding="utf-8")
-        settings = mmtrans.Settings(src="ja", tgt="en", labels=["scnm"], model="gpt-4o-mini",
-                                    base_url=server.base_url, repair=0,
-                                    concurrency=args.concurrency)
-        started = time.monotonic()
-        result = mmtrans.translate(source, Path(tmp) / "run.db", settings)
-        seconds = time.monotonic() - started
-        achieved = server.achieved()
-    load = os.getloadavg()[0]
-    limit = f"{rpm:.0f} requests/min" if rpm else ""
-    if args.tpm:
-        limit = (limit + ", " if limit else "") + f"{args.tpm:.0f} tokens/min"
-    print(f"limit: {limit}; {len(items)} records; concurrency {args.concurrency}; "
-          f"load {load:.2f}")
-    rows = [("achieved requests/min (server)", f"{achieved['rpm']:.1f}")]
-    if rpm:
-        rows.append(("  as a fraction of the request limit", f"{achieved['rpm'] / rpm:.3f}"))
-    rows.append(("achieved tokens/min (server)", f"{achieved['tpm']:.0f}"))
-    if args.tpm:
-        rows.append(("  as a fraction of the token limit", f"{achieved['tpm'] / args.tpm:.3f}"))
-    rows += [("429 answers", str(achieved["refused"])),
-             ("records accepted", str(result["accepted"])),
-             ("records failed", str(result["failed"])),
-             ("wall seconds", f"{seconds:.1f}"),
-             ("records/min end to end", f"{len(items) / seconds * 60:.1f}")]
-    print("| figure | value |\n|---|---|")
-    for name, value in rows:
-        print(f"| {name} | {value} |")
+    rows = []
+    print(f"{os.cpu_count()} cores; {args.seconds:g} s per run at the limit; latency "
+          "150-600 ms; limits learned from the headers", flush=True)
+    print("| semantics | quantum | RPM | load | fraction of limit | from 5 s on | "
+          "429s | failed | records | wall s |\n|---|---|---|---|---|---|---|---|---|---|",
+          flush=True)
+    for rpm in (float(x) for x in args.rpm.split(",")):
+        for semantics in args.semantics.split(","):
+            for quantum in (q == "yes" for q in args.quantum.split(",")):
+                for busy in (x == "busy" for x in args.load.split(",")):
+                    row = run_one(semantics, quantum, rpm, busy, args.seconds,
+                                  args.concurrency)
+                    rows.append(row)
+                    load = f"{'busy core' if busy else 'no spinner'}, {row['load']:.1f}"
+                    print(f"| {semantics} | {'1/60 a second' if quantum else 'none'} | "
+                          f"{rpm:,.0f} | {load} | {row['fraction']:.3f} | "
+                          f"{row['settled']:.3f} | "
+                          f"{row['refused']} ({row['refused_share']:.2%}) | {row['failed']} | "
+                          f"{row['records']:,} | {row['wall']:.0f} |", flush=True)
+    worst = min(rows, key=lambda r: r["fraction"])
+    steady = min(rows, key=lambda r: r["settled"])
+    most = max(rows, key=lambda r: r["refused_share"])
+    print(f"\nlowest fraction {worst['fraction']:.3f} ({steady['settled']:.3f} from 5 s "
+          f"on); most 429s "
+          f"{most['refused_share']:.2%}; failed records {sum(r['failed'] for r in rows)}; "
+          f"load at the end {os.getloadavg()[0]:.1f}")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,286 @@
+"""Rate limiters built the different ways real endpoints build them, as test servers.
+
+A pacer tuned to one limiter's semantics reaches its figure on that limiter only. Real
+endpoints differ in what they count and in what their headers mean:
+
+- `bucket` (OpenAI's headers): a bucket of `rpm` requests that refills continuously at rpm/60
+  a second; `x-ratelimit-remaining-requests` is what the bucket holds, the reset header the
+  time until it is full again; a refusal names its wait in `retry-after-ms`.
+- `sliding` (proxies that count a log, LiteLLM-style): at most `rpm` over any sliding 60 s;
+  remaining is the limit minus every request admitted in the last 60 s, so at full pace it stays
+  near zero, and the reset header says `1s` whatever the truth; a refusal says `retry-after: 1`.
+- `window10` (Azure OpenAI): the minute's quota enforced over fixed 10 s windows of rpm/6;
+  remaining counts down within the current window and jumps back at its end, the reset header
+  names that end; a refusal's `retry-after` is the whole seconds until the window turns.
+
+Each takes a `quantum`: besides its own rule it then refuses past rpm/60 requests within any
+one second (a sliding 1 s count, the strictest reading of "pro rata over every second"), with
+`retry-after: 1`. Refused requests cost nothing. Only requests are limited (tokens are the
+`RateLimited` server's, in testing.py).
+
+    FakeLLM(Limited("sliding", rpm=600, quantum=True))   # a script, like RateLimited
+    with LimitedServer("bucket", rpm=10_000) as server: ...   # in a process of its own
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from .testing import FakeLLM, Reply, Script, format_duration, translating
+
+SEMANTICS = ("bucket", "sliding", "window10")
+
+
+class _Rule:
+    """One way of counting requests: `wait` says how long until one more fits (0: now)."""
+
+    def __init__(self, rpm: float, now: float):
+        self.rpm = rpm
+
+    def wait(self, now: float) -> float:
+        raise NotImplementedError
+
+    def take(self, now: float) -> None:
+        raise NotImplementedError
+
+    def headers(self, now: float) -> dict[str, str]:
+        raise NotImplementedError
+
+    def refusal(self, wait: float) -> dict[str, str]:
+        raise NotImplementedError
+
+
+class _Log:
+    """Admission times within a sliding window of `seconds`, at most `most` of them."""
+
+    def __init__(self, most: float, seconds: float):
+        self.most, self.seconds = most, seconds
+        self.times: deque[float] = deque()
+
+    def prune(self, now: float) -> None:
+        while self.times and self.times[0] <= now - self.seconds:
+            self.times.popleft()
+
+    def wait(self, now: float) -> float:
+        self.prune(now)
+        if len(self.times) + 1 <= self.most:
+            return 0.0
+        # The one that must age out for one more to fit.
+        oldest = self.times[len(self.times) - int(self.most)]
+        return max(1e-6, oldest + self.seconds - now)
+
+
+class Bucket(_Rule):
+    """OpenAI's headers: a bucket of `rpm`, refilled continuously, starting full."""
+
+    def __init__(self, rpm: float, now: float):
+        super().__init__(rpm, now)
+        self.level, self.at = rpm, now
+        self.rate = rpm / 60
+
+    def _refill(self, now: float) -> None:
+        self.level = min(self.rpm, self.level + (now - self.at) * self.rate)
+        self.at = now
+
+    def wait(self, now: float) -> float:
+        self._refill(now)
+        return 0.0 if self.level >= 1 else (1 - self.level) / self.rate
+
+    def take(self, now: float) -> None:
+        self.level -= 1
+
+    def headers(self, now: float) -> dict[str, str]:
+        self._refill(now)
+        return {"x-ratelimit-limit-requests": str(int(self.rpm)),
+                "x-ratelimit-remaining-requests": str(max(0, int(self.level))),
+                "x-ratelimit-reset-requests": format_duration((self.rpm - self.level)
+                                                              / self.rate)}
+
+    def refusal(self, wait: float) -> dict[str, str]:
+        return {"retry-after-ms": f"{wait * 1000:.0f}"}
+
+
+class Sliding(_Rule):
+    """A log of the last 60 s; remaining near zero at full pace; reset always `1s`."""
+
+    def __init__(self, rpm: float, now: float):
+        super().__init__(rpm, now)
+        self.log = _Log(rpm, 60.0)
+
+    def wait(self, now: float) -> float:
+        return self.log.wait(now)
+
+    def take(self, now: float) -> None:
+        self.log.times.append(now)
+
+    def headers(self, now: float) -> dict[str, str]:
+        self.log.prune(now)
+        return {"x-ratelimit-limit-requests": str(int(self.rpm)),
+                "x-ratelimit-remaining-requests": str(max(0, int(self.rpm) - len(self.log.times))),
+                "x-ratelimit-reset-requests": "1s"}
+
+    def refusal(self, wait: float) -> dict[str, str]:
+        return {"retry-after": "1"}
+
+
+class Window10(_Rule):
+    """Azure's way: fixed 10 s windows of rpm/6 (aligned to the clock, not to the client)."""
+
+    SECONDS = 10.0
+
+    def __init__(self, rpm: float, now: float):
+        super().__init__(rpm, now)
+        self.most = math.floor(rpm / 6)
+        self.window, self.used = math.floor(now / self.SECONDS), 0
+
+    def _turn(self, now: float) -> None:
+        window = math.floor(now / self.SECONDS)
+        if window != self.window:
+            self.window, self.used = window, 0
+
+    def _end(self) -> float:
+        return (self.window + 1) * self.SECONDS
+
+    def wait(self, now: float) -> float:
+        self._turn(now)
+        return 0.0 if self.used + 1 <= self.most else max(1e-6, self._end() - now)
+
+    def take(self, now: float) -> None:
+        self.used += 1
+
+    def headers(self, now: float) -> dict[str, str]:
+        self._turn(now)
+        return {"x-ratelimit-limit-requests": str(int(self.rpm)),
+                "x-ratelimit-remaining-requests": str(max(0, self.most - self.used)),
+                "x-ratelimit-reset-requests": format_duration(self._end() - now)}
+
+    def refusal(self, wait: float) -> dict[str, str]:
+        return {"retry-after": str(max(1, math.ceil(wait)))}
+
+
+RULES: dict[str, type[_Rule]] = {"bucket": Bucket, "sliding": Sliding, "window10": Window10}
+
+
+class Limited:
+    """A script that enforces `rpm` the `semantics` way (see the module docstring) around
+    another one, with a latency drawn uniformly from `latency`."""
+
+    def __init__(self, semantics: str, rpm: float, *, quantum: bool = False,
+                 script: Script | None = None, latency: tuple[float, float] = (0.15, 0.6),
+                 seed: int = 0, clock: Callable[[], float] = time.monotonic,
+                 settled: float = 5.0):
+        if semantics not in RULES:
+            raise ValueError(f"semantics: one of {', '.join(SEMANTICS)}, not {semantics!r}")
+        self.script = script or translating("en")
+        self.clock = clock
+        self.rule = RULES[semantics](rpm, clock())
+        self.quantum = _Log(math.floor(rpm / 60), 1.0) if quantum else None
+        self.latency = latency
+        self.random = random.Random(seed)
+        self.lock = threading.Lock()
+        self.answered: list[float] = []  # arrival of every admitted request
+        self.refused = 0
+        self.refused_by_quantum = 0
+        self.settled = settled
+
+    def __call__(self, payload: dict[str, Any], request: dict[str, Any]) -> Reply:
+        arrived = self.clock()  # a limiter counts a request when it arrives
+        reply = self.script(payload, request)
+        if reply.status != 200:
+            return reply
+        with self.lock:
+            now = arrived
+            wait = self.rule.wait(now)
+            quantum_wait = self.quantum.wait(now) if self.quantum else 0.0
+            admitted = wait <= 0 and quantum_wait <= 0
+            if admitted:
+                self.rule.take(now)
+                if self.quantum:
+                    self.quantum.times.append(now)
+                self.answered.append(now)
+            else:
+                self.refused += 1
+                self.refused_by_quantum += wait <= 0
+            headers = self.rule.headers(now)
+            delay = self.random.uniform(*self.latency)
+        if not admitted:
+            refusal = self.rule.refusal(wait) if wait > 0 else {"retry-after": "1"}
+            return Reply(status=429, headers=headers | refusal, body={"error": {
+                "message": "Rate limit reached; please try again later.",
+                "type": "requests", "code": "rate_limit_exceeded"}})
+        return Reply(reply.content, headers={**reply.headers, **headers}, delay=delay,
+                     usage=reply.usage, body=reply.body)
+
+    def achieved(self) -> dict[str, float]:
+        """Requests per minute admitted, from the first admitted request to the last
+        (`rpm`) and from `settled` seconds after the first on (`rpm_settled`: a client that
+        learns the limit from the first answer has one request in flight until then), and
+        the 429s."""
+        with self.lock:
+            times = list(self.answered)
+        span = times[-1] - times[0] if len(times) > 1 else 0.0
+        later = [t for t in times if t >= times[0] + self.settled] if times else []
+        settled = later[-1] - later[0] if len(later) > 1 else 0.0
+        return {"answered": len(times), "refused": self.refused,
+                "refused_by_quantum": self.refused_by_quantum, "seconds": span,
+                "rpm": (len(times) - 1) / span * 60 if span else 0.0,
+                "rpm_settled": (len(later) - 1) / settled * 60 if settled else 0.0}
+
+
+def _serve(conn: Any, semantics: str, rpm: float, quantum: bool,
+           latency: tuple[float, float]) -> None:
+    import os
+    import sys
+
+    sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (clients killed mid-request need no trace)
+    limited = Limited(semantics, rpm, quantum=quantum, latency=latency, clock=time.time)
+    with FakeLLM(limited) as llm:
+        # socketserver listens with a backlog of 5: at 10,000 requests a minute a client
+        # opens a hundred connections at once, and the kernel would drop most of them.
+        llm.server.socket.listen(1024)
+        conn.send(llm.base_url)
+        while True:
+            what = conn.recv()
+            if what == "stop":
+                return
+            conn.send(limited.achieved())
+
+
+class LimitedServer:
+    """A `Limited` translating server in a process of its own, so that a benchmark measures
+    the client's CPU alone.
+
+        with LimitedServer("window10", rpm=600, quantum=True) as server:
+            ... server.base_url ... server.achieved()
+    """
+
+    def __init__(self, semantics: str, rpm: float, *, quantum: bool = False,
+                 latency: tuple[float, float] = (0.15, 0.6)):
+        import multiprocessing
+
+        if semantics not in RULES:
+            raise ValueError(f"semantics: one of {', '.join(SEMANTICS)}, not {semantics!r}")
+        context = multiprocessing.get_context("spawn")
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=_serve, daemon=True,
+                                       args=(child, semantics, rpm, quantum, latency))
+        self.base_url = ""
+
+    def __enter__(self) -> LimitedServer:
+        self.process.start()
+        self.base_url = self.conn.recv()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.conn.send("stop")
+        self.process.join(10)
+
+    def achieved(self) -> dict[str, float]:
+        self.conn.send("achieved")
+        return self.conn.recv()
