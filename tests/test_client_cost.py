@@ -75,11 +75,11 @@ def test_the_language_checks_detector_answers_as_langdetect_does_on_real_data():
 
     DetectorFactory.seed = 0
     paths = [DATA / "stockmark-ner-wikipedia/ner.json",
-             DATA / "universal-ner/CrossNER_AI.json", *sorted(SHARED.glob("iepile/*/test.json"))]
+             DATA / "universal-ner/CrossNER_AI.json", *sorted(DATA.glob("iepile/*/test.json"))]
     texts = [r.text for path in paths if Path(path).is_file()
              for r in list(formats.read(path))[::7] if isinstance(r, Record)]
     if len(texts) < 100:
-        pytest.skip(f"needs the real datasets in {SHARED}")
+        pytest.skip(f"needs the real datasets in {DATA}")
 
     def guesses(detect):
         out = []
