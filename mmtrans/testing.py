@@ -9,8 +9,6 @@ and the sentence is built around them, so every defect is one the test put there
 
 from __future__ import annotations
 
-import email.parser
-import email.policy
 import hashlib
 import json
 import math
@@ -23,6 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from .checks import numbers_in
@@ -423,112 +422,17 @@ class ServerProcess:
         return self.conn.recv()
 
 
-class FakeBatchAPI:
-    """OpenAI's Files and Batches endpoints on 127.0.0.1, answering each batch line with the
-    scripted translator. `mode`: "complete" (every line answered), "partial" (every third line
-    fails), "expired" (the window ran out after half the lines; their answers come back)."""
-
-    def __init__(self, mode: str = "complete", tgt: str = "en"):
-        self.mode = mode
-        self.files: dict[str, bytes] = {}
-        self.batches: dict[str, dict[str, Any]] = {}
-        self.created: list[str] = []
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def reply(self, body: Any, raw: bytes | None = None) -> None:
-                data = raw if raw is not None else json.dumps(body).encode()
-                self.send_response(200)
-                self.send_header("content-type", "application/octet-stream" if raw is not None
-                                 else "application/json")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_POST(self) -> None:  # noqa: N802
-                body = self.rfile.read(int(self.headers.get("content-length", 0)))
-                if self.path.endswith("/files"):
-                    parsed = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-                        b"content-type: " + self.headers["content-type"].encode() + b"\r\n\r\n"
-                        + body)
-                    content = next(part.get_payload(decode=True) for part in parsed.iter_parts()
-                                   if part.get_param("name", header="content-disposition")
-                                   == "file")
-                    file_id = f"file-{len(fake.files) + 1}"
-                    fake.files[file_id] = content
-                    return self.reply({"id": file_id, "object": "file", "bytes": len(content),
-                                       "created_at": 0, "filename": "requests.jsonl",
-                                       "purpose": "batch", "status": "processed"})
-                request = json.loads(body)
-                batch_id = f"batch_{len(fake.batches) + 1}"
-                fake.batches[batch_id] = fake.run(batch_id, request["input_file_id"], tgt)
-                fake.created.append(batch_id)
-                return self.reply(fake.batches[batch_id])
-
-            def do_GET(self) -> None:  # noqa: N802
-                parts = self.path.split("?")[0].rstrip("/").split("/")
-                if parts[-1] == "content":
-                    return self.reply(None, raw=fake.files[parts[-2]])
-                return self.reply(fake.batches[parts[-1]])
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def run(self, batch_id: str, input_file: str, tgt: str) -> dict[str, Any]:
-        """Answer a batch's lines at once, as the mode says, and describe the batch."""
-        lines = self.files[input_file].decode().splitlines()
-        answered, errors = [], []
-        for n, line in enumerate(lines):
-            request = json.loads(line)
-            failed = self.mode == "partial" and n % 3 == 2
-            if self.mode == "expired" and n >= len(lines) // 2:
-                errors.append({"custom_id": request["custom_id"], "response": None,
-                               "error": {"code": "batch_expired", "message": "expired"}})
-                continue
-            content = json.dumps(good_translation(record_payload(request["body"]), tgt),
-                                 ensure_ascii=False)
-            body = {"id": f"c{n}", "object": "chat.completion", "created": 0,
-                    "model": request["body"]["model"],
-                    "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": content}}],
-                    "usage": {"prompt_tokens": 100, "completion_tokens": 20,
-                              "total_tokens": 120}}
-            response = {"status_code": 500, "request_id": f"r{n}",
-                        "body": {"error": {"message": "server error"}}} if failed else \
-                {"status_code": 200, "request_id": f"r{n}", "body": body}
-            answered.append({"id": f"{batch_id}-{n}", "custom_id": request["custom_id"],
-                             "response": response, "error": None})
-        output = f"file-out-{batch_id}"
-        self.files[output] = "".join(json.dumps(a) + "\n" for a in answered).encode()
-        error_file = None
-        if errors:
-            error_file = f"file-err-{batch_id}"
-            self.files[error_file] = "".join(json.dumps(e) + "\n" for e in errors).encode()
-        status = "expired" if self.mode == "expired" else "completed"
-        failed = sum(a["response"]["status_code"] != 200 for a in answered) + len(errors)
-        return {"id": batch_id, "object": "batch", "endpoint": "/v1/chat/completions",
-                "input_file_id": input_file, "completion_window": "24h", "status": status,
-                "created_at": 0, "output_file_id": output, "error_file_id": error_file,
-                "request_counts": {"total": len(lines), "completed": len(lines) - failed,
-                                   "failed": failed}}
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-
-    def __enter__(self) -> FakeBatchAPI:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+def repeated_items(source: Path, n: int) -> Iterator[dict[str, Any]]:
+    """`n` stockmark items from `source`, its items repeated; each copy past the first gets a
+    curid and a text of its own (appended, so every entity span stays where it was), so no
+    request of a benchmark is a cache hit."""
+    items = json.loads(Path(source).read_text(encoding="utf-8"))
+    for i in range(n):
+        item = dict(items[i % len(items)])
+        if copy := i // len(items):
+            item["curid"] = f"{item['curid']}-{copy}"
+            item["text"] = f"{item['text']}（{copy}）"
+        yield item
 
 
 @contextmanager

@@ -24,27 +24,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-from mmtrans.testing import ServerProcess
+from mmtrans.testing import ServerProcess, repeated_items
 
 STOCKMARK = Path(__file__).resolve().parents[2] / "tests/data/stockmark-ner-wikipedia/ner.json"
 LIMITED = 2000
-
-
-def records(n: int) -> Iterator[dict[str, Any]]:
-    """N stockmark items: the real ones repeated, each copy with a curid and text of its own
-    (appended text keeps every entity span where it was)."""
-    items = json.loads(STOCKMARK.read_text(encoding="utf-8"))
-    for i in range(n):
-        item = dict(items[i % len(items)])
-        copy = i // len(items)
-        if copy:
-            item["curid"] = f"{item['curid']}-{copy}"
-            item["text"] = f"{item['text']}（{copy}）"
-        yield item
 
 
 def write_inputs(folder: Path, n: int) -> tuple[Path, Path]:
@@ -52,7 +37,7 @@ def write_inputs(folder: Path, n: int) -> tuple[Path, Path]:
     array, lines = folder / f"ner{n}.json", folder / f"ner{n}.jsonl"
     with array.open("w", encoding="utf-8") as a, lines.open("w", encoding="utf-8") as j:
         a.write("[")
-        for i, item in enumerate(records(n)):
+        for i, item in enumerate(repeated_items(STOCKMARK, n)):
             text = json.dumps(item, ensure_ascii=False)
             a.write(("," if i else "") + text)
             j.write(text + "\n")

@@ -31,23 +31,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from mmtrans.testing import ServerProcess
+from mmtrans.testing import ServerProcess, repeated_items
 
 STOCKMARK = Path(__file__).resolve().parents[2] / "tests/data/stockmark-ner-wikipedia/ner.json"
 
 
 def make_input(path: Path, n: int) -> None:
-    items = json.loads(STOCKMARK.read_text(encoding="utf-8"))
-    out = []
-    for i in range(n):
-        item = dict(items[i % len(items)])
-        copy = i // len(items)
-        if copy:
-            # Appended text keeps every entity span where it was.
-            item["curid"] = f"{item['curid']}-{copy}"
-            item["text"] = f"{item['text']}（{copy}）"
-        out.append(item)
-    path.write_text(json.dumps(out, ensure_ascii=False), encoding="utf-8")
+    path.write_text(json.dumps(list(repeated_items(STOCKMARK, n)), ensure_ascii=False),
+                    encoding="utf-8")
 
 
 def command(source: Path, db: Path, base_url: str, concurrency: int,

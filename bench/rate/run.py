@@ -32,23 +32,15 @@ from pathlib import Path
 
 import mmtrans
 from mmtrans.limiters import SEMANTICS, LimitedServer
+from mmtrans.testing import repeated_items
 
 STOCKMARK = Path(__file__).resolve().parents[2] / "tests/data/stockmark-ner-wikipedia/ner.json"
 SPIN = "while True: pass"
 
 
 def make_input(path: Path, n: int) -> None:
-    """`n` stockmark items; copies past the first 5,343 get new ids and their own text
-    (appended, so every entity span stays where it was) so none is a cache hit."""
-    items = json.loads(STOCKMARK.read_text(encoding="utf-8"))
-    out = []
-    for i in range(n):
-        item = dict(items[i % len(items)])
-        if copy := i // len(items):
-            item["curid"] = f"{item['curid']}-{copy}"
-            item["text"] = f"{item['text']}（{copy}）"
-        out.append(item)
-    path.write_text(json.dumps(out, ensure_ascii=False), encoding="utf-8")
+    path.write_text(json.dumps(list(repeated_items(STOCKMARK, n)), ensure_ascii=False),
+                    encoding="utf-8")
 
 
 def run_one(semantics: str, quantum: bool, rpm: float, busy: bool, seconds: float,
