@@ -22,10 +22,10 @@ from openai.types.chat import ChatCompletion
 from pydantic import ValidationError
 
 from .endpoint import normalise_endpoint
-from .errors import DeferredError, InputError
+from .errors import ConfigError, DeferredError, InputError
 from .files import check_output, write_text, writing
-from .llm import Completion, Message, Params, ServerFault, answer_text
-from .pipeline import DEFAULT_MODEL, Run
+from .llm import Completion, Message, Params, ServerFault, answer_text, choose_model
+from .pipeline import Run
 from .run import Settings, translate
 from .store import Store
 
@@ -65,6 +65,18 @@ def _files(out: Path, count: int) -> list[Path]:
             for i in range(count)]
 
 
+def batch_model(settings: Settings) -> str:
+    """The model a batch's requests name, as `translate` would choose it (so both key their
+    requests alike): --model, else the one model a server URL lists; a batch runner's name
+    (`vllm:local`) cannot be asked, so it needs --model."""
+    if settings.model:
+        return settings.model
+    if not str(settings.base_url).lower().startswith(("http://", "https://")):
+        raise ConfigError(f"--base-url {settings.base_url} cannot be asked for its model: pass "
+                          "--model (the model the batch runner serves)")
+    return choose_model(None, settings.base_url, settings.api_key, settings.timeout)[0]
+
+
 def write_batch(input_path: str | Path, db_path: str | Path, settings: Settings,
                 out: str | Path, skip: set[str] | None = None,
                 force: bool = False) -> dict[str, Any]:
@@ -76,8 +88,7 @@ def write_batch(input_path: str | Path, db_path: str | Path, settings: Settings,
     if not settings.base_url:
         raise InputError(out, None, "a batch file needs --base-url: the endpoint that will "
                                     "answer it (any name for vLLM run-batch, e.g. vllm:local)")
-    backend = DeferringBackend(settings.model or DEFAULT_MODEL,
-                               normalise_endpoint(settings.base_url))
+    backend = DeferringBackend(batch_model(settings), normalise_endpoint(settings.base_url))
     result = translate(input_path, db_path, settings, backend=backend)
     lines: list[dict[str, Any]] = []
     for messages, params in backend.requests.values():

@@ -97,6 +97,9 @@ def sigterm_interrupts() -> list[int]:
         came.append(signum)
         signal.raise_signal(signal.SIGINT)
 
+    # A process started with `&` by a script has SIGINT ignored: SIGTERM must still stop it.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, interrupt)
     return came
 

@@ -45,7 +45,6 @@ from .tagging import Tagged, parse_tagged_reply, tag, tagged_payload
 if TYPE_CHECKING:
     from .run import Settings
 
-DEFAULT_MODEL = "gpt-4o-mini"
 T = TypeVar("T")
 
 

@@ -305,7 +305,8 @@ def translate(
                                      prompts, on_progress, on_notice)
     except BaseException:
         if created and not stored_input:
-            for leftover in (db, Path(f"{db}-wal"), Path(f"{db}-shm"), Path(f"{db}-lock")):
+            ends = ("wal", "shm", "lock", "reserve")
+            for leftover in (db, *(Path(f"{db}-{end}") for end in ends)):
                 leftover.unlink(missing_ok=True)
         raise
 

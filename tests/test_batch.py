@@ -55,7 +55,7 @@ def test_a_vllm_batch_ends_in_the_same_export_as_the_online_run(tmp_path, sample
 def test_reading_a_file_that_is_not_batch_output_is_one_line(tmp_path, sample):
     db = tmp_path / "b.db"
     runner.invoke(app, ["batch", "write", str(sample(2)), "--src", "ja", "--tgt", "en",
-                        "--db", str(db), "--base-url", "vllm:local",
+                        "--db", str(db), "--base-url", "vllm:local", "--model", MODEL,
                         "--out", str(tmp_path / "r.jsonl")])
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"no": "custom id"}\n', encoding="utf-8")
@@ -112,3 +112,34 @@ def test_a_partly_failed_or_expired_batch_leaves_the_rest_pending_for_the_next(
         resubmitted = submit(path, db, api)
         assert f"{6 - answered} request(s) submitted" in resubmitted.output, resubmitted.output
     assert len(api.created) == 2
+
+
+def test_a_batch_written_without_model_is_keyed_like_the_translate_that_uses_it(tmp_path,
+                                                                                 sample):
+    """Without --model both name the model the server lists, so the batch's answers are
+    the ones `translate` finds (a batch keyed to a guessed model was never used)."""
+    path, db = sample(4), tmp_path / "b.db"
+    requests, results = tmp_path / "req.jsonl", tmp_path / "out.jsonl"
+    with FakeLLM() as llm:
+        common = ["--src", "ja", "--tgt", "en", "--labels", "scnm", "--db", str(db),
+                  "--base-url", llm.base_url]
+        written = runner.invoke(app, ["batch", "write", str(path), "--out", str(requests),
+                                      *common])
+        assert written.exit_code == 0, written.output
+        bodies = [json.loads(line)["body"] for line in requests.read_text().splitlines()]
+        assert {body["model"] for body in bodies} == set(llm.models)
+        run_batch(requests, results)
+        assert runner.invoke(app, ["batch", "read", str(results), "--db", str(db)]).exit_code == 0
+        asked = len(llm.requests)
+        online = runner.invoke(app, ["translate", str(path), *common])
+        assert online.exit_code == 0, online.output
+        assert len(llm.requests) == asked  # every answer came from the batch
+
+
+def test_a_batch_for_a_runner_name_needs_model(tmp_path, sample):
+    result = runner.invoke(app, ["batch", "write", str(sample(2)), "--out",
+                                 str(tmp_path / "req.jsonl"), "--src", "ja", "--tgt", "en",
+                                 "--labels", "scnm", "--db", str(tmp_path / "b.db"),
+                                 "--base-url", "vllm:local"])
+    assert result.exit_code == 2 and "pass --model" in result.output, result.output
+    assert not (tmp_path / "req.jsonl").exists()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -14,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from mmtrans.records import Record
 from mmtrans.store import Store
+from mmtrans.store.records import STAGED_ROWS
 from mmtrans.testing import Deliveries, FakeLLM
 
 
@@ -87,6 +90,69 @@ def test_sigterm_stops_with_a_message_and_keeps_every_delivered_answer(tmp_path,
     finish = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=120)
     assert finish.returncode == 0, finish.stderr
     assert deliveries.bought_twice([killed]) == 0
+
+
+def test_sigterm_stops_a_run_started_with_sigint_ignored(tmp_path, sample, slow):
+    """A script's `mmtrans translate ... &` starts with SIGINT ignored: SIGTERM still stops
+    it (it used to be turned into that ignored SIGINT and dropped: the run went on)."""
+    server, deliveries = slow
+    path, db = sample(20), tmp_path / "run.db"
+    first = subprocess.Popen(
+        translate_command(path, db, server.base_url), env=ENV, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    kill_after_answers(first, deliveries, 2, signal.SIGTERM)
+    stderr = first.stderr.read()
+    assert first.returncode == 143, stderr
+    assert deliveries.answered() < 20
+
+
+def test_reading_a_new_input_never_holds_the_write_lock_for_the_whole_read(tmp_path, sample):
+    """Another process keeps committing (a running translate saving its answers) while a
+    long input streams into the store: the input goes in by short transactions."""
+    db = tmp_path / "run.db"
+    Store(db).close()
+    other = sqlite3.connect(db, timeout=0.5)  # waits at most half a second for the lock
+    records = [Record(id=f"r:{i}", text=f"文{i}", task="NER") for i in range(3 * STAGED_ROWS)]
+    writes = []
+
+    def items():
+        for i, record in enumerate(records):
+            if i and i % STAGED_ROWS == STAGED_ROWS // 2:  # mid-way through a chunk
+                with other:
+                    other.execute("insert into prompt_prefixes (hash, messages) values (?, '[]')",
+                                  [f"h{i}"])
+                writes.append(i)
+            yield record
+
+    with Store(db) as store:
+        run_id, held = store.add_input(items(), "in.json", lambda: {"run": 1}, {"in.json": 3000})
+        assert held == 3 * STAGED_ROWS and store.record_count(run_id) == held
+    assert len(writes) == 3
+    other.close()
+
+
+def test_input_staged_by_a_killed_process_is_dropped_by_the_next_reader(tmp_path):
+    db = tmp_path / "run.db"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    with Store(db) as store:
+        with store._write() as conn:
+            conn.conn.execute("insert into records (run_id, id, position, source, path) "
+                              "values (?, 'x', 0, '{}', 'p')", [f"~{int(dead):x}-1"])
+        store.add_input(iter([Record(id="a:0", text="文", task="NER")]), "in.json",
+                        lambda: {"run": 2}, {})
+        assert store._db.execute("select count(*) from records where run_id >= '~'"
+                                 ).fetchone()[0] == 0
+
+
+def test_a_first_run_that_stops_before_its_input_is_stored_leaves_no_file(tmp_path, sample,
+                                                                           llm):
+    db = tmp_path / "fresh.db"
+    done = subprocess.run(translate_command(sample(3), db, llm.base_url, "--format", "mre"),
+                          env=ENV, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("fresh")) == []
 
 
 def test_overlapping_runs_never_ask_the_same_request_at_once(tmp_path, sample, slow):

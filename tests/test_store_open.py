@@ -62,6 +62,17 @@ def test_the_cli_refuses_a_foreign_file_in_one_line(tmp_path):
     assert digest(path) == before
 
 
+def test_a_dry_run_refuses_a_foreign_file_by_its_own_name_without_copying_it(tmp_path):
+    from mmtrans.store import scratch_store
+
+    path = FOREIGN["a view alone"](tmp_path / "view.db")
+    before = digest(path)
+    with pytest.raises(StoreError) as refused, scratch_store(path):
+        pass
+    assert str(refused.value).startswith(f"{path}: not an mmtrans store")
+    assert digest(path) == before
+
+
 def stored_run(path: Path) -> str:
     with Store(path) as store:
         run_id = store.upsert_run({"input_path": "in.json", "format": "json", "src": "ja",

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import StoreError
-from ._core import GROUP_ROWS, GROUP_SECONDS, content_key, now, run_id_of
+from ._core import GROUP_ROWS, GROUP_SECONDS, content_key, inspect, now, run_id_of
 from .batches import Batches
 from .migrations import migrations
 from .reports import Reports
@@ -64,6 +64,7 @@ def scratch_store(db_path: str | Path) -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="mmtrans-dry-run-") as folder:
         scratch = Path(folder) / Path(db_path).name
         if Path(db_path).is_file():
+            inspect(Path(db_path), create=True)  # somebody else's file is refused, not copied
             # Not mode=ro: a read-only reader of a WAL store leaves -wal and -shm files
             # behind; a plain reader that writes nothing removes them when it closes.
             try:

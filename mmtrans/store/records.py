@@ -5,14 +5,21 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import suppress
 from typing import Any
 
+from ..errors import StoreError
 from ..formats import Reject
 from ..records import Record
 from ._core import Core, now, run_id_of
+from .requests import HOST, _alive
+
+#: Rows of a run's input written in one transaction while it is read.
+STAGED_ROWS = 1000
 
 
 class Records(Core):
@@ -145,9 +152,12 @@ class Records(Core):
         """The run's unreadable input items as stored, in the order they were read."""
         return list(self._db["rejects"].rows_where("run_id = ?", [run_id], order_by="id"))
 
-    # A run's input read once: its records go in as they stream, under a staging id, in one
-    # transaction that ends with the run's own id (known only once the whole input is read:
-    # it covers the input's hash and label tables), or is rolled back.
+    # A run's input read once: its records go in as they stream, under a staging id, in short
+    # transactions of a thousand rows (the write lock is never held for the whole read: a
+    # run going on in the same store keeps committing its answers), then are named by the
+    # run's own id, known only once the whole input is read (it covers the input's hash and
+    # label tables), in one more short transaction. A failure deletes the staged rows; a
+    # process killed meanwhile leaves rows the next reader deletes (their pid is gone).
 
     def add_input(self, items: Iterable[Record | Reject], default_path: str,
                   identify: Callable[[], dict[str, Any]], items_read: dict[str, int]
@@ -158,40 +168,68 @@ class Records(Core):
         Whatever raises meanwhile (an unknown label, an unreadable input) leaves the store
         as it was. Returns the run id and how many records the run holds (a run that
         already held its records, stored by another process meanwhile, keeps those)."""
+        self._drop_dead_staging()
         staging = f"~{os.getpid():x}-{time.monotonic_ns():x}"[:16]
-        insert = ("insert or ignore into records (run_id, id, position, source, path) "
-                  "values (?, ?, ?, ?, ?)")
-        with self._write() as db:
-            conn = db.conn
-            batch: list[tuple[Any, ...]] = []
+        records: list[tuple[Any, ...]] = []
+        rejects: list[tuple[Any, ...]] = []
+        try:
             position = 0
             for item in items:
                 if isinstance(item, Record):
-                    batch.append((staging, item.id, position, item.to_json(),
-                                  item.meta.get("path", default_path)))
+                    records.append((staging, item.id, position, item.to_json(),
+                                    item.meta.get("path", default_path)))
                     position += 1
-                    if len(batch) >= 1000:
-                        conn.executemany(insert, batch)
-                        batch.clear()
                 else:
-                    conn.execute(
-                        "insert or ignore into rejects (run_id, path, line, item, error, "
-                        "created) values (?, ?, ?, ?, ?, ?)",
-                        (staging, item.path, item.line, -1 if item.index is None else item.index,
-                         item.message, now()))
-            conn.executemany(insert, batch)
+                    rejects.append((staging, item.path, item.line,
+                                    -1 if item.index is None else item.index, item.message,
+                                    now()))
+                if len(records) + len(rejects) >= STAGED_ROWS:
+                    self._stage(records, rejects)
+            self._stage(records, rejects)
             run_id = run_id_of(identify())
-            held = self.record_count(run_id)
-            if held:
-                conn.rollback()
-                return run_id, held
-            for table in ("records", "rejects"):
-                conn.execute(f"delete from [{table}] where run_id = ?", [run_id])
-                conn.execute(f"update [{table}] set run_id = ? where run_id = ?",
-                             [run_id, staging])
-            conn.executemany("insert or replace into inputs (run_id, path, items) "
-                             "values (?, ?, ?)", [(run_id, p, n) for p, n in items_read.items()])
+            with self._write(immediate=True) as db:
+                held = self.record_count(run_id)
+                if held:
+                    self._unstage(db.conn, staging)
+                    return run_id, held
+                for table in ("records", "rejects"):
+                    db.conn.execute(f"delete from [{table}] where run_id = ?", [run_id])
+                    db.conn.execute(f"update [{table}] set run_id = ? where run_id = ?",
+                                    [run_id, staging])
+                db.conn.executemany(
+                    "insert or replace into inputs (run_id, path, items) values (?, ?, ?)",
+                    [(run_id, p, n) for p, n in items_read.items()])
+        except BaseException:
+            with suppress(StoreError, sqlite3.Error), self._write() as db:
+                self._unstage(db.conn, staging)
+            raise
         return run_id, self.record_count(run_id)
+
+    def _stage(self, records: list[tuple[Any, ...]], rejects: list[tuple[Any, ...]]) -> None:
+        """Write staged rows in one short transaction, and empty the lists."""
+        with self._write() as db:
+            db.conn.executemany("insert or ignore into records (run_id, id, position, source, "
+                                "path) values (?, ?, ?, ?, ?)", records)
+            db.conn.executemany("insert or ignore into rejects (run_id, path, line, item, "
+                                "error, created) values (?, ?, ?, ?, ?, ?)", rejects)
+        records.clear()
+        rejects.clear()
+
+    @staticmethod
+    def _unstage(conn: sqlite3.Connection, staging: str) -> None:
+        for table in ("records", "rejects"):
+            conn.execute(f"delete from [{table}] where run_id = ?", [staging])
+
+    def _drop_dead_staging(self) -> None:
+        """Delete the staged input of processes that died before naming it (staging ids are
+        `~<pid in hex>-...`; every run id is hex, so they sort after every run's rows)."""
+        staged = {row[0] for table in ("records", "rejects") for row in self._db.conn.execute(
+            f"select distinct run_id from [{table}] where run_id >= '~'")}
+        dead = [s for s in staged if not _alive(HOST, int(s[1:].split("-")[0], 16))]
+        if dead:
+            with self._write() as db:
+                for staging in dead:
+                    self._unstage(db.conn, staging)
 
     _NOT_DONE = """not exists (
         select 1 from translations t where t.id = (
