@@ -24,18 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from . import pipeline
-from .errors import (
-    AuthError,
-    EndpointDownError,
-    EndpointNotFoundError,
-    EndpointSilentError,
-    FatalModelError,
-    MmtransError,
-    ModelError,
-    ModelNotFoundError,
-    PermissionDeniedError,
-    QuotaExhaustedError,
-)
+from .errors import FatalModelError, MmtransError
 from .export import SKIP_REASONS
 from .export import export as export_run
 from .files import check_output, write_output
@@ -107,15 +96,7 @@ def sigterm_interrupts() -> list[int]:
 #: How an error a user may meet is shown: the word before its one line, and the exit
 #: status; the nearest class in the error's ancestry decides.
 ERROR_LINES: dict[type[Exception], tuple[str, int]] = {
-    QuotaExhaustedError: ("stopped", 2),
-    AuthError: ("stopped", 2),
-    PermissionDeniedError: ("stopped", 2),
-    ModelNotFoundError: ("stopped", 2),
-    EndpointNotFoundError: ("stopped", 2),
-    EndpointDownError: ("stopped", 2),
-    EndpointSilentError: ("stopped", 2),
-    FatalModelError: ("stopped", 2),
-    ModelError: ("error", 2),
+    FatalModelError: ("stopped", 2),  # no quota, key refused, no such model, server down
     MmtransError: ("error", 2),
 }
 

@@ -89,33 +89,6 @@ class Records(Core):
                                  [run_id]):
             yield Record.from_json(row["source"])
 
-    def pending_records(self, run_id: str, done: set[str], limit: int | None = None,
-                        page: int = 1000) -> tuple[int, Iterator[Record]]:
-        """The run's records in input order (the first `limit` only, when given) that are not
-        in `done`: how many, and a stream of them read a page at a time, so a run holds a
-        page of its records in memory, not all of them."""
-        bound = limit if limit is not None else 2**62
-        ids = [row[0] for row in self._db.conn.execute(
-            "select id from records where run_id = ? and position < ? order by position",
-            [run_id, bound]) if row[0] not in done]
-        wanted = set(ids)
-
-        def stream() -> Iterator[Record]:
-            after = -1
-            while True:
-                rows = self._db.conn.execute(
-                    "select position, id, source from records where run_id = ? and "
-                    "position > ? and position < ? order by position limit ?",
-                    [run_id, after, bound, page]).fetchall()
-                if not rows:
-                    return
-                after = rows[-1][0]
-                for _, record_id, source in rows:
-                    if record_id in wanted:
-                        yield Record.from_json(source)
-
-        return len(ids), stream()
-
     def stored_rejects(self, run_id: str) -> tuple[list[Reject], dict[str, int]]:
         """The run's unreadable input items and its items read per file, as stored when it
         read its input (a resumed run reports them without reading the input again)."""

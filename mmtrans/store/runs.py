@@ -104,5 +104,5 @@ class Runs(Core):
     def input_runs(self, input_path: str) -> list[dict[str, Any]]:
         """The configs of the runs on this input path, last used first."""
         return [json.loads(row[0]) for row in self._db.conn.execute(
-            "select config from runs where input_path = ? and config is not null "
-            "order by coalesce(last_used, created) desc, rowid desc", [input_path])]
+            f"select config from runs where input_path = ? and config is not null "
+            f"{LAST_USED_FIRST}", [input_path])]
