@@ -385,6 +385,7 @@ def runs(
         table = Table.grid(padding=(0, 2))
         table.add_column(no_wrap=True)
         table.add_column(overflow="fold")
+        table.add_row("dataset", r["dataset"])
         table.add_row("input", f"{r['input']} ({r['format']})")
         table.add_row("languages", f"{r['src']} -> {r['tgt']}")
         table.add_row("model", f"{r['model']} at {r['endpoint']}")

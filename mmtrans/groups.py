@@ -1,8 +1,9 @@
 """Which runs a report or a training export covers, and which dataset and language a record
 belongs to.
 
-A dataset is an input file (or, for a uie folder, one sub-folder of it); a language is the
-run's target language. A store may hold several runs of one input (another model, another
+A dataset is an input file (or, for a uie folder, one sub-folder of it), named by its path
+below the folder the store's inputs share (`NER/train.json`: see `datasets`); a language is
+the run's target language. A store may hold several runs of one input (another model, another
 prompt): unless a run is named, each (input, target language) is covered by its latest run.
 """
 
@@ -13,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .datasets import DatasetNames, output_stem
 from .errors import MmtransError
 from .export import exportable
-from .formats import uie
 from .records import Record
 from .store import Store
 
@@ -38,20 +39,9 @@ def chosen_runs(store: Store, run_id: str | None = None) -> list[dict[str, Any]]
     return list(latest.values())
 
 
-def dataset_of(run: dict[str, Any], record_id: str) -> str:
-    """The input file's name, or for a uie folder the sub-folder the record came from."""
-    if run["format"] == uie.NAME:
-        return record_id.rsplit(":", 1)[0].split("/")[0]
-    return Path(run["input_path"]).name
-
-
-def reject_dataset(run: dict[str, Any], path: str) -> str:
-    if run["format"] == uie.NAME:
-        try:
-            return Path(path).resolve().relative_to(Path(run["input_path"])).parts[0]
-        except (ValueError, IndexError):
-            return Path(path).parent.name
-    return Path(run["input_path"]).name
+def dataset_names(store: Store) -> DatasetNames:
+    """How the store's datasets are named: by their paths below the folder its inputs share."""
+    return DatasetNames.of(store.run_rows())
 
 
 @dataclass
@@ -65,19 +55,36 @@ class Group:
 
     @property
     def name(self) -> str:
-        """`<dataset stem>.<language>`: the stem of every file written for this group."""
-        return f"{Path(self.dataset).stem}.{self.language}"
+        """`<dataset path without suffix>.<language>` (`NER/train.en`): the path, below an
+        export's folder, of every file written for this group."""
+        return output_stem(self.dataset, self.language)
 
 
 def kept_groups(store: Store, run_id: str | None = None,
                 include_flagged: bool = False) -> Iterator[Group]:
     """The records an export writes (reviewers' decisions applied), by dataset and language."""
+    names = dataset_names(store)
     for run in chosen_runs(store, run_id):
         groups: dict[str, Group] = {}
         for record in exportable(store, run["id"], include_flagged):
-            dataset = dataset_of(run, record.id)
+            dataset = names.record(run, record.id)
             groups.setdefault(dataset, Group(dataset, run["tgt"], run, [])).records.append(record)
         yield from groups.values()
+
+
+class OutputPaths:
+    """The files one export writes, each claimed once: two datasets never share a file
+    (nothing of one export overwrites another part of it)."""
+
+    def __init__(self) -> None:
+        self._owner: dict[str, str] = {}
+
+    def claim(self, path: Path, dataset: str) -> Path:
+        owner = self._owner.setdefault(str(path), dataset)
+        if owner != dataset:
+            raise MmtransError(f"{path}: datasets {owner} and {dataset} would both be written "
+                               "here; export them with --run, one at a time")
+        return path
 
 
 def open_store(db_path: str | Path) -> Store:

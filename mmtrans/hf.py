@@ -3,8 +3,10 @@ card that `datasets.load_dataset(DIR)` reads.
 
     DIR/README.md                               card: YAML configs, languages, sizes,
                                                 statistics, model and prompt, licenses
-    DIR/data/<dataset>_<lang>/train.parquet     (and test.parquet when a train size is given)
-    DIR/licenses/<dataset>/<LICENSE file>       carried from beside the input
+    DIR/data/<dataset>_<lang>/train.parquet     (and test.parquet when a train size is given;
+                                                `NER/train.json` in English: NER_train_en)
+    DIR/licenses/<dataset>/<LICENSE file>       carried from beside the input (or the nearest
+                                                folder above it, up to the inputs' common one)
 
 The default config holds every dataset and language; each also has a config of its own.
 """
@@ -14,12 +16,12 @@ from __future__ import annotations
 import json
 import shutil
 from dataclasses import asdict
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .errors import MmtransError
 from .files import atomic_write, write_text
-from .groups import Group, kept_groups, open_store
+from .groups import Group, OutputPaths, dataset_names, kept_groups, open_store
 from .oiellm import Written
 from .oiellm import to_item as oiellm_item
 from .records import Record
@@ -70,20 +72,38 @@ def row(record: Record, group: Group) -> dict[str, Any]:
 
 
 def config_name(group: Group) -> str:
-    return f"{Path(group.dataset).stem}_{group.language}".replace(".", "_")
+    """`NER_train_en` for `NER/train.json` in English: the dataset's path without its suffix,
+    and the language (a config name is one word)."""
+    return group.name.replace("/", "_").replace(".", "_")
 
 
-def licenses(group: Group, out_dir: Path) -> list[str]:
-    """Copy the LICENSE-like files beside the run's input into the card's folder."""
-    source = Path(group.run["input_path"])
-    folder = source if source.is_dir() else source.parent
+def _license_files(folder: Path) -> list[Path]:
+    return [p for p in sorted(folder.glob("*")) if p.is_file()
+            and p.name.upper().startswith(("LICENSE", "LICENCE", "COPYING"))]
+
+
+def license_folder(input_path: Path, root: str | None) -> Path:
+    """The folder nearest the input, from the input's own up to the inputs' common folder,
+    that holds a license (IEPile keeps one LICENSE above `NER/`, `RE/` and `EE/`)."""
+    folder = input_path if input_path.is_dir() else input_path.parent
+    top = Path(root) if root is not None else folder
+    candidate = folder
+    while not _license_files(candidate) and candidate != top and top in candidate.parents:
+        candidate = candidate.parent
+    return candidate if _license_files(candidate) else folder
+
+
+def licenses(group: Group, out_dir: Path, root: str | None = None) -> list[str]:
+    """Copy the LICENSE-like files of the run's input (see `license_folder`) into the card's
+    folder, under the dataset's own path."""
+    folder = license_folder(Path(group.run["input_path"]), root)
     copied = []
-    for path in sorted(folder.glob("*")):
-        if path.is_file() and path.name.upper().startswith(("LICENSE", "LICENCE", "COPYING")):
-            target = out_dir / "licenses" / Path(group.dataset).stem / path.name
-            with path.open("rb") as source_file, atomic_write(target, binary=True) as f:
-                shutil.copyfileobj(source_file, f)
-            copied.append(str(target.relative_to(out_dir)))
+    below = str(PurePosixPath(group.dataset).with_suffix(""))
+    for path in _license_files(folder):
+        target = out_dir / "licenses" / below / path.name
+        with path.open("rb") as source_file, atomic_write(target, binary=True) as f:
+            shutil.copyfileobj(source_file, f)
+        copied.append(str(target.relative_to(out_dir)))
     return copied
 
 
@@ -159,7 +179,9 @@ def export_hf(db_path: str | Path, out_dir: str | Path, run_id: str | None = Non
     groups: list[tuple[Group, dict[str, int]]] = []
     license_files: dict[str, list[str]] = {}
     default, named = sizes
+    paths = OutputPaths()
     with open_store(db_path) as store:
+        root = dataset_names(store).root
         for group in kept_groups(store, run_id, include_flagged):
             if default is None and not named:
                 parts: dict[str, list[Record]] = {"train": group.records}
@@ -167,7 +189,7 @@ def export_hf(db_path: str | Path, out_dir: str | Path, run_id: str | None = Non
                 train, test = split_records(group.records, size_for(group.dataset, default,
                                                                     named), seed)
                 parts = {"train": train, "test": test}
-            folder = out / "data" / config_name(group)
+            folder = paths.claim(out / "data" / config_name(group), group.dataset)
             for name, records in parts.items():
                 table = pa.Table.from_pylist([row(r, group) for r in records], schema=schema())
                 with atomic_write(folder / f"{name}.parquet", binary=True) as f:
@@ -175,7 +197,7 @@ def export_hf(db_path: str | Path, out_dir: str | Path, run_id: str | None = Non
                 written.append(Written(group.dataset, group.language,
                                        str(folder / f"{name}.parquet"), len(records)))
             groups.append((group, {k: len(v) for k, v in parts.items()}))
-            license_files[group.dataset] = licenses(group, out)
+            license_files[group.dataset] = licenses(group, out, root)
     if not groups:
         raise MmtransError(f"{db_path}: nothing to export")
     table = stats(db_path, run_id).markdown()

@@ -16,7 +16,7 @@ from typing import Any
 
 from .files import write_json_values
 from .formats import mre
-from .groups import kept_groups, open_store
+from .groups import OutputPaths, kept_groups, open_store
 from .records import Record
 
 TASK_WORDS = {"NER": "NER", "RE": "Relation Extraction", "SPO": "Relation Extraction",
@@ -49,11 +49,13 @@ class Written:
 
 def export_oiellm(db_path: str | Path, out_dir: str | Path, run_id: str | None = None,
                   include_flagged: bool = False) -> list[Written]:
-    """`<out_dir>/<dataset>.<language>.jsonl` for every dataset and language of the store."""
+    """`<out_dir>/<dataset>.<language>.jsonl` for every dataset and language of the store,
+    the dataset's path kept (`NER/train.json` in English: `NER/train.en.jsonl`)."""
     written = []
+    paths = OutputPaths()
     with open_store(db_path) as store:
         for group in kept_groups(store, run_id, include_flagged):
-            path = Path(out_dir) / f"{group.name}.jsonl"
+            path = paths.claim(Path(out_dir) / f"{group.name}.jsonl", group.dataset)
             n = write_json_values((to_item(r) for r in group.records), path)
             written.append(Written(group.dataset, group.language, str(path), n))
     return written

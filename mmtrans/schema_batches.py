@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from .errors import ConfigError, InputError
 from .files import write_json_values
 from .formats import iepile_instruction
-from .groups import Group, kept_groups, open_store
+from .groups import Group, OutputPaths, kept_groups, open_store
 from .oiellm import Written
 from .records import Record
 
@@ -236,13 +236,14 @@ def export_iepile_instructions(db_path: str | Path, out_dir: str | Path,
                                neg_ratio: float = 1.0, seed: int = 0,
                                test: bool = False) -> list[Written]:
     """`<out_dir>/<dataset>.<language>.jsonl` of IEPile training instructions per dataset and
-    language (`test`: IEPile's test form). `split_num` None: IEPile's per task (NER 6, RE
-    and EE 4)."""
+    language, the dataset's path kept (`NER/train.en.jsonl`); `test`: IEPile's test form.
+    `split_num` None: IEPile's per task (NER 6, RE and EE 4)."""
     written = []
+    paths = OutputPaths()
     with open_store(db_path) as store:
         for group in kept_groups(store, run_id, include_flagged):
             items = instructions(group, split_num, hard_negatives, neg_ratio, seed, test)
-            path = Path(out_dir) / f"{group.name}.jsonl"
+            path = paths.claim(Path(out_dir) / f"{group.name}.jsonl", group.dataset)
             n = write_json_values(iter(items), path)
             written.append(Written(group.dataset, group.language, str(path), n))
     return written

@@ -16,7 +16,7 @@ from typing import Any
 from .errors import MmtransError
 from .export import exportable
 from .files import atomic_write, writing
-from .groups import chosen_runs, dataset_of, open_store, reject_dataset
+from .groups import chosen_runs, dataset_names, open_store
 
 COLUMNS = ("dataset", "language", "read", "accepted", "flagged", "failed", "pending",
            "repaired", "review_accepted", "review_edited", "review_rejected", "kept", "kept_pct")
@@ -81,6 +81,7 @@ def stats(db_path: str | Path, run_id: str | None = None) -> Stats:
     """The statistics of the named run, or of the latest run of every input and language."""
     with open_store(db_path) as store:
         rows: dict[tuple[str, str], Row] = {}
+        names = dataset_names(store)
         for run in chosen_runs(store, run_id):
             rid, lang = run["id"], run["tgt"]
 
@@ -90,7 +91,7 @@ def stats(db_path: str | Path, run_id: str | None = None) -> Stats:
             latest = store.latest_translations(rid)
             decisions = store.decisions(rid)
             for record in store.records(rid):
-                r = row(dataset_of(run, record.id))
+                r = row(names.record(run, record.id))
                 r.read += 1
                 t = latest.get(record.id)
                 if t is None:
@@ -107,9 +108,9 @@ def stats(db_path: str | Path, run_id: str | None = None) -> Stats:
                     if name:
                         setattr(r, name, getattr(r, name) + 1)
             for reject in store.reject_rows(rid):
-                row(reject_dataset(run, reject["path"])).read += 1
+                row(names.reject(run, reject["path"])).read += 1
             for record in exportable(store, rid):
-                row(dataset_of(run, record.id)).kept += 1
+                row(names.record(run, record.id)).kept += 1
         return Stats(sorted(rows.values(), key=lambda r: (r.dataset, r.language)))
 
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 from ..checks import Problem, run_checks
 from ..errors import MmtransError
+from ..groups import dataset_names
 from ..labels import LabelTable, load_tables
 from ..records import Mention, Record, locate_mentions
 from ..store import Review, Store, Translation, effective_reviews
@@ -79,7 +79,7 @@ def entry(store: Store, run_id: str, record_id: str) -> Entry | None:
         return None
     run = store.run(run_id)
     position = store.position(run_id, record_id) or 0
-    return _entry(run_id, record_id, Path(run["input_path"]).name, position,
+    return _entry(run_id, record_id, dataset_names(store).run(run), position,
                   t, store.reviews(run_id, record_id))
 
 
@@ -87,12 +87,13 @@ def queue(store: Store, code: str | None = None, dataset: str | None = None,
           status: str | None = None, spot_check: float = 0.0,
           run_id: str | None = None) -> list[Entry]:
     """Flagged and failed records first, then the spot-check draw of accepted ones; each in
-    input order, filtered by problem code, dataset (input file name) and review state. With
-    `run_id`, that run's records only."""
+    input order, filtered by problem code, dataset (`datasets.DatasetNames.run`) and review
+    state. With `run_id`, that run's records only."""
     first: list[Entry] = []
     spot: list[Entry] = []
+    names = dataset_names(store)
     for run in store.run_rows(run_id):
-        run_id, name = run["id"], Path(run["input_path"]).name
+        run_id, name = run["id"], names.run(run)
         if dataset and dataset != name:
             continue
         latest = store.latest_translations(run_id)
@@ -180,7 +181,7 @@ def record_view(store: Store, run_id: str, record_id: str) -> dict[str, Any]:
                           target.text) if target else \
         [Pair(i, None) for i in range(len(source.mentions))]
     return {
-        "run_id": run_id, "id": record_id, "dataset": Path(run["input_path"]).name,
+        "run_id": run_id, "id": record_id, "dataset": dataset_names(store).run(run),
         "src": run["src"], "tgt": run["tgt"],
         "source": source.to_dict(), "expected_labels": expected_labels,
         "expected_label": expected.label, "labels": target_labels(run, expected),

@@ -7,6 +7,7 @@ import json
 from collections import Counter
 from typing import Any
 
+from ..datasets import DatasetNames
 from .records import Records
 from .reviews import Reviews
 from .runs import LAST_USED_FIRST, Runs
@@ -77,12 +78,15 @@ class Reports(Runs, Records, Translations, Reviews):
                 for row in self._db.query(sql, [*run_ids, *run_ids])}
 
     def runs(self) -> list[dict[str, Any]]:
-        """Every run, last used first, with its settings and record counts."""
+        """Every run, last used first, with its settings and record counts; `dataset` is
+        its input's name below the folder the store's inputs share (`NER/train.json`)."""
         out = []
-        for row in self._db.query(
-                f"select * from runs {LAST_USED_FIRST}"):
+        rows = list(self._db.query(f"select * from runs {LAST_USED_FIRST}"))
+        names = DatasetNames.of(rows)
+        for row in rows:
             counts = self.counts(row["id"])
-            out.append({"id": row["id"], "input": row["input_path"], "format": row["format"],
+            out.append({"id": row["id"], "dataset": names.run(row),
+                        "input": row["input_path"], "format": row["format"],
                         "src": row["src"], "tgt": row["tgt"], "model": row["model"],
                         "endpoint": row["base_url"], "labels": json.loads(row["labels"] or "[]"),
                         "prompt": f"{row['prompt_name']} v{row['prompt_version']}",
