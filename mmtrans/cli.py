@@ -447,6 +447,10 @@ def export(
                   highlight=False, soft_wrap=True)
     for reason, n in result.reasons.items():
         console.print(f"  {n} {SKIP_REASONS[reason]}", highlight=False, soft_wrap=True)
+    if result.unplaced:
+        console.print(f"{result.unplaced} record(s) with a string not in their text written to "
+                      f"{result.unplaced_path} (no offset for it: see README, Exports)",
+                      highlight=False, soft_wrap=True)
 
 
 def export_training(db: Path, out_dir: Path, kind: str, run: str | None,

@@ -10,11 +10,12 @@ from typing import Any
 
 from . import formats
 from .errors import MmtransError
-from .files import check_folder, writing
+from .files import check_folder, check_target, write_json_values, writing
 from .formats import uie
 from .records import Record, locate_mentions
 from .scripts import is_spaced
 from .store import Store
+from .unplaced import OFFSET_FORMATS, side_line, side_path, unplaced
 
 
 @dataclass
@@ -25,6 +26,10 @@ class ExportResult:
     skipped: int
     #: Records left out, by reason (see SKIP_REASONS).
     reasons: dict[str, int] = field(default_factory=dict)
+    #: Records with a string that has no place in the text, written to `unplaced_path`
+    #: instead of the main file (formats with offsets only; see `unplaced`).
+    unplaced: int = 0
+    unplaced_path: str | None = None
 
 
 def exportable(store: Store, run_id: str, include_flagged: bool = False,
@@ -104,7 +109,9 @@ def export(
     force: bool = False,
 ) -> ExportResult:
     """Write the run's exported records to `out`. Refuses (OutputError) the run's input,
-    always, and an existing file unless `force`; nothing partial is left on a failure."""
+    always, and an existing file unless `force`; nothing partial is left on a failure. In a
+    format with offsets, a record with a string that has no place in its text goes to the
+    side file `unplaced.side_path(out)` instead, so no offset is ever null."""
     with Store(db_path, create=False) as store:
         run_id = store.resolve_run(run_id)
         run = store.run(run_id)
@@ -116,12 +123,38 @@ def export(
                 skipped[reason] += 1
             else:
                 chosen.append(record)
+    placed, aside = _set_aside_unplaced(chosen, fmt)
+    side = side_path(out) if aside else None
     with writing(force, protected=[run["input_path"]]):
         if fmt == uie.NAME:  # a folder of split files
             check_folder(out, force)
-        formats.write(chosen, out, fmt)  # counts items, which for uniner are not records
-    return ExportResult(str(out), fmt, len(chosen), sum(skipped.values()),
-                        {r: skipped[r] for r in SKIP_REASONS if skipped[r]})
+        if side is not None:
+            check_target(side)  # before the main file, so a refusal leaves nothing written
+        formats.write(placed, out, fmt)  # counts items, which for uniner are not records
+        if side is not None:
+            module = formats.get(fmt)
+            write_json_values((side_line(r, module.to_item(r), where) for r, where in aside),
+                              side)
+    return ExportResult(str(out), fmt, len(placed), sum(skipped.values()),
+                        {r: skipped[r] for r in SKIP_REASONS if skipped[r]}, len(aside),
+                        str(side) if side is not None else None)
+
+
+def _set_aside_unplaced(records: list[Record], fmt: str
+                        ) -> tuple[list[Record], list[tuple[Record, list[dict[str, str]]]]]:
+    """(the records every offset of which is an integer, the others with what has no place).
+    Formats without offsets keep every record."""
+    prefixes = OFFSET_FORMATS.get(fmt)
+    if prefixes is None:
+        return records, []
+    placed, aside = [], []
+    for record in records:
+        where = unplaced(record, prefixes)
+        if where:
+            aside.append((record, where))
+        else:
+            placed.append(record)
+    return placed, aside
 
 
 TRAINING_KINDS = ("oiellm", "iepile-instruction", "hf")

@@ -24,11 +24,14 @@ from .files import atomic_write, write_text
 from .groups import Group, OutputPaths, dataset_names, kept_groups, open_store
 from .oiellm import Written
 from .oiellm import to_item as oiellm_item
-from .records import Record
+from .records import Record, locate_mentions
 from .split import size_for, split_records
 from .stats import stats
+from .unplaced import unplaced
 
-SPLITS = ("train", "test")
+#: `unplaced`: flagged records (--include-flagged) with a mention that has no place in the
+#: text, kept out of train and test; their `mentions` hold only the placed ones.
+SPLITS = ("train", "test", "unplaced")
 
 
 def _pyarrow() -> Any:
@@ -47,6 +50,7 @@ def schema() -> Any:
     relation = pa.struct([("head", pa.string()), ("relation", pa.string()),
                           ("tail", pa.string())])
     argument = pa.struct([("role", pa.string()), ("text", pa.string())])
+    missing = pa.struct([("where", pa.string()), ("label", pa.string()), ("text", pa.string())])
     event = pa.struct([("type", pa.string()), ("trigger", pa.string()),
                        ("arguments", pa.list_(argument))])
     return pa.schema([
@@ -54,20 +58,25 @@ def schema() -> Any:
         ("task", pa.string()), ("text", pa.string()), ("label", pa.string()),
         ("mentions", pa.list_(mention)), ("relations", pa.list_(relation)),
         ("events", pa.list_(event)), ("input", pa.string()), ("output", pa.string()),
+        ("unplaced", pa.list_(missing)),
     ])
 
 
 def row(record: Record, group: Group) -> dict[str, Any]:
+    """One dataset row: every offset an integer (a mention with no place in the text is
+    listed in `unplaced` instead)."""
     item = oiellm_item(record)
     return {
         "id": record.id, "dataset": group.dataset, "language": group.language,
         "task": record.task, "text": record.text, "label": record.label,
-        "mentions": [asdict(m) for m in record.mentions],
+        "mentions": [asdict(m) for m in locate_mentions(record).mentions
+                     if m.start is not None],
         "relations": [{"head": r.head, "relation": r.relation, "tail": r.tail}
                       for r in record.relations],
         "events": [{"type": e.type, "trigger": e.trigger,
                     "arguments": [asdict(a) for a in e.arguments]} for e in record.events],
         "input": item["input"], "output": item["output"],
+        "unplaced": [{"label": None, **u} for u in unplaced(record)],
     }
 
 
@@ -128,6 +137,12 @@ def card(groups: list[tuple[Group, dict[str, int]]], stats_table: str,
     for g, sizes in groups:
         lines.append(f"| {config_name(g)} | {g.dataset} | {g.language} | "
                      f"{sizes.get('train', 0)} | {sizes.get('test') or 0} |")
+    aside = [(g, sizes["unplaced"]) for g, sizes in groups if sizes.get("unplaced")]
+    if aside:
+        lines += ["", "Kept out of train and test, in the split `unplaced`: flagged records with "
+                  "a mention that does not occur in the translated text (listed in the column "
+                  "`unplaced`, with no offsets): " + ", ".join(
+                      f"{g.dataset} ({g.language}) {n}" for g, n in aside) + "."]
     lines += ["", "## Model and prompt", "", "| dataset | language | model | endpoint | prompt | "
               "strategy | parameters |", "|---|---|---|---|---|---|---|"]
     for g, _ in groups:
@@ -183,12 +198,16 @@ def export_hf(db_path: str | Path, out_dir: str | Path, run_id: str | None = Non
     with open_store(db_path) as store:
         root = dataset_names(store).root
         for group in kept_groups(store, run_id, include_flagged):
+            placed = [r for r in group.records if not unplaced(r)]
+            aside = [r for r in group.records if unplaced(r)]
             if default is None and not named:
-                parts: dict[str, list[Record]] = {"train": group.records}
+                parts: dict[str, list[Record]] = {"train": placed}
             else:
-                train, test = split_records(group.records, size_for(group.dataset, default,
-                                                                    named), seed)
+                train, test = split_records(placed, size_for(group.dataset, default, named),
+                                            seed)
                 parts = {"train": train, "test": test}
+            if aside:
+                parts["unplaced"] = aside
             folder = paths.claim(out / "data" / config_name(group), group.dataset)
             for name, records in parts.items():
                 table = pa.Table.from_pylist([row(r, group) for r in records], schema=schema())
