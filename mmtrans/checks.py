@@ -14,6 +14,8 @@ import regex
 from langdetect import DetectorFactory, LangDetectException
 
 from .language import detect_langs
+from .numerals import numbers_in as numbers_in  # the scripted server keeps these
+from .numerals import source_numbers, stated_values
 from .records import Record, locate_mentions, map_anchored
 from .scripts import (
     ENGLISH_RUN,
@@ -97,24 +99,20 @@ def check_labels(expected: Record, target: Record) -> list[Problem]:
 
 # -- numbers -----------------------------------------------------------------------------
 
-#: Two or more digits not inside a longer number. A number directly followed by a CJK
-#: multiplier (10万 = 100,000) is left out: its translation rightly writes other digits.
-NUMBER = regex.compile(r"(?<!\d)\d{2,}(?!\d)(?![万億亿千百兆])")
-#: A thousands separator between digits (1,000 and 1000 are the same number).
-THOUSANDS = regex.compile(r"(?<=\d)[,，](?=\d{3}(?!\d))")
-
-
-def numbers_in(text: str) -> list[str]:
-    """The numbers of `text` that a translation must keep."""
-    return NUMBER.findall(THOUSANDS.sub("", unicodedata.normalize("NFKC", text)))
-
-
-def check_numbers(expected: Record, target: Record) -> list[Problem]:
+def check_numbers(expected: Record, target: Record, tgt: str | None = None) -> list[Problem]:
     """Every number of two or more digits in the source (years, counts, model numbers)
     occurs in the translation, as that number (2019 is not in 20190), whatever its digit
-    width or thousands separator."""
-    have = set(numbers_in(target.text))
-    missing = [n for n in dict.fromkeys(numbers_in(expected.text)) if n not in have]
+    width or thousands separator; in the target language `tgt`, also as a numeral in words
+    (twenty-five, 二十五, 二〇一五), a month by name (12月: December) or, for a Japanese era
+    year, its Gregorian year (平成27年: 2015). See `numerals`."""
+    wanted = source_numbers(expected.text)
+    if not wanted:
+        return []
+    digits = set(numbers_in(target.text))
+    if all(n in digits for n, _ in wanted):
+        return []  # the common case, without reading words and names
+    have = stated_values(target.text, tgt)
+    missing = list(dict.fromkeys(n for n, ways in wanted if not ways & have))
     if not missing:
         return []
     return [Problem("numbers", f"number(s) of the source missing in the translation: "
@@ -282,6 +280,6 @@ def run_checks(expected: Record, target: Record, src: str, tgt: str) -> CheckRes
         *check_residual_source(record, src, tgt),
         *anchored.problems,
         *check_language(record, tgt),
-        *check_numbers(expected, record),
+        *check_numbers(expected, record, tgt),
     ]
     return CheckResult(replace(record, id=expected.id), problems, anchored.notes)
