@@ -141,3 +141,44 @@ def test_two_datasets_never_share_an_output_file(tmp_path: Path) -> None:
     assert paths.claim(tmp_path / "a_b_en", "a/b.json") == tmp_path / "a_b_en"
     with pytest.raises(MmtransError, match="a/b.json and a_b.json would both be written"):
         paths.claim(tmp_path / "a_b_en", "a_b.json")
+
+
+def test_the_issues_commands_keep_6_72_and_96_lines_with_the_scripted_server_process(
+        tmp_path: Path) -> None:
+    """The case as a user meets it: IEPile's three train files copied as IEPile lays them
+    out, translated by the `mmtrans.testing serve` process (half the NER records flagged),
+    exported by the `mmtrans` command in a process of its own."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    data = tmp_path / "IEPile"
+    for name in TRAIN_LINES:
+        (data / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(IEPILE / name, data / name)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    server = subprocess.Popen([sys.executable, "-m", "mmtrans.testing", "serve", "--port", "0",
+                               "--faults", "flag=0.5"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    db = tmp_path / "run.db"
+    try:
+        url = server.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:"), server.stderr.read()
+        for name in TRAIN_LINES:
+            result = CliRunner().invoke(app, ["translate", str(data / name), "--src", "zh",
+                                              "--tgt", "en", "--db", str(db), "--base-url", url,
+                                              "--repair", "0"])
+            assert result.exit_code == 0, result.output
+    finally:
+        server.kill()
+        server.wait(10)
+    out = tmp_path / "oiellm"
+    done = subprocess.run([sys.executable, "-m", "mmtrans", "export", "--db", str(db),
+                           "--as", "oiellm", "--out", str(out), "--include-flagged"],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    written = {str(p.relative_to(out)): len(lines(p)) for p in out.rglob("*.jsonl")}
+    assert written == {"NER/train.en.jsonl": 6, "RE/train.en.jsonl": 72, "EE/train.en.jsonl": 96}
+    flagged = sum(r.flagged for r in mmtrans.stats(db).rows)
+    assert flagged > 0  # the flagged ones are in the files too
