@@ -278,3 +278,15 @@ def test_the_draw_is_stable_and_follows_the_shares():
     pairs = [assignees(plan, "run", f"r{i}", "d") for i in range(4000)]
     assert all(len(set(p)) == 2 for p in pairs)
     assert sum("chen" in p for p in pairs) / len(pairs) == pytest.approx(5 / 6, abs=0.03)
+
+
+def test_blind_an_annotator_cannot_undo_another_annotators_decision(team_db, serve):
+    aiko = Page(serve(team_db, annotator="aiko", team=Team(overlap=2)), "aiko")
+    ben = Page(serve(team_db), "ben")
+    e = aiko.queue()["entries"][0]
+    review_id = aiko.decide(e, "reject").json()["review"]
+    theirs = ben.client.post("/api/undo", json={"run": e["run_id"], "id": e["id"],
+                                                "annotator": "ben", "review": review_id})
+    assert theirs.status_code == 403
+    own = aiko.client.post("/api/undo", json={"annotator": "aiko"})
+    assert own.status_code == 200 and aiko.view(e)["state"] == "to review"

@@ -392,9 +392,13 @@ class Api:
             run_id, record_id = body["run"], body["id"]
             if not isinstance(body.get("review"), int):
                 raise BadRequest("'review' must be the id of a decision")
-            effective = {r.id for r in store.reviews(run_id, record_id)}
+            effective = {r.id: r for r in store.reviews(run_id, record_id)}
             if body["review"] not in effective:
                 return JSONResponse({"error": "that decision is not in effect"}, 409)
+            if self._plan(store, run_id).blind and not self.team.adjudicate and \
+                    effective[body["review"]].annotator != self._viewer(None, body):
+                # Blind, each annotator's decision is their own: nobody else takes it back.
+                return JSONResponse({"error": "that decision is another annotator's"}, 403)
             store.add_review(run_id, record_id, str(body.get("annotator") or ""), "undo",
                              undoes=body["review"])
             return JSONResponse(self._after(store, run_id, record_id,
