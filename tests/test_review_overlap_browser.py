@@ -77,6 +77,7 @@ def test_two_annotators_decide_the_same_20_records_blind_and_the_lead_settles_th
     aiko.wait_for_selector("#empty:not([hidden])")
     assert aiko.locator("#queue-list li").count() == 0
     assert aiko.inner_text("#agreement") == ""  # how far they agree is the lead's
+    assert aiko.is_visible("#team-progress")
     assert "aiko: 20" in aiko.inner_text("#team-progress")  # per annotator
     assert "ben: 20" in aiko.inner_text("#team-progress")
     aiko_context.close()
