@@ -523,6 +523,12 @@ def review(
     adjudicate: Annotated[bool, typer.Option(
         "--adjudicate",
         help="See every annotator's version side by side and decide the final one.")] = False,
+    overlap: Annotated[int | None, typer.Option(
+        help="Annotators who decide each record, blind to each other (default: the plan "
+             "kept in the store, else 1: one shared queue).")] = None,
+    assign: Annotated[str | None, typer.Option(
+        help="Who gets which records: all, shares (aiko=2,ben=1) or datasets "
+             "(aiko=ner.json,ben=re.json). Default: the plan kept in the store, else all.")] = None,
 ) -> None:
     """Serve the review page for one run: accept, edit or reject flagged records."""
     from .review import access_token, parse_share, serve, team
@@ -530,7 +536,7 @@ def review(
     try:
         share = parse_share(spot_check)
         required = access_token(host, token)
-        settings = team(guidelines, reasons, adjudicate)
+        settings = team(guidelines, reasons, adjudicate, overlap, assign)
         with Store(db, create=False) as store:
             run_id = store.resolve_run(run)
     except MmtransError as e:

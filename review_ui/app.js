@@ -92,7 +92,8 @@ function problemList(problems) {
 // -- the queue ---------------------------------------------------------------------------
 
 function filters() {
-  return { code: $("filter-code").value, dataset: $("filter-dataset").value, status: $("filter-status").value };
+  return { code: $("filter-code").value, dataset: $("filter-dataset").value, status: $("filter-status").value,
+    mine: $("filter-mine").checked ? "1" : "", annotator: state.annotator || "" };
 }
 
 // The whole queue, read anew: on opening, on a filter change, and when translations change.
@@ -102,6 +103,7 @@ async function loadQueue() {
   state.entries = data.entries || [];
   state.stamp = data.stamp;
   state.progress = data.progress;
+  renderTeamProgress(data.annotators);
   fillSelect($("filter-code"), data.codes || []);
   fillSelect($("filter-dataset"), data.datasets || []);
   renderProgress();
@@ -134,7 +136,7 @@ function fillSelect(select, values) {
 function entryHtml(e, i) {
   const current = i === state.index;
   return `<li data-index="${i}" tabindex="0"${current ? ' class="current" aria-current="true"' : ""}>${escapeHtml(e.id)}
-      <span class="state state-${e.state.replace(" ", "-")}">${escapeHtml(e.state)}${e.disagreement ? ' <b class="disagree" title="annotators disagree">≠</b>' : ""}</span><br>
+      <span class="state state-${e.state.replace(" ", "-")}">${escapeHtml(e.state)}${e.disagreement ? ' <b class="disagree" title="annotators disagree">≠</b>' : ""}${teamBadge(e)}</span><br>
       <span class="muted">${escapeHtml(e.codes.join(", ") || e.status)}</span></li>`;
 }
 
@@ -179,7 +181,7 @@ async function show(index) {
   state.index = Math.max(0, Math.min(index, state.entries.length - 1));
   const entry = state.entries[state.index];
   markCurrent();
-  const { status, data } = await api(`/api/record?run=${encodeURIComponent(entry.run_id)}&id=${encodeURIComponent(entry.id)}`);
+  const { status, data } = await api(`/api/record?run=${encodeURIComponent(entry.run_id)}&id=${encodeURIComponent(entry.id)}${viewerParam()}`);
   if (status !== 200) { say(data.error || `error ${status}`, true); return; }
   state.view = data;
   render();
@@ -224,6 +226,7 @@ function render() {
     `${escapeHtml(r.annotator)}: ${escapeHtml(r.decision)}${r.reason ? ` (${escapeHtml(r.reason)})` : ""}${r.adjudicated ? " [adjudicated]" : ""} at ${escapeHtml(r.created)}`).join("<br>");
   $("raw-text").textContent = v.raw || "(none)";
   renderVotes();
+  renderTeam();
 }
 
 // Adjudication: every annotator's version side by side, each one pickable.
@@ -235,7 +238,8 @@ function renderVotes() {
     const text = vote.record ? highlight(vote.record.text, vote.record.mentions) : '<span class="muted">no text</span>';
     return `<li><b>${escapeHtml(vote.annotator)}</b>: ${escapeHtml(vote.decision)}${vote.reason ? ` (${escapeHtml(vote.reason)})` : ""}` +
       `<p class="text" lang="${htmlLang(v.tgt)}">${vote.decision === "reject" ? '<span class="muted">rejected</span>' : text}</p>` +
-      `<button type="button" class="pick" data-vote="${i}">Take this version (${i + 1})</button></li>`;
+      `<button type="button" class="pick" data-vote="${i}">Take this version (${i + 1})</button>` +
+      (vote.record && vote.decision !== "reject" ? ` <button type="button" class="edit-version" data-vote="${i}">Edit this version</button>` : "") + "</li>";
   }).join("") || '<li class="muted">No decisions yet.</li>';
 }
 
@@ -257,6 +261,7 @@ async function decide(decision, record, force = false, reason = undefined, overr
   if (record) body.record = record;
   if (state.config.adjudicate) body.adjudicate = true;
   if (reason) body.reason = reason;
+  if (pendingComment()) body.comment = pendingComment();
   if (decision === "reject" && state.config.reasons.length && !state.config.reasons.includes(reason)) {
     body.reason = await ask({ title: "Why reject it?", text: `Reject ${v.id}: pick a reason.`, choices: state.config.reasons });
     if (!body.reason) { say("reject not saved: no reason picked", true); return; }
@@ -537,7 +542,7 @@ $("edit-cancel").addEventListener("click", () => { closeEditor(); render(); });
 // never touched; saving it then asks about the other decision (409).
 async function poll() {
   if (!state.stamp || document.hidden) return;
-  const { status, data } = await api(`/api/changes?since=${state.stamp.join(",")}`);
+  const { status, data } = await api(`/api/changes?since=${state.stamp.join(",")}${viewerParam()}`);
   if (status !== 200) return;
   const joins = (e) => e.status !== "accepted" && !state.entries.some((x) => same(x, e.run_id, e.id));
   if (data.reload || data.entries.some(joins)) {
@@ -645,7 +650,8 @@ $("filters").addEventListener("change", (e) => {
   // Hand the keys back to the page: a key pressed next must decide, not change the filter.
   if (document.activeElement) document.activeElement.blur();
   if (state.editing) {
-    e.target.value = state.applied[e.target.id.replace("filter-", "")] ?? "";
+    if (e.target.type === "checkbox") e.target.checked = Boolean(state.applied.mine);
+    else e.target.value = state.applied[e.target.id.replace("filter-", "")] ?? "";
     editFirst(); return;
   }
   queueAction(async () => { state.index = 0; await loadQueue(); await show(0); });
@@ -669,6 +675,7 @@ $("name-form").addEventListener("submit", async (e) => {
   setAnnotator(name);
   $("name-input").blur();  // hidden inputs may keep focus a moment, and swallow the keys
   $("name-dialog").hidden = true;
+  queueAction(teamNamed);
 });
 
 (async function start() {
@@ -678,6 +685,7 @@ $("name-form").addEventListener("submit", async (e) => {
   $("guidelines-button").hidden = !data.guidelines;
   // Adjudication starts where the work is: the records annotators disagree on.
   if (data.adjudicate) $("filter-status").value = "disagreement";
+  teamSetup(data);
   const name = data.annotator || localStorage.getItem("mmtrans-annotator");
   if (name) setAnnotator(name); else { $("name-dialog").hidden = false; $("name-input").focus(); }
   await loadQueue();

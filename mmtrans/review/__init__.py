@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..errors import ConfigError, InputError
 from .app import Team, make_app
+from .plan import parse_assign, parse_overlap
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
@@ -65,10 +66,13 @@ def guidelines_html(path: Path) -> str:
 
 
 def team(guidelines: Path | None = None, reasons: str | None = None,
-         adjudicate: bool = False) -> Team:
-    """A review's team settings from the command line's options."""
+         adjudicate: bool = False, overlap: int | None = None,
+         assign: str | None = None) -> Team:
+    """A review's team settings from the command line's options (`overlap` and `assign`
+    are checked here, so a bad one stops before the server starts)."""
+    parse_assign(assign)
     return Team(parse_reasons(reasons), guidelines_html(guidelines) if guidelines else None,
-                adjudicate)
+                adjudicate, parse_overlap(overlap), assign)
 
 
 def serve(db: str | Path, host: str = "127.0.0.1", port: int = 8700, token: str | None = None,

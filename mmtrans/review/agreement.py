@@ -10,33 +10,17 @@ same record as a disagreement. Adjudicated decisions are nobody's vote: they set
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass
 from itertools import combinations
 from typing import Any
 
-from ..store import Review, Store
+from ..store import Review, Store, votes
 
 
 def verdict(review: Review) -> str:
-    """What a decision says, comparable across annotators."""
-    if review.record is None:
-        return review.decision  # an accept of the translation, or a reject
-    r = review.record
-    return "edit " + json.dumps([r.text, r.label, [[m.label, m.text] for m in r.mentions],
-                                 [[x.head, x.relation, x.tail] for x in r.relations],
-                                 [[e.type, e.trigger, [[a.role, a.text] for a in e.arguments]]
-                                  for e in r.events]], ensure_ascii=False)
-
-
-def votes(reviews: list[Review]) -> dict[str, Review]:
-    """Each annotator's latest effective decision on one record (adjudications left out)."""
-    out: dict[str, Review] = {}
-    for r in reviews:
-        if not r.adjudicated:
-            out[r.annotator] = r
-    return out
+    """What a decision says, comparable across annotators (`Review.verdict`)."""
+    return review.verdict()
 
 
 def disagreement(reviews: list[Review]) -> bool:

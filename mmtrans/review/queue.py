@@ -18,6 +18,7 @@ from ..records import Mention, Record, locate_mentions
 from ..store import Review, Store, Translation, effective_reviews
 from .agreement import disagreement, votes
 from .pairs import Pair, pair_mentions
+from .plan import Plan, RowFilter, to_do_by
 
 STATES = ("to review", "accepted", "edited", "rejected")
 #: A status filter beside the states: records whose annotators' verdicts differ.
@@ -111,6 +112,28 @@ def queue(store: Store, code: str | None = None, dataset: str | None = None,
     return first + spot
 
 
+def seen_by(entry: Entry, reviews: list[Review], annotator: str | None,
+            adjudicate: bool) -> Entry:
+    """The entry as one page of a blind review shows it: an annotator's own decision (or
+    the lead's adjudication) as its state, never another annotator's; and, for the lead,
+    whether the annotators' versions differ."""
+    own = [r for r in reviews if (r.adjudicated if adjudicate else
+                                  r.annotator == annotator and not r.adjudicated)]
+    decision = own[-1] if own else None
+    return replace(entry, state=state(decision),
+                   annotator=decision.annotator if decision else None,
+                   disagreement=entry.disagreement and adjudicate)
+
+
+def to_do(entries: list[Entry], reviews: dict[tuple[str, str], list[Review]],
+          plans: dict[str, Plan], annotator: str) -> list[Entry]:
+    """The annotator's own queue of work ("mine to do"): records assigned to them (or to
+    anyone) that they have not decided; never one they decided, blind or shared."""
+    return [e for e in entries
+            if to_do_by(plans[e.run_id], annotator, e.run_id, e.id, e.dataset,
+                        reviews.get((e.run_id, e.id), []))]
+
+
 def progress(entries: list[Entry]) -> dict[str, Any]:
     by_annotator: dict[str, int] = {}
     for e in entries:
@@ -149,14 +172,20 @@ def target_labels(run: dict[str, Any], expected: Record) -> list[str]:
     return list(dict.fromkeys([m.label for m in expected.mentions] + known))
 
 
-def effective_edit(store: Store, run_id: str, record_id: str) -> Record | None:
-    """The saved edit in effect on a record (what the page shows and accepting keeps)."""
-    reviews = effective_reviews(store.review_rows(run_id, record_id))
+def effective_edit(store: Store, run_id: str, record_id: str,
+                   counted: RowFilter | None = None) -> Record | None:
+    """The saved edit in effect on a record (what the page shows and accepting keeps);
+    `counted`: the review rows that count for this page (blind: the annotator's own)."""
+    rows = store.review_rows(run_id, record_id)
+    reviews = effective_reviews([r for r in rows if counted is None or counted(r)])
     return reviews[-1].record if reviews else None
 
 
-def record_view(store: Store, run_id: str, record_id: str) -> dict[str, Any]:
-    """Everything the page shows of one record."""
+def record_view(store: Store, run_id: str, record_id: str, counted: RowFilter | None = None,
+                with_votes: bool = True) -> dict[str, Any]:
+    """Everything the page shows of one record. `counted` picks the review rows shown as
+    its decisions (blind review: the annotator's own, never another's edit); `with_votes`
+    says whether every annotator's version comes beside them (adjudication)."""
     run = store.run(run_id)
     source = locate_mentions(store.record(run_id, record_id))
     t = store.latest_translation(run_id, record_id)
@@ -164,7 +193,8 @@ def record_view(store: Store, run_id: str, record_id: str) -> dict[str, Any]:
     if t is not None and t.request_key:
         cached = store.cached_response(t.request_key)
         raw = cached["response"] if cached else None
-    rows = store.review_rows(run_id, record_id)
+    every = effective_reviews(store.review_rows(run_id, record_id))
+    rows = [r for r in store.review_rows(run_id, record_id) if counted is None or counted(r)]
     reviews = effective_reviews(rows)
     expected = expected_record(run, source, t)
     target = t.target if t and t.target else None
@@ -190,8 +220,9 @@ def record_view(store: Store, run_id: str, record_id: str) -> dict[str, Any]:
         "status": t.status if t else "pending", "attempt": t.attempt if t else None,
         "problems": problems, "notes": t.notes if t else [], "raw": raw,
         "reviews": [r.to_dict() for r in reviews],
-        "votes": [_vote(store, run, expected, r) for r in votes(reviews).values()],
-        "disagreement": disagreement(reviews),
+        "votes": [_vote(store, run, expected, r) for r in votes(every).values()]
+        if with_votes else [],
+        "disagreement": disagreement(every) if with_votes else False,
         "state": state(reviews[-1] if reviews else None),
         "seen": rows[-1]["id"] if rows else 0,
     }

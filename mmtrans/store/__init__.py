@@ -33,12 +33,12 @@ from .batches import Batches
 from .migrations import migrations
 from .reports import Reports
 from .requests import PREFIX_MESSAGES, RequestCache
-from .reviews import Review, effective_reviews
+from .reviews import Review, effective_reviews, settled, votes
 from .translations import Translation
 
 __all__ = ["GROUP_ROWS", "GROUP_SECONDS", "PREFIX_MESSAGES", "Review", "Store", "Translation",
            "content_key", "effective_reviews", "held_records", "migrations", "now",
-           "run_id_of", "scratch_store"]
+           "run_id_of", "scratch_store", "settled", "votes"]
 
 
 class Store(Reports, RequestCache, Batches):

@@ -139,6 +139,21 @@ def m009_batch_uploads(db: sqlite_utils.Database) -> None:
     db.execute("update batch_requests set upload = (select file from batches "
                "where batches.id = batch_requests.batch_id) where batch_id is not null")
 
+
+@migrations()
+def m010_review_team(db: sqlite_utils.Database) -> None:
+    """How a team reviews a run (`review_plans`: how many annotators decide each record
+    blind, and who gets which records), kept in the store so every review server and every
+    export reads the same plan; and comments on records (`comments`), each kept with the
+    decision it was made with, if any."""
+    db["review_plans"].create({"run_id": str, "overlap": int, "assign": str, "created": str},
+                              pk="run_id")
+    db["comments"].create({"id": int, "run_id": str, "record_id": str, "annotator": str,
+                           "text": str, "review_id": int, "created": str}, pk="id")
+    db["comments"].create_index(["run_id", "record_id"])
+    db["reviews"].create_index(["run_id", "annotator"])
+
+
 #: The table sqlite-utils records applied migrations in.
 APPLIED = "_sqlite_migrations"
 

@@ -3,6 +3,7 @@ a record's current decision is its latest one still in effect."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,6 +28,19 @@ class Review:
     reason: str | None = None
     adjudicated: bool = False
 
+    def verdict(self) -> str:
+        """What the decision says, comparable across annotators: two accepts agree, two
+        rejects agree, two edits agree when they saved the same record (text, labels,
+        strings); accepting someone's edit is that edit's verdict."""
+        if self.record is None:
+            return self.decision  # an accept of the translation, or a reject
+        r = self.record
+        return "edit " + json.dumps(
+            [r.text, r.label, [[m.label, m.text] for m in r.mentions],
+             [[x.head, x.relation, x.tail] for x in r.relations],
+             [[e.type, e.trigger, [[a.role, a.text] for a in e.arguments]] for e in r.events]],
+            ensure_ascii=False)
+
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "annotator": self.annotator, "decision": self.decision,
                 "record": self.record.to_dict() if self.record else None,
@@ -43,19 +57,95 @@ def effective_reviews(rows: Iterable[dict[str, Any]]) -> list[Review]:
             for row in rows if row["decision"] != "undo" and row["id"] not in undone]
 
 
+def votes(reviews: list[Review]) -> dict[str, Review]:
+    """Each annotator's latest effective decision on one record (adjudications left out:
+    they settle, they are nobody's vote)."""
+    out: dict[str, Review] = {}
+    for r in reviews:
+        if not r.adjudicated:
+            out.pop(r.annotator, None)  # keep the order of the latest decisions
+            out[r.annotator] = r
+    return out
+
+
+def settled(reviews: list[Review], overlap: int = 1) -> Review | None:
+    """The decision in effect on a record: with one annotator a record (`overlap` 1), the
+    latest; with N, the latest adjudication, else the latest vote once N annotators decided
+    it alike (a record they decided apart, or fewer than N decided, has none yet)."""
+    if overlap <= 1:
+        return reviews[-1] if reviews else None
+    adjudications = [r for r in reviews if r.adjudicated]
+    if adjudications:
+        return adjudications[-1]
+    cast = votes(reviews)
+    if len(cast) >= overlap and len({r.verdict() for r in cast.values()}) == 1:
+        return list(cast.values())[-1]
+    return None
+
+
 
 class Reviews(Core):
     def add_review(self, run_id: str, record_id: str, annotator: str, decision: str,
                    record: Record | None = None, undoes: int | None = None,
                    translation_id: int | None = None, reason: str | None = None,
-                   adjudicated: bool = False) -> int:
+                   adjudicated: bool = False, comment: str | None = None) -> int:
+        """A decision (or an undo), and the comment made with it, in one transaction."""
         with self._write() as db:
             table = db["reviews"].insert({
                 "run_id": run_id, "record_id": record_id, "annotator": annotator,
                 "decision": decision, "record": record.to_json() if record else None,
                 "created": now(), "undoes": undoes, "translation_id": translation_id,
                 "reason": reason, "adjudicated": int(adjudicated)})
-        return table.last_pk
+            review_id = table.last_pk
+            if comment:
+                db["comments"].insert({"run_id": run_id, "record_id": record_id,
+                                       "annotator": annotator, "text": comment,
+                                       "review_id": review_id, "created": now()})
+        return review_id
+
+    def add_comment(self, run_id: str, record_id: str, annotator: str, text: str) -> int:
+        """A comment on a record made without a decision."""
+        with self._write() as db:
+            return db["comments"].insert({"run_id": run_id, "record_id": record_id,
+                                          "annotator": annotator, "text": text,
+                                          "review_id": None, "created": now()}).last_pk
+
+    def comments(self, run_id: str, record_id: str) -> list[dict[str, Any]]:
+        """A record's comments, oldest first: id, annotator, text, review_id, created."""
+        if not self._db["comments"].exists():  # a store read before m010
+            return []
+        return [{k: row[k] for k in ("id", "annotator", "text", "review_id", "created")}
+                for row in self._db["comments"].rows_where(
+                    "run_id = ? and record_id = ?", [run_id, record_id], order_by="id")]
+
+    def set_review_plan(self, run_id: str, overlap: int, assign: dict[str, Any] | None
+                        ) -> None:
+        """How the run is reviewed from now on: `overlap` annotators per record, and who
+        gets which records (`assign`, None: anyone any record)."""
+        with self._write() as db:
+            db["review_plans"].upsert({"run_id": run_id, "overlap": overlap,
+                                       "assign": json.dumps(assign) if assign else None,
+                                       "created": now()}, pk="run_id")
+
+    def review_plan(self, run_id: str) -> dict[str, Any]:
+        """The run's plan: {"overlap": N, "assign": dict | None}; one annotator a record,
+        anyone any record, for a run that has none."""
+        rows = list(self._db["review_plans"].rows_where("run_id = ?", [run_id])) \
+            if self._db["review_plans"].exists() else []
+        if not rows:
+            return {"overlap": 1, "assign": None}
+        return {"overlap": rows[0]["overlap"],
+                "assign": json.loads(rows[0]["assign"]) if rows[0]["assign"] else None}
+
+    def decided_by(self, run_id: str, annotator: str) -> set[str]:
+        """Records the annotator has a decision in effect on (not an adjudication): what
+        their queue of work to do leaves out."""
+        return {row[0] for row in self._db.conn.execute("""
+            select distinct record_id from reviews
+            where run_id = ? and annotator = ? and decision != 'undo'
+            and coalesce(adjudicated, 0) = 0 and id not in (
+                select undoes from reviews where run_id = ? and decision = 'undo'
+                and undoes is not null)""", [run_id, annotator, run_id])}
 
     def decisions_made(self, run_id: str | None = None) -> dict[str, int]:
         """Decisions each annotator made and did not take back, overridden by others or not
@@ -101,8 +191,11 @@ class Reviews(Core):
                 if (effective := effective_reviews(record_rows))}
 
     def decisions(self, run_id: str) -> dict[str, Review]:
-        """The current decision on every reviewed record of the run."""
-        return {record_id: reviews[-1] for record_id, reviews in self.all_reviews(run_id).items()}
+        """The decision in effect on every decided record of the run (`settled` under the
+        run's plan: with N annotators a record, the adjudicated or agreed one)."""
+        overlap = self.review_plan(run_id)["overlap"]
+        return {record_id: decision for record_id, reviews in self.all_reviews(run_id).items()
+                if (decision := settled(reviews, overlap)) is not None}
 
     def reviews_since(self, review_id: int, run_id: str | None = None
                       ) -> list[tuple[str, str]]:
