@@ -261,3 +261,17 @@ def test_a_nan_trigger_is_no_anchored_string_and_is_written_back():
     record = iepile_instruction.parse(item, "x")
     assert record.events[0].trigger == "" and [s for _, s in record.anchored()] == ["昨天"]
     assert iepile_instruction.to_item(record)["output"] == item["output"]
+
+
+def test_labels_missing_lists_spo_object_types_and_kg_attributes_for_an_uncovered_pair():
+    from typer.testing import CliRunner
+
+    from mmtrans.cli import app
+
+    listed = set()
+    for task in ("SPO", "KG"):
+        result = CliRunner().invoke(app, ["labels", "missing", str(IEPILE / task / "train.json"),
+                                          "--src", "zh", "--tgt", "fr"])
+        assert result.exit_code == 0, result.output
+        listed |= {x.split("\t")[0] for x in result.stdout.splitlines() if "\t" in x}
+    assert {"Number", "Date", "Text", "作者", "影视作品", "父母", "别名"} <= listed
