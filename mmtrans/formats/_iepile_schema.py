@@ -16,6 +16,9 @@ from ..records import Mention, Record
 
 #: The key that names an entry (and keys its output) in each kind of schema object.
 ENTRY_KEYS = ("event_type", "predicate", "entity_type")
+#: Keys whose value must be one label, and keys whose value must be a list of labels.
+LABEL_KEYS = (*ENTRY_KEYS, "subject_type", "object_type")
+LABEL_LIST_KEYS = ("arguments", "attributes")
 
 Shape = list[list[Any]]  # [[key, kind, value], ...] for an object entry
 
@@ -42,6 +45,10 @@ def read_schema(record: Record, schema: list[Any]) -> None:
                              f"{', '.join(ENTRY_KEYS)}, got {entry!r}"[:200])
         shape: Shape = []
         for key, value in entry.items():
+            if key in LABEL_KEYS and not isinstance(value, str):
+                raise ValueError(f"{where}.{key} must be a string, got {value!r}"[:200])
+            if key in LABEL_LIST_KEYS and not _strings(value):
+                raise ValueError(f"{where}.{key} must be a list of strings, got {value!r}"[:200])
             if key == "trigger" and _strings(value):
                 shape.append([key, "triggers", list(value)])
             elif isinstance(value, str):
@@ -52,9 +59,6 @@ def read_schema(record: Record, schema: list[Any]) -> None:
                 shape.append([key, "labels", len(value)])
             else:
                 shape.append([key, "value", value])
-        if not isinstance(entry_key(entry), str):
-            raise ValueError(f"{where}.{next(k for k in ENTRY_KEYS if k in entry)} "
-                             "must be a string")
         shapes.append(shape)
     record.meta["shape"] = shapes
 
