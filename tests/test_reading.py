@@ -145,7 +145,7 @@ MALFORMED = {
         "relations[0] must be an object"),
     "iepile-instruction schema entry without event_type": ("iepile-instruction", "i.jsonl", [
         instruction([{"trigger": True, "arguments": ["时间"]}], {})],
-        "schema[0] needs a string 'event_type'"),
+        "schema[0] must be a label or an object with one of event_type, predicate, entity_type"),
     "iepile-instruction arguments given as a list": ("iepile-instruction", "i.jsonl", [
         instruction([{"event_type": "裁员", "trigger": True, "arguments": ["时间"]}],
                     {"裁员": [{"trigger": "裁员", "arguments": ["时间"]}]})],
@@ -153,6 +153,18 @@ MALFORMED = {
     "iepile-instruction schema roles not a list": ("iepile-instruction", "i.jsonl", [
         instruction([{"event_type": "裁员", "trigger": True, "arguments": "时间"}], {})],
         "schema[0].arguments must be a list of strings"),
+    "iepile-instruction SPO object type not a string": ("iepile-instruction", "i.jsonl", [
+        instruction([{"subject_type": "人物", "predicate": "作者", "object_type": ["人物"]}],
+                    {}, "SPO")],
+        "schema[0].object_type must be a string"),
+    "iepile-instruction KG entities not an object": ("iepile-instruction", "i.jsonl", [
+        instruction([{"entity_type": "人物", "attributes": ["别名"]}], {"人物": ["张三"]},
+                    "KG")],
+        "output['人物'] must be an object, got a list"),
+    "iepile-instruction KG attribute value not a string": ("iepile-instruction", "i.jsonl", [
+        instruction([{"entity_type": "人物", "attributes": ["别名"]}],
+                    {"人物": {"张三": {"别名": 3}}}, "KG")],
+        "output['人物']['张三']['别名'] must be a list of strings"),
 }
 
 

@@ -37,6 +37,7 @@ from typing import Any
 from mmtrans import formats
 from mmtrans.errors import MmtransError
 from mmtrans.formats import Reject
+from mmtrans.labels import pair_tables, read_table, table_path
 from mmtrans.records import Record
 from mmtrans.testing import FakeLLM, translating
 
@@ -84,6 +85,11 @@ def json_values(path: Path) -> list[Any]:
         return value if isinstance(value, list) else [value]
     except json.JSONDecodeError:
         return [json.loads(line) for line in text.split("\n") if line.strip()]
+
+
+def is_json_lines(path: Path) -> bool:
+    with path.open("rb") as f:
+        return not f.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"[")
 
 
 def count_items(path: Path) -> int | str:
@@ -196,6 +202,46 @@ def source_script_left(exported: list[Any]) -> str | None:
     return ", ".join(f"{p} ({n}x)" for p, n in paths.most_common(3)) + f"; e.g. {example}"
 
 
+def label_file(path: Path) -> list[str] | None:
+    """The labels of an IEPile label file (`schema.json`: [types], [roles or relations],
+    {type: roles}; SPO and KG types are "subject_predicate_object"; `hard_negative/`: {label:
+    [labels]}, by task and dataset in hard_dict.json), None for any other file."""
+    try:
+        lines = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines()
+                 if x.strip()]
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        lines = []
+    if path.name == "schema.json" and len(lines) == 3 and isinstance(lines[2], dict):
+        labels: list[str] = []
+        for x in lines[0]:
+            parts = x.split("_") if path.parent.name in ("SPO", "KG") else [x]
+            labels += [parts[0], "_".join(parts[1:-1]), parts[-1]] if len(parts) > 2 else parts
+        return labels + lines[1] + [y for k, v in lines[2].items() for y in (k, *v)]
+    if "hard_negative" in path.parts:
+        try:
+            value = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            return None
+        found = [s for _, s in strings_at(value) if s] + list(_keys(value))
+        return [p for x in found for p in (x.split("_") if x.count("_") >= 2 else [x])]
+    return None
+
+
+def _keys(value: Any) -> Iterator[str]:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield k
+            yield from _keys(v)
+
+
+def uncovered(labels: list[str], src: str, tgt: str) -> list[str]:
+    """The labels no shipped table of the pair knows."""
+    known: set[str] = set()
+    for name in pair_tables(src, tgt):
+        known |= read_table(table_path(name, src, tgt)).keys()
+    return sorted({x for x in labels if x not in known})
+
+
 def read_all(path: Path, fmt: str) -> tuple[list[Record], list[Reject]]:
     records: list[Record] = []
     rejects: list[Reject] = []
@@ -301,6 +347,18 @@ def translate_export(path: Path, fmt: str, src: str, tgt: str, work: Path,
 
 def run_one(path: Path, src: str | None, tgt: str | None, translate: bool) -> Outcome:
     outcome = Outcome(path)
+    labels = label_file(path) if path.is_file() else None
+    if labels is not None:
+        outcome.fmt, outcome.items = "labels", len(set(labels))
+        if path.name != "schema.json":
+            labels = [x for x in labels if HAN.search(x)]  # hard_dict also holds English sets
+        pair = (src or "zh", tgt or "en")
+        missing = uncovered(labels, *pair)
+        outcome.round_trip = f"{len(missing)} uncovered"
+        if missing:
+            outcome.notes.append(f"labels no {pair[0]}-{pair[1]} table covers: "
+                                 f"{', '.join(missing[:12])}{' ...' if len(missing) > 12 else ''}")
+        return outcome
     outcome.items = count_items(path)
     try:
         outcome.fmt = formats.detect(path)
@@ -327,6 +385,12 @@ def run_one(path: Path, src: str | None, tgt: str | None, translate: bool) -> Ou
                 outcome.round_trip, diff = compare_values(kept, json_values(back))
                 if diff:
                     outcome.notes.append(f"round trip: {diff}")
+                if not rejects and outcome.round_trip == "equal" and is_json_lines(path):
+                    lines = work / "back.jsonl"
+                    formats.write(records, lines, outcome.fmt)
+                    original, written = path.read_bytes(), lines.read_bytes()
+                    if written in (original, original + b"\n"):
+                        outcome.round_trip = "bytes equal"
             except Exception as e:
                 outcome.round_trip = "write failed"
                 outcome.notes.append(f"round trip: {type(e).__name__}: {e}")
@@ -340,12 +404,39 @@ def run_one(path: Path, src: str | None, tgt: str | None, translate: bool) -> Ou
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("paths", nargs="+", type=Path, help="files or folders of them")
+    parser.add_argument("paths", nargs="*", type=Path, help="files or folders of them")
+    parser.add_argument("--git", action="append", default=[], metavar="DIR:PATH",
+                        help="a git directory and a folder in it, read at HEAD (repeatable)")
     parser.add_argument("--src", help="source language (default: judged from the texts)")
     parser.add_argument("--tgt", help="target language (default: en, or ja for English)")
     parser.add_argument("--no-translate", action="store_true", help="round trips only")
     args = parser.parse_args()
-    paths = dataset_paths(args.paths)
+    with tempfile.TemporaryDirectory() as tmp:
+        given = list(args.paths) + [checkout(spec, Path(tmp) / str(i))
+                                    for i, spec in enumerate(args.git)]
+        if not given:
+            parser.error("give paths or --git DIR:PATH")
+        run_all(dataset_paths(given), args)
+
+
+def checkout(spec: str, into: Path) -> Path:
+    """`DIR:PATH` of a git directory (no work tree needed) extracted at HEAD under `into`,
+    named after the repository (`zjunlp+IEPile` -> into/zjunlp+IEPile/PATH)."""
+    git_dir, _, folder = spec.partition(":")
+    name = Path(git_dir).resolve().parent.name if Path(git_dir).name == "repo" else \
+        Path(git_dir).name
+    target = into / name
+    target.mkdir(parents=True)
+    archive = subprocess.run(["git", "--git-dir", git_dir, "archive", "HEAD", "--", folder],
+                             capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    head = subprocess.run(["git", "--git-dir", git_dir, "rev-parse", "--short", "HEAD"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    print(f"{name} @ {head}: {folder}")
+    return target
+
+
+def run_all(paths: list[Path], args: argparse.Namespace) -> None:
     common = os.path.commonpath([str(p) for p in paths]) if len(paths) > 1 else ""
     started = time.monotonic()
     print(f"{len(paths)} file(s); load {os.getloadavg()[0]:.1f}")
@@ -362,9 +453,13 @@ def main() -> None:
               flush=True)
         for note in outcome.notes:
             print(f"{'':<18} {note}", flush=True)
-    equal = sum(o.round_trip == "equal" for o in outcomes)
-    print(f"{len(outcomes)} file(s): {equal} round trips equal; "
+    records = [o for o in outcomes if o.fmt != "labels"]
+    equal = sum(o.round_trip in ("equal", "bytes equal") for o in records)
+    same = sum(o.round_trip == "bytes equal" for o in records)
+    print(f"{len(records)} record file(s): {equal} round trips equal ({same} byte for byte); "
           f"{sum(o.fmt == '?' for o in outcomes)} unreadable; "
+          f"{sum(isinstance(o.rejects, int) and o.rejects > 0 for o in records)} with rejects; "
+          f"{len(outcomes) - len(records)} label file(s); "
           f"{time.monotonic() - started:.0f} s; load {os.getloadavg()[0]:.1f}")
 
 

@@ -17,9 +17,10 @@ from ._io import InputReader, Reject, first_value
 
 #: Changes whenever the readers make different records of the same input (2: ids became
 #: "<file>:<index>", the dataset's own id moved to meta["id"]; 3: JSON Lines split on "\\n"
-#: alone, so a text holding U+2028 or U+0085 is one record, not two rejects). A stored run
+#: alone, so a text holding U+2028 or U+0085 is one record, not two rejects; 4: IEPile's KG
+#: and SPO instructions, EET trigger lists and EEA schema triggers are read). A stored run
 #: read under another version holds other records, so it must not be resumed as the same.
-READER_VERSION = 3
+READER_VERSION = 4
 
 FORMATS: dict[str, ModuleType] = {
     m.NAME: m for m in (mre, stockmark, iepile, iepile_instruction, uniner, uie)

@@ -1,12 +1,11 @@
 """IEPile instruction records: JSON Lines of {task, source, instruction, output} (training) or
-{id, instruction, label} (test).
+{id, instruction, label} (test), for all seven tasks (NER, RE, SPO, KG, EE, EET, EEA).
 
 `instruction` is a JSON string {instruction, schema, input}; `output` a JSON string keyed by
-schema label (NER: strings; RE: {head, tail}; EE: {trigger, arguments: {role: value | NAN |
-[values]}}); a test `label` is the raw IEPile list. The text is `input`; the schema becomes
-the record's `schema` labels (EE: each event type followed by its roles); the instruction
-sentence is written in the record's language from IEPile's templates
-(`data/templates/iepile.toml`).
+schema label (`_iepile_output`; KG's nested entities: `_iepile_kg`); a test `label` is the
+raw IEPile list. The text is `input`; the schema's labels become the record's `schema`
+labels (`_iepile_schema`); the instruction sentence is written in the record's language from
+IEPile's templates (`data/templates/iepile.toml`).
 """
 
 from __future__ import annotations
@@ -18,10 +17,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from ..records import Argument, Event, Mention, Record, Relation
+from ..records import Record
 from ..resources import resource_dir
 from . import _fields as fields
 from . import iepile
+from ._iepile_kg import read_kg, write_kg
+from ._iepile_output import NAN, read_output, write_output  # noqa: F401 (NAN: evaluate.py)
+from ._iepile_schema import read_schema, tie_triggers, write_schema
 from ._io import InputReader, Reject, own_id, parse_items, write_json_values
 
 if sys.version_info >= (3, 11):
@@ -30,9 +32,11 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 NAME = "iepile-instruction"
-NAN = "NAN"
-RAW_KIND = {"NER": "entity", "RE": "relation", "SPO": "relation", "EE": "event",
-            "EET": "event", "EEA": "event"}
+RAW_KIND = {"NER": "entity", "RE": "relation", "SPO": "relation", "KG": "relation",
+            "EE": "event", "EET": "event", "EEA": "event"}
+#: The task of an item that names none and whose sentence is no known template, by the key
+#: its schema objects hold.
+TASK_BY_SCHEMA_KEY = {"event_type": "EE", "predicate": "SPO", "entity_type": "KG"}
 
 
 @lru_cache(maxsize=1)
@@ -61,60 +65,10 @@ def _task(item: dict[str, Any], sentence: str, schema: list[Any]) -> str:
     known = template_of(sentence)
     if known:
         return known[1]
-    return "EE" if schema and isinstance(schema[0], dict) else "NER"
-
-
-def _read_output(record: Record, task: str, output: dict[str, Any]) -> None:
-    for label, values in output.items():
-        where = f"output[{label!r}]"
-        for k, v in enumerate(fields.array(values, where)):
-            at = f"{where}[{k}]"
-            if task == "NER":
-                if not isinstance(v, str):
-                    raise ValueError(f"{where} must hold strings")
-                record.mentions.append(Mention(label, v))
-            elif task in ("RE", "SPO"):
-                v = fields.obj(v, at)
-                head, tail = ("subject", "object") if "subject" in v else ("head", "tail")
-                record.meta["keys"] = [head, tail]
-                record.relations.append(Relation(fields.string(v, head, at), label,
-                                                 fields.string(v, tail, at)))
-            else:
-                record.events.append(_event(record, label, fields.obj(v, at), at))
-
-
-def _event(record: Record, label: str, value: dict[str, Any], where: str) -> Event:
-    """One EE output value: {trigger, arguments: {role: value | NAN | [values]}}."""
-    given = value.get("arguments")
-    if given == {}:  # written back as {}, not as all-NAN
-        record.meta.setdefault("empty_arguments", []).append(len(record.events))
-    arguments = []
-    for role, texts in fields.obj(given or {}, f"{where}.arguments").items():
-        at = f"{where}.arguments[{role!r}]"
-        for text in fields.strings(texts if isinstance(texts, list) else [texts], at):
-            if text != NAN:
-                arguments.append(Argument(role, text))
-    trigger = fields.optional_string(value, "trigger", where) or ""
-    return Event(label, trigger, arguments)
-
-
-def _read_schema(record: Record, schema: list[Any]) -> None:
-    """The schema's labels into `record.schema`, its shape (which entries are EE objects,
-    their other keys) into meta, so the writer rebuilds the same schema."""
-    shape = []
-    for i, entry in enumerate(schema):
-        where = f"schema[{i}]"
-        if isinstance(entry, dict):  # EE: {event_type, trigger, arguments}
-            roles = fields.strings(entry.get("arguments", []), f"{where}.arguments")
-            record.schema.extend([fields.string(entry, "event_type", where), *roles])
-            shape.append({k: (len(roles) if k == "arguments" else v)
-                          for k, v in entry.items() if k != "event_type"})
-        elif isinstance(entry, str):
-            record.schema.append(entry)
-            shape.append(None)
-        else:
-            raise ValueError(f"{where} must be a label or an event object, got {entry!r}"[:200])
-    record.meta["shape"] = shape
+    first = schema[0] if schema else None
+    if isinstance(first, dict):
+        return next((t for k, t in TASK_BY_SCHEMA_KEY.items() if k in first), "EE")
+    return "NER"
 
 
 def parse(item: Any, record_id: str) -> Record:
@@ -139,19 +93,23 @@ def parse(item: Any, record_id: str) -> Record:
         "sentence": None if known else sentence,
         "extra": {k: item[k] for k in ("task", "source") if k in item},
     })
-    _read_schema(record, schema)
+    read_schema(record, schema)
     try:
         if "output" in item:
             output = json.loads(fields.string(item, "output", "the item"))
             if not isinstance(output, dict):
                 raise ValueError("'output' must be a JSON object")
             record.meta["output_keys"] = list(output)
-            _read_output(record, task, output)
+            if task == "KG":
+                read_kg(record, output)
+            else:
+                read_output(record, task, output, schema)
         else:
             label = json.loads(fields.string(item, "label", "the item"))
             iepile.add_values(record, RAW_KIND.get(task, "entity"), label)
     except json.JSONDecodeError as e:
         raise ValueError(f"'output'/'label' is not JSON: {e.msg}") from None
+    tie_triggers(record)
     return record
 
 
@@ -159,54 +117,12 @@ def read(path: str | Path, source: InputReader | None = None) -> Iterator[Record
     return parse_items(path, parse, source=source)
 
 
-def _schema(record: Record) -> list[Any]:
-    out: list[Any] = []
-    labels = iter(record.schema)
-    for shape in record.meta.get("shape", [None] * len(record.schema)):
-        if shape is None:
-            out.append(next(labels))
-            continue
-        entry: dict[str, Any] = {"event_type": next(labels)}
-        for key, value in shape.items():
-            entry[key] = [next(labels) for _ in range(value)] if key == "arguments" else value
-        out.append(entry)
-    return out
-
-
-def _event_roles(schema: list[Any]) -> dict[str, list[str]]:
-    return {e["event_type"]: e.get("arguments", []) for e in schema if isinstance(e, dict)}
-
-
-def _output(record: Record, schema: list[Any]) -> dict[str, Any]:
-    keys = [e["event_type"] if isinstance(e, dict) else e for e in schema]
-    output: dict[str, list[Any]] = {k: [] for k in keys}
-    head, tail = iepile.relation_keys(record)
-    for m in record.mentions:
-        output.setdefault(m.label, []).append(m.text)
-    for r in record.relations:
-        output.setdefault(r.relation, []).append({head: r.head, tail: r.tail})
-    roles_of = _event_roles(schema)
-    empty = set(record.meta.get("empty_arguments", []))
-    for i, e in enumerate(record.events):
-        arguments: dict[str, Any] = {} if i in empty and not e.arguments else \
-            {role: NAN for role in roles_of.get(e.type, [])}
-        for a in e.arguments:
-            current = arguments.get(a.role, NAN)
-            arguments[a.role] = a.text if current == NAN else (
-                [*current, a.text] if isinstance(current, list) else [current, a.text])
-        value: dict[str, Any] = {"trigger": e.trigger} if e.trigger or \
-            record.task != "EEA" else {}
-        value["arguments"] = arguments
-        output.setdefault(e.type, []).append(value)
-    return output
-
-
 def to_item(record: Record) -> dict[str, Any]:
     lang = record.meta.get("lang")
     sentence = record.meta.get("sentence")
     if sentence is None or lang is not None:
         sentence = templates().get(lang or "en", {}).get(record.task, sentence or "")
-    schema = _schema(record)
+    schema = write_schema(record)
     item: dict[str, Any] = dict(record.meta.get("extra", {}))
     item.update(own_id(record))
     item["instruction"] = json.dumps({"instruction": sentence, "schema": schema,
@@ -215,7 +131,9 @@ def to_item(record: Record) -> dict[str, Any]:
         item["label"] = json.dumps(iepile.values_of(record, RAW_KIND.get(record.task, "entity")),
                                    ensure_ascii=False)
     else:
-        item["output"] = json.dumps(_output(record, schema), ensure_ascii=False)
+        output = write_kg(record, schema) if record.task == "KG" else \
+            write_output(record, schema)
+        item["output"] = json.dumps(output, ensure_ascii=False)
     order = record.meta.get("item_keys") or list(item)
     return {k: item[k] for k in order if k in item} | item
 
