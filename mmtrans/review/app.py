@@ -26,6 +26,7 @@ from ..resources import resource_dir
 from ..store import Store, effective_reviews
 from .agreement import run_agreement
 from .queue import EditError, check_edit, effective_edit, entry, progress, queue, record_view
+from .view import target_spans
 
 DECISIONS = ("accept", "edit", "reject")
 COOKIE = "mmtrans_token"
@@ -138,7 +139,8 @@ class Api:
             except EditError as e:
                 return JSONResponse({"error": str(e)}, 400)
             return JSONResponse({"record": record.to_dict(),
-                                 "problems": [p.to_dict() for p in problems]})
+                                 "problems": [p.to_dict() for p in problems],
+                                 "spans": target_spans(record, store.run(body["run"])["tgt"])})
 
     def decide(self, request: Request, body: dict[str, Any]) -> Response:
         decision, annotator = body.get("decision"), body.get("annotator")
