@@ -387,11 +387,13 @@ function openEditor() {
   state.rows = v.pairs.map((p) => {
     const t = p.target !== null ? target.mentions[p.target] : null;
     return {
-      source: p.source, label: t ? t.label : v.expected_labels[p.source],
+      source: p.source, target: p.target, label: t ? t.label : v.expected_labels[p.source],
       text: t ? t.text : "", start: t ? t.start : null, end: t ? t.end : null,
     };
   });
-  const missing = state.rows.findIndex((r) => !r.text);
+  // The first row to fix takes the first selection: a missing string, or one with a problem.
+  const broken = (r) => r.target !== null && v.problems.some((q) => q.where === `mentions[${r.target}]`);
+  const missing = state.rows.findIndex((r) => !r.text || broken(r));
   state.armed = missing >= 0 ? missing : null;
   state.editing = true;
   $("editor").hidden = false;
@@ -732,6 +734,9 @@ function jumpTo(n) {
   if (!state.editing) openEditor();
   const found = editorSlots().find((s) => s.row === n);
   if (!found) { say(`no row ${n}`, true); return; }
+  // The selection still in the text is the previous string's: the armed row waits for a new one.
+  const area = $("edit-text");
+  area.setSelectionRange(area.selectionEnd, area.selectionEnd);
   armSlot(found.slot);
   const row = document.querySelector(`#editor [data-row="${found.slot.kind === "mention" ? n - 1 : n}"]`);
   if (row) row.scrollIntoView({ block: "nearest" });
@@ -743,6 +748,8 @@ let digits = "", digitsTimer = null;
 function jumpDigit(d) {
   digits += d;
   clearTimeout(digitsTimer);
+  const rows = state.editing ? editorSlots().length : Infinity;
+  if (Number(digits) > rows) digits = d;  // no such row: the digit starts a new number
   const n = Number(digits);
   digitsTimer = setTimeout(() => { digits = ""; }, DIGITS_MS);
   if (n >= 1) jumpTo(n);
