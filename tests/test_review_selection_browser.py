@@ -13,8 +13,14 @@ import mmtrans
 from mmtrans.testing import FakeLLM, Reply, good_translation, name_for
 
 from .test_review_browser import browser, no_native_dialogs  # noqa: F401
-from .test_review_structures_browser import (DESKTOP, PHONE, errors, no_page_errors,  # noqa: F401
-                                             select_by_keyboard, touch_select)
+from .test_review_structures_browser import (  # noqa: F401
+    DESKTOP,
+    PHONE,
+    errors,
+    no_page_errors,
+    select_by_keyboard,
+    touch_select,
+)
 
 pytestmark = pytest.mark.timeout(300)
 #: stockmark item 212: nine mentions; the model misspells the eighth.
@@ -85,11 +91,13 @@ def test_labels_come_from_the_tables_and_a_label_list_shows_its_whole_label(
     new = page.locator(".mention-edit").last.locator(".edit-mention-label")
     assert new.input_value() == ""
     assert page.evaluate("document.activeElement.classList.contains('edit-mention-label')")
-    page.wait_for_function("document.querySelector('#edit-check').innerText.includes('empty label')")
+    check_says = "document.querySelector('#edit-check').innerText.includes({!r})"
+    page.wait_for_function(check_says.format("empty label"))
     new.select_option("Other Organization Name")
-    page.wait_for_function("document.querySelector('#edit-check').innerText.includes('count_mismatch')")
+    page.wait_for_function(check_says.format("count_mismatch"))
     # Every label list is as wide as the label it shows.
-    cut = page.evaluate("""() => [...document.querySelectorAll('.edit-mention-label')].filter((s) => {
+    cut = page.evaluate("""() => [...document.querySelectorAll('.edit-mention-label')]
+      .filter((s) => {
         const probe = document.createElement('span');
         probe.style.font = getComputedStyle(s).font; probe.style.whiteSpace = 'pre';
         probe.textContent = s.options[s.selectedIndex].text; document.body.append(probe);
