@@ -9,8 +9,8 @@ translation does. Then (a) for every label with two or more mentions, each of th
 dropped from the answer (its string stays in the text, as models do), and (b) each mention in
 turn gets another label. A case is right when every pair is: the dropped one missing and the
 others paired with their own (or an equal string); the relabelled one paired with its own.
-Prints the share right for the pairing in this tree and, given `--old FILE` (a pairs.py, e.g. from `git show
-main:mmtrans/review/pairs.py`), for that one, with os.getloadavg().
+Prints the share right for the pairing in this tree and, given `--old FILE` (a pairs.py, e.g.
+from `git show main:mmtrans/review/pairs.py`), for that one, with os.getloadavg().
 
     python bench/mention_pairs.py [--old /tmp/old_pairs.py] [path to stockmark ner.json]
 """
