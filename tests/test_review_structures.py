@@ -217,3 +217,26 @@ def test_the_page_shows_a_relabelled_mention_as_one_pair(tmp_path, stockmark_ite
     v = client.get("/api/record", params={"run": e["run_id"], "id": e["id"]}).json()
     assert [p["code"] for p in v["problems"]] == ["label_changed"]
     assert v["pairs"] == [{"source": i, "target": i} for i in range(4)]
+
+
+THINK_TANKS_JA = "スウェーデン2大シンクタンクは、右指向のTimbroと左志向のアゴラで、アゴラはArena Ideに変更。"
+THINK_TANKS = ("Sweden's two big think tanks are the right-leaning Timbro and the left-leaning "
+               "Agora; Agora was renamed Arena Ide.")
+
+
+@pytest.mark.parametrize("dropped", ["Timbro", "Arena Ide"])
+def test_a_dropped_name_kept_verbatim_in_the_text_is_the_missing_one(dropped):
+    """stockmark: スウェーデン, Timbro, アゴラ, アゴラ, Arena Ide; the model's answer leaves one
+    of the Latin names out, its text keeps it."""
+    source = [placed("地名", "スウェーデン", THINK_TANKS_JA)] + [
+        placed("法人名", s, THINK_TANKS_JA, nth)
+        for s, nth in (("Timbro", 0), ("アゴラ", 0), ("アゴラ", 1), ("Arena Ide", 0))]
+    target = [placed("Location", "Sweden", THINK_TANKS)] + [
+        placed("Corp", s, THINK_TANKS, nth)
+        for s, nth in (("Timbro", 0), ("Agora", 0), ("Agora", 1), ("Arena Ide", 0))
+        if s != dropped]
+    pairs = pair_mentions(source, THINK_TANKS_JA, ["Location"] + ["Corp"] * 4, target,
+                          THINK_TANKS)
+    shown = [(p.source, None if p.target is None else target[p.target].text) for p in pairs]
+    names = ["Sweden", "Timbro", "Agora", "Agora", "Arena Ide"]
+    assert shown == [(i, None if s == dropped else s) for i, s in enumerate(names)]
