@@ -219,7 +219,8 @@ def test_the_page_shows_a_relabelled_mention_as_one_pair(tmp_path, stockmark_ite
     assert v["pairs"] == [{"source": i, "target": i} for i in range(4)]
 
 
-THINK_TANKS_JA = "スウェーデン2大シンクタンクは、右指向のTimbroと左志向のアゴラで、アゴラはArena Ideに変更。"
+THINK_TANKS_JA = ("スウェーデン2大シンクタンクは、右指向のTimbroと左志向のアゴラで、"
+                  "アゴラはArena Ideに変更。")
 THINK_TANKS = ("Sweden's two big think tanks are the right-leaning Timbro and the left-leaning "
                "Agora; Agora was renamed Arena Ide.")
 
