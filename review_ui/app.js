@@ -220,7 +220,8 @@ function render() {
       ? `${escapeHtml(m.label)} → <b class="relabelled">${escapeHtml(t.label)}</b> <span class="muted">(expected ${escapeHtml(expected)})</span>`
       : `${escapeHtml(m.label)} → ${escapeHtml(expected || "")}`) : escapeHtml(t.label);
     return `<tr><td>${swatch}</td><td>${label}</td><td>${m ? escapeHtml(m.text) : '<span class="muted">not in the source</span>'}</td>` +
-      `<td>${t ? escapeHtml(t.text) : '<span class="missing">missing</span>'}</td></tr>`;
+      `<td>${t ? escapeHtml(t.text) : '<span class="missing">missing</span>'}</td>` +
+      `<td>${p.target !== null ? Structures.problemsOf(v.problems, `mentions[${p.target}]`) : ""}</td></tr>`;
   });
   $("mentions").querySelector("tbody").innerHTML = rows.join("");
   $("mentions").hidden = !rows.length && Structures.has(v);

@@ -456,7 +456,10 @@ const Structures = (() => {
     });
   }
 
-  return { has, render, highlighted, open, edited, checked, take, arm, textChanged, slots, wire, fillTextLabel,
+  // The problems of one item, as its row shows them (a mention's row uses it too).
+  const problemsOf = (problems, where) => problemHtml(problemsAt(problems || [], where));
+
+  return { has, render, problemsOf, highlighted, open, edited, checked, take, arm, textChanged, slots, wire, fillTextLabel,
     get armed() { return st.armed; }, disarm: () => { st.armed = null; renderEditor(); } };
 })();
 

@@ -61,6 +61,9 @@ def eighth(stockmark_items) -> str:
 def test_a_digit_jumps_to_the_eighth_mention_and_a_piece_of_a_word_is_the_word(
         browser, url, stockmark_items):  # noqa: F811
     page = opened(browser, url, DESKTOP)
+    # The eighth mention's problem is on its row.
+    assert "anchored" in page.locator("#mentions tbody tr").nth(7).inner_text()
+    assert "anchored" not in page.locator("#mentions tbody tr").nth(6).inner_text()
     page.keyboard.press("8")
     page.wait_for_selector("#editor:not([hidden]) .mention-edit[data-row='7'].armed")
     text = page.input_value("#edit-text")

@@ -164,3 +164,26 @@ def test_a_two_word_argument_and_tail_fixed_by_touch_on_a_phone(
     page.wait_for_function("document.querySelector('#reviewed').innerText === '2'")
     assert exported(db, tmp_path, "RE")[0]["relation"][0]["tail"] == "Stephen Chow"
     assert exported(db, tmp_path, "EE")[0]["event"][0]["arguments"][1]["argument"] == "in May"
+
+
+def test_a_relation_removed_and_added_again_by_selection(
+        browser, structures, tmp_path):  # noqa: F811
+    db, url = structures
+    page = open_record(browser, url, DESKTOP, "如何演好")
+    page.keyboard.press("e")
+    page.wait_for_selector("#editor:not([hidden]) .rel-edit")
+    page.click(".rel-delete")
+    page.wait_for_function(
+        "document.querySelector('#edit-check').innerText.includes('count_mismatch')")
+    select_by_keyboard(page, "The King of Comedy")
+    page.click("#edit-add-relation")
+    # The new relation has no relation name until one of the tables' is chosen; its tail is next.
+    assert page.input_value(".rel-edit .rel-label") == ""
+    page.select_option(".rel-edit .rel-label", "starring")
+    page.wait_for_selector(".slot.armed input[aria-label='tail of relation 1']")
+    select_by_keyboard(page, "Stephen Chow")
+    page.wait_for_selector("#edit-check .ok")
+    page.click("#edit-save")
+    page.wait_for_selector("#editor", state="hidden")
+    assert exported(db, tmp_path, "RE")[0]["relation"] == [
+        {"head": "The King of Comedy", "relation": "starring", "tail": "Stephen Chow"}]
