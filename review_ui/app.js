@@ -208,19 +208,26 @@ function render() {
   $("tgt-lang").textContent = v.version && v.version !== "translation" ? `${v.tgt}, ${v.version}` : v.tgt;
   // Glyph shapes follow the language: Chinese drawn with Japanese fonts looks wrong.
   $("source-text").lang = htmlLang(v.src); $("target-text").lang = htmlLang(v.tgt);
-  $("source-text").innerHTML = highlight(v.source.text, v.source.mentions);
-  $("target-text").innerHTML = target ? highlight(target.text, target.mentions, targetColours(v)) : '<span class="muted">no usable translation</span>';
+  $("source-text").innerHTML = Structures.highlighted(v, "source", v.source.mentions);
+  $("target-text").innerHTML = target ? Structures.highlighted(v, "target", target.mentions, targetColours(v)) : '<span class="muted">no usable translation</span>';
   // One row per source mention with the translated mention paired to it (missing where the
   // translation dropped it), then any the translation added.
   const rows = v.pairs.map((p) => {
     const m = p.source !== null ? v.source.mentions[p.source] : null;
     const t = p.target !== null && target ? target.mentions[p.target] : null;
     const swatch = m ? `<span class="swatch" style="--h:${hue(p.source)}"></span> ${p.source + 1}` : '<span class="swatch added"></span> +';
-    const label = m ? `${escapeHtml(m.label)} → ${escapeHtml((t && t.label) || v.expected_labels[p.source] || "")}` : escapeHtml(t.label);
+    const expected = m ? v.expected_labels[p.source] : null;
+    // A relabelled mention is one row: its label as the source has it, as expected, as given.
+    const label = m ? (t && t.label !== expected
+      ? `${escapeHtml(m.label)} → <b class="relabelled">${escapeHtml(t.label)}</b> <span class="muted">(expected ${escapeHtml(expected)})</span>`
+      : `${escapeHtml(m.label)} → ${escapeHtml(expected || "")}`) : escapeHtml(t.label);
     return `<tr><td>${swatch}</td><td>${label}</td><td>${m ? escapeHtml(m.text) : '<span class="muted">not in the source</span>'}</td>` +
-      `<td>${t ? escapeHtml(t.text) : '<span class="missing">missing</span>'}</td></tr>`;
+      `<td>${t ? escapeHtml(t.text) : '<span class="missing">missing</span>'}</td>` +
+      `<td>${p.target !== null ? Structures.problemsOf(v.problems, `mentions[${p.target}]`) : ""}</td></tr>`;
   });
   $("mentions").querySelector("tbody").innerHTML = rows.join("");
+  $("mentions").hidden = !rows.length && Structures.has(v);
+  Structures.render(v, rows.length);
   $("problems").innerHTML = v.problems.length ? "<h2>Problems</h2>" + problemList(v.problems) : "";
   $("decisions").innerHTML = v.reviews.map((r) =>
     `${escapeHtml(r.annotator)}: ${escapeHtml(r.decision)}${r.reason ? ` (${escapeHtml(r.reason)})` : ""}${r.adjudicated ? " [adjudicated]" : ""} at ${escapeHtml(r.created)}`).join("<br>");
@@ -386,16 +393,18 @@ function openEditor() {
   state.rows = v.pairs.map((p) => {
     const t = p.target !== null ? target.mentions[p.target] : null;
     return {
-      source: p.source, label: t ? t.label : v.expected_labels[p.source],
+      source: p.source, target: p.target, label: t ? t.label : v.expected_labels[p.source],
       text: t ? t.text : "", start: t ? t.start : null, end: t ? t.end : null,
     };
   });
-  const missing = state.rows.findIndex((r) => !r.text);
+  // The first row to fix takes the first selection: a missing string, or one with a problem.
+  const broken = (r) => r.target !== null && v.problems.some((q) => q.where === `mentions[${r.target}]`);
+  const missing = state.rows.findIndex((r) => !r.text || broken(r));
   state.armed = missing >= 0 ? missing : null;
   state.editing = true;
   $("editor").hidden = false;
-  $("edit-label").value = target.label || "";
   $("edit-text").value = target.text;
+  Structures.open(v);
   $("edit-text").lang = htmlLang(v.tgt);
   renderRows();
   $("edit-text").focus();
@@ -404,7 +413,9 @@ function openEditor() {
 
 function labelOptions(current) {
   const labels = state.view.labels.includes(current) || !current ? state.view.labels : [current, ...state.view.labels];
-  return labels.map((l) => `<option${l === current ? " selected" : ""}>${escapeHtml(l)}</option>`).join("");
+  // A mention added from a selection has no label until one of the run's is chosen.
+  return (current ? "" : '<option value="">choose a label</option>') +
+    labels.map((l) => `<option${l === current ? " selected" : ""}>${escapeHtml(l)}</option>`).join("");
 }
 
 function renderRows() {
@@ -414,7 +425,7 @@ function renderRows() {
     const source = r.source === null ? "added" : escapeHtml(state.view.source.mentions[r.source].text);
     const armed = i === state.armed;
     return `<div class="mention-edit${armed ? " armed" : ""}" data-row="${i}">` +
-      `${swatch}<select class="edit-mention-label" aria-label="label ${i + 1}">${labelOptions(r.label)}</select>` +
+      `${swatch}<b class="row-number">${i + 1}</b><select class="edit-mention-label" aria-label="label ${i + 1}">${labelOptions(r.label)}</select>` +
       `<input class="edit-mention-text" aria-label="string ${i + 1}" value="${escapeHtml(r.text)}" placeholder="select it in the text">` +
       `<span class="muted offsets" title="offsets in the text">${where}</span>` +
       `<span class="muted source-string" title="source string">${source}</span>` +
@@ -435,16 +446,17 @@ function selection() {
   const area = $("edit-text");
   const [from, to] = [area.selectionStart, area.selectionEnd];
   if (to <= from) return null;
-  const text = area.value.slice(from, to);
-  const trimmed = text.trim();  // a drag often takes a space along
-  if (!trimmed) return null;
-  const lead = text.length - text.trimStart().length;
-  const start = codePoints(area.value, from + lead);
-  return { text: trimmed, start, end: start + [...trimmed].length };
+  // Spaces and punctuation at the edges are left out; a piece of a word grows to the word.
+  const snap = snapSelection(area.value, from, to, Boolean(state.view && state.view.spaced));
+  if (!snap) return null;
+  if (snap.snapped) say(`"${area.value.slice(from, to).trim()}" is part of the word "${snap.text}": the whole word is taken`);
+  const start = codePoints(area.value, snap.from);
+  return { text: snap.text, start, end: start + [...snap.text].length };
 }
 
 function setFromSelection() {
   const picked = selection();
+  if (picked && Structures.take(picked)) return;
   if (!picked || state.armed === null || !state.rows[state.armed]) return;
   Object.assign(state.rows[state.armed], picked);
   state.armed = null;
@@ -454,13 +466,14 @@ function setFromSelection() {
 
 function addMention() {
   const picked = selection();
-  const label = state.view.expected_labels[0] || state.view.labels[0] || "";
+  const label = "";  // asked: the new row's label list is focused, with no label chosen
+  Structures.disarm();
   state.rows.push({ source: null, label, text: picked ? picked.text : "", start: picked ? picked.start : null, end: picked ? picked.end : null });
   state.armed = picked ? null : state.rows.length - 1;
   renderRows();
   scheduleCheck();
   const select = $("edit-mentions").querySelector(`[data-row="${state.rows.length - 1}"] .edit-mention-label`);
-  if (select) select.focus();
+  if (select) { select.focus(); say("choose the new mention's label from the list"); }
 }
 
 // A changed text moves strings: offsets that no longer hold their string are dropped (the
@@ -472,6 +485,7 @@ function textChanged() {
     if (r.start !== null && r.start !== undefined && text.slice(at[r.start], at[r.end]) !== r.text) { r.start = null; r.end = null; }
   });
   renderRows();
+  Structures.textChanged(text);
 }
 
 function editedRecord() {
@@ -479,6 +493,7 @@ function editedRecord() {
     text: $("edit-text").value, label: $("edit-label").value || null,
     mentions: state.rows.filter((r) => r.text.trim())
       .map((r) => ({ label: r.label, text: r.text, start: r.start, end: r.end })),
+    ...Structures.edited(),
   };
 }
 
@@ -498,14 +513,19 @@ async function runCheck() {
   }
   $("edit-check").innerHTML = problemList(data.problems);
   const kept = state.rows.filter((r) => r.text.trim());
-  $("target-text").innerHTML = highlight(data.record.text, data.record.mentions, kept.map((r) => r.source));
+  if (!Structures.checked(data, kept.map((r) => r.source)))
+    $("target-text").innerHTML = highlight(data.record.text, data.record.mentions, kept.map((r) => r.source));
 }
 
 $("edit-text").addEventListener("input", () => { textChanged(); scheduleCheck(); });
 // A selection is taken once it is finished: mouse or finger up, or Shift let go (the
 // `select` event fires on every Shift+Arrow, and would take the first character).
-$("edit-text").addEventListener("mouseup", setFromSelection);
-$("edit-text").addEventListener("touchend", setFromSelection);
+// A touch selection is taken when it settles, and follows the handles after (structures.js).
+const touchSelection = followTouchSelection($("edit-text"), takeTouchSelection);
+$("edit-text").addEventListener("mouseup", (e) => {
+  if (!(e.sourceCapabilities && e.sourceCapabilities.firesTouchEvents)) setFromSelection();
+});
+Structures.wire();
 $("edit-text").addEventListener("keyup", (e) => { if (!e.shiftKey) setFromSelection(); });
 $("edit-label").addEventListener("input", scheduleCheck);
 $("edit-mentions").addEventListener("input", (e) => {
@@ -527,6 +547,7 @@ $("edit-mentions").addEventListener("click", (e) => {
   } else if (e.target.matches(".edit-mention-arm")) {
     // Arming a row: the next selection in the text becomes its string (pressed again: not).
     state.armed = state.armed === i ? null : i;
+    if (state.armed !== null) Structures.disarm();
     renderRows();
     if (state.armed !== null) $("edit-text").focus();
   }
@@ -607,6 +628,8 @@ function keyAction(event) {
   }
   if (state.editing) {
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) return saveEdit;
+    if (event.altKey && /^[0-9]$/.test(event.key)) return () => jumpDigit(event.key);
+    if (event.altKey && (event.key === "ArrowDown" || event.key === "ArrowUp")) return () => jumpBy(event.key === "ArrowDown" ? 1 : -1);
     if (event.key === "Escape") return () => { closeEditor(); render(); };
     return null;
   }
@@ -615,6 +638,7 @@ function keyAction(event) {
   if (field) return null;
   if (event.ctrlKey || event.metaKey || event.altKey) return null;
   if (state.config.adjudicate && /^[1-9]$/.test(event.key)) return () => pick(Number(event.key) - 1);
+  if (/^[0-9]$/.test(event.key)) return () => jumpDigit(event.key);
   const actions = {
     a: () => decide("accept"), x: () => decide("reject"), e: openEditor, u: undo,
     ArrowRight: () => show(state.index + 1), ArrowLeft: () => show(state.index - 1),
@@ -694,3 +718,65 @@ $("name-form").addEventListener("submit", async (e) => {
   await show(first >= 0 ? first : 0);  // a reload starts where the work is
   setInterval(() => queueAction(poll), POLL_MS);
 })();
+
+// -- jumping to a row ----------------------------------------------------------------------
+
+// The editor's rows in order, numbered from 1: mentions, then relations, events, arguments.
+function editorSlots() {
+  return [...state.rows.map((_, i) => ({ row: i + 1, slot: { kind: "mention", i } })),
+    ...Structures.slots(state.rows.length)];
+}
+
+function currentSlot() {
+  if (Structures.armed) return Structures.armed;
+  return state.armed !== null && state.armed !== undefined ? { kind: "mention", i: state.armed } : null;
+}
+
+function armSlot(slot) {
+  if (slot.kind === "mention") { Structures.disarm(); state.armed = slot.i; renderRows(); }
+  else { state.armed = null; renderRows(); Structures.arm(slot); }
+}
+
+// Row n armed (the editor opens on it): the next selection in the text sets its string.
+function jumpTo(n) {
+  if (!state.view) return;
+  if (!state.editing) openEditor();
+  const found = editorSlots().find((s) => s.row === n);
+  if (!found) { say(`no row ${n}`, true); return; }
+  // The selection still in the text is the previous string's: the armed row waits for a new one.
+  const area = $("edit-text");
+  area.setSelectionRange(area.selectionEnd, area.selectionEnd);
+  armSlot(found.slot);
+  const row = document.querySelector(`#editor [data-row="${found.slot.kind === "mention" ? n - 1 : n}"]`);
+  if (row) row.scrollIntoView({ block: "nearest" });
+  $("edit-text").focus();
+  say(`row ${n}: select its string in the text`);
+}
+
+let digits = "", digitsTimer = null;
+function jumpDigit(d) {
+  digits += d;
+  clearTimeout(digitsTimer);
+  const rows = state.editing ? editorSlots().length : Infinity;
+  if (Number(digits) > rows) digits = d;  // no such row: the digit starts a new number
+  const n = Number(digits);
+  digitsTimer = setTimeout(() => { digits = ""; }, DIGITS_MS);
+  if (n >= 1) jumpTo(n);
+}
+
+function jumpBy(step) {
+  const slots = editorSlots();
+  const now = currentSlot();
+  const at = now ? slots.findIndex((s) => s.slot.kind === now.kind && s.slot.i === now.i && s.slot.j === now.j) : -1;
+  const next = slots[Math.max(0, Math.min(slots.length - 1, at + step))];
+  if (next) jumpTo(next.row);
+}
+
+// A settled touch selection sets the armed string, or again the one it set before (`slot`).
+function takeTouchSelection(slot) {
+  if (!state.editing) return null;
+  if (slot) armSlot(slot);
+  const set = currentSlot();
+  if (set) setFromSelection();
+  return set;
+}

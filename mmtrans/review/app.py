@@ -38,6 +38,7 @@ from .queue import (
     seen_by,
     to_do,
 )
+from .view import target_spans
 
 DECISIONS = ("accept", "edit", "reject")
 COOKIE = "mmtrans_token"
@@ -279,7 +280,8 @@ class Api:
             except EditError as e:
                 return JSONResponse({"error": str(e)}, 400)
             return JSONResponse({"record": record.to_dict(),
-                                 "problems": [p.to_dict() for p in problems]})
+                                 "problems": [p.to_dict() for p in problems],
+                                 "spans": target_spans(record, store.run(body["run"])["tgt"])})
 
     def decide(self, request: Request, body: dict[str, Any]) -> Response:
         decision, annotator = body.get("decision"), body.get("annotator")

@@ -19,6 +19,7 @@ from ..store import Review, Store, Translation, effective_reviews
 from .agreement import disagreement, votes
 from .pairs import Pair, pair_mentions
 from .plan import Plan, RowFilter, to_do_by
+from .view import StructureError, check_text_label, parse_structures, structure_view
 
 STATES = ("to review", "accepted", "edited", "rejected")
 #: A status filter beside the states: records whose annotators' verdicts differ.
@@ -225,6 +226,8 @@ def record_view(store: Store, run_id: str, record_id: str, counted: RowFilter | 
         "disagreement": disagreement(every) if with_votes else False,
         "state": state(reviews[-1] if reviews else None),
         "seen": rows[-1]["id"] if rows else 0,
+        **structure_view(source, expected, target, run["src"], run["tgt"],
+                         target_labels(run, expected)),
     }
 
 
@@ -274,7 +277,12 @@ def parse_edit(data: Any, base: Record, labels: list[str] | None = None) -> Reco
     label = data.get("label", base.label)
     if label is not None and not isinstance(label, str):
         raise EditError("'label' must be a string")
-    return replace(base, text=text, label=label or None, mentions=parsed)
+    try:
+        check_text_label(label or None, labels)
+        return parse_structures(data, replace(base, text=text, label=label or None,
+                                              mentions=parsed), labels)
+    except StructureError as e:
+        raise EditError(str(e)) from None
 
 
 def check_edit(store: Store, run_id: str, record_id: str, data: Any) -> tuple[Record,
