@@ -25,9 +25,11 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import math
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -37,11 +39,12 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 from .checks import Problem
-from .embeddings import Embedder
+from .embeddings import Embedder, default_embedder
 from .records import Record
 from .resources import resource_dir
 from .scripts import is_spaced, language_name
 from .segments import Segment, segments, sentences
+from .store import content_key
 
 CODE = "fidelity"
 ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth",
@@ -326,5 +329,34 @@ def calibrate(plans: Sequence[Plan], vectors: dict[str, np.ndarray]) -> PairCali
         whole_min=round(min(s["whole"] for s in signals) - 0.01, 3))
 
 
-__all__ = ["CODE", "FidelityChecker", "FidelityQueue", "PairCalibration", "Plan", "Verdict",
-           "calibrate", "calibration_for", "judge", "plan"]
+
+
+#: `MMTRANS_FIDELITY=off` in the environment is --no-fidelity for every command.
+OFF_VARIABLE = "MMTRANS_FIDELITY"
+NOT_CHECKED = ("fidelity was not checked: no embedding model (pip install 'mmtrans[fidelity]' "
+               "for the in-process one, or give --embeddings-url)")
+
+
+def make_checker(src: str, tgt: str, enabled: bool = True, url: str | None = None,
+                 model: str | None = None, api_key: str | None = None,
+                 on_notice: Callable[[str], None] | None = None) -> FidelityChecker | None:
+    """The run's fidelity checker: the endpoint at `url`, else the in-process model; None
+    when turned off, or when no backend is there (then `on_notice` is told so, once)."""
+    if not enabled or os.environ.get(OFF_VARIABLE, "").lower() in ("off", "0", "no"):
+        return None
+    embedder = default_embedder(url, model, api_key)
+    if embedder is None:
+        if on_notice:
+            on_notice(NOT_CHECKED)
+        return None
+    return FidelityChecker(embedder, src, tgt)
+
+
+def identity(checker: FidelityChecker) -> dict[str, Any]:
+    """What a run's fidelity verdicts depend on, for the run's identity."""
+    return {"embedder": checker.embedder.name,
+            "calibration": content_key(vars(checker.calibration))}
+
+
+__all__ = ["CODE", "NOT_CHECKED", "FidelityChecker", "FidelityQueue", "PairCalibration", "Plan",
+           "Verdict", "calibrate", "calibration_for", "identity", "judge", "make_checker", "plan"]
