@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import regex
 from langdetect import DetectorFactory, LangDetectException
@@ -30,7 +31,7 @@ from .scripts import (
 )
 
 CODES = ("format", "count_mismatch", "label_changed", "residual_source", "anchored", "language",
-         "numbers")
+         "numbers", "fidelity")
 #: Fewer letters than this left after removing anchored strings: the language check abstains.
 MIN_LETTERS_FOR_LANGDETECT = 20
 
@@ -42,9 +43,15 @@ class Problem:
     code: str
     message: str
     where: str = ""
+    #: The part a reviewer should look at, when a check knows it (fidelity):
+    #: {"side": "target" | "source", "start": int, "end": int}, in characters of that text.
+    span: dict[str, Any] | None = None
 
-    def to_dict(self) -> dict[str, str]:
-        return {"code": self.code, "message": self.message, "where": self.where}
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"code": self.code, "message": self.message, "where": self.where}
+        if self.span is not None:
+            d["span"] = self.span
+        return d
 
 
 @dataclass

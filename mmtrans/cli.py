@@ -27,6 +27,7 @@ from . import pipeline
 from .errors import FatalModelError, MmtransError
 from .export import SKIP_REASONS
 from .export import export as export_run
+from .fidelity import make_checker
 from .files import check_output, write_output
 from .llm import Params
 from .run import Settings
@@ -47,6 +48,13 @@ Labels = Annotated[list[str], typer.Option(
     "--labels", metavar="TABLE",
         help="Label table or .tsv (repeatable); default: the pair's table that fits.")]
 Input = Annotated[Path, typer.Argument(metavar="INPUT", help="Input file (format auto-detected).")]
+NoFidelity = Annotated[bool, typer.Option(
+    "--no-fidelity", help="Skip the fidelity check (content added or dropped).")]
+EmbeddingsUrl = Annotated[str | None, typer.Option(
+    metavar="URL", help="OpenAI-compatible /v1/embeddings server for the fidelity check "
+                        "(default: the in-process model of the `fidelity` extra).")]
+EmbeddingsModel = Annotated[str | None, typer.Option(
+    metavar="NAME", help="Embedding model at --embeddings-url (default: the one it lists).")]
 Model = Annotated[str | None, typer.Option(metavar="NAME", help="Model name.")]
 InputFormat = Annotated[str | None, typer.Option("--format", metavar="NAME", help="Input format.")]
 PromptName = Annotated[str | None, typer.Option(metavar="NAME", help="Prompt name or .toml file.")]
@@ -170,6 +178,9 @@ def translate(
         min=0, help="US$ per million input tokens (default: data/prices).")] = None,
     price_out: Annotated[float | None, typer.Option(
         min=0, help="US$ per million output tokens (default: data/prices).")] = None,
+    no_fidelity: NoFidelity = False,
+    embeddings_url: EmbeddingsUrl = None,
+    embeddings_model: EmbeddingsModel = None,
 ) -> None:
     """Translate INPUT into the store; the same command resumes an interrupted run.
 
@@ -182,7 +193,8 @@ def translate(
         temperature=temperature, seed=seed, max_tokens=max_tokens, prompt=prompt,
         format=format, limit=limit, repair=repair, strategy=strategy, timeout=timeout,
         max_attempts=max_attempts, pack=pack, dry_run=dry_run, price_in=price_in,
-        price_out=price_out)
+        price_out=price_out, fidelity=not no_fidelity, embeddings_url=embeddings_url,
+        embeddings_model=embeddings_model)
     progress: list[pipeline.Progress] = []
     columns = (TextColumn("[bold]translating"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[stats]}"), TimeRemainingColumn(),
@@ -482,11 +494,17 @@ def check(
     tgt: Tgt,
     labels: Labels = [],  # noqa: B006 (typer reads the default)
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per record.")] = False,
+    no_fidelity: NoFidelity = False,
+    embeddings_url: EmbeddingsUrl = None,
+    embeddings_model: EmbeddingsModel = None,
 ) -> None:
     """Check a translated file against its source without any model. Exit 1 if any is flagged."""
     flagged = total = 0
     try:
-        checked = check_files(source, target, src, tgt, labels)
+        checker = make_checker(src, tgt, not no_fidelity, embeddings_url, embeddings_model,
+                               on_notice=lambda text: console.print(f"note: {text}",
+                                                                    highlight=False))
+        checked = check_files(source, target, src, tgt, labels, fidelity=checker)
         for note in checked.notes:
             console.print(note, highlight=False, markup=False)
         for verdict in checked:

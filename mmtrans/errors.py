@@ -135,3 +135,8 @@ class EndpointDownError(FatalModelError):
 class EndpointSilentError(FatalModelError):
     """The server accepts connections but answered none of several requests in a row within
     the timeout: a hung server, or a model far slower than --timeout allows."""
+
+
+class EmbeddingsError(MmtransError):
+    """The embeddings endpoint of the fidelity check (--embeddings-url) failed or answered
+    something else than one embedding per text."""

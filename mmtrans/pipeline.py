@@ -13,7 +13,7 @@ import concurrent.futures
 import itertools
 import time
 from collections.abc import Callable, Coroutine, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -26,6 +26,7 @@ from .errors import (
     FatalModelError,
     ModelError,
 )
+from .fidelity import FidelityQueue
 from .labels import LabelTable
 from .llm import (
     Backend,
@@ -135,6 +136,8 @@ class Run:
     held_asked: dict[str, set[str]] = field(default_factory=dict)
     #: The last record's reason for being unreachable, for the line that stops the run.
     _unreachable_why: ModelError | None = None
+    #: The fidelity check, judged in a thread of its own in batches (None: not checked).
+    fidelity: FidelityQueue | None = None
 
     @staticmethod
     def key_for(endpoint: str, model: str, messages: list[Message],
@@ -272,6 +275,8 @@ class Run:
         first, parse, strategy_notes = self.first_turn(expected)
         messages = first
         status = "failed"
+        #: (closeness to the source, attempt, answer) of each flagged answer with a text.
+        answers: list[tuple[float, int, Translation]] = []
         for attempt in range(s.repair + 1):
             try:
                 if attempt == 0 and given is not None:  # its part of a packed answer
@@ -297,13 +302,19 @@ class Run:
                 result = run_checks(expected, target, s.src, s.tgt)
                 target, problems, notes = result.record, result.problems, notes + result.notes
                 target.meta = {**target.meta, "lang": s.tgt}  # writers pick templates by it
+            closeness = 0.0
+            if target is not None and self.fidelity is not None:
+                verdict = await self.fidelity.check(expected, target)
+                problems, closeness = problems + verdict.problems, verdict.closeness
             status = "flagged" if problems else "accepted"
+            row = Translation(record.id, attempt, status, target,
+                              [p.to_dict() for p in problems], notes, key)
             if attempt not in stored_attempts:
-                self.store.add_translation(self.run_id, Translation(
-                    record.id, attempt, status, target, [p.to_dict() for p in problems],
-                    notes, key))
+                self.store.add_translation(self.run_id, row)
             if status == "accepted":
                 break
+            if target is not None:
+                answers.append((closeness, attempt, row))
             # A repair turn shows the model its last answer and what is wrong with it, not
             # every earlier turn again: the tokens of a turn stay those of the first plus one
             # answer, however many turns there are. It names its number, so a model that
@@ -312,7 +323,24 @@ class Run:
                              + describe_problems(problems, expected))
             messages = [*first, {"role": "assistant", "content": reply},
                         self.prompts["default"].repair_message(problems_text, s.src, s.tgt)]
+        if status == "flagged" and self.fidelity is not None:
+            self._keep_closest(answers, stored_attempts)
         return status
+
+    def _keep_closest(self, answers: list[tuple[float, int, Translation]],
+                      stored_attempts: set[int]) -> None:
+        """Among a record's flagged answers, the one that keeps closest to its source wins:
+        when that is not the last, it is stored again as the record's final attempt."""
+        if len(answers) < 2:
+            return
+        closeness, attempt, best = max(answers, key=lambda a: (a[0], a[1]))
+        last = max(a[1] for a in answers)
+        final = self.settings.repair + 1
+        if attempt == last or final in stored_attempts:
+            return
+        self.store.add_translation(self.run_id, replace(
+            best, attempt=final, notes=[*best.notes, f"kept answer {attempt} of {last}: the "
+                                        f"closest to the source (fidelity {closeness:.2f})"]))
 
     def _count(self, status: str) -> None:
         p = self.progress
@@ -362,6 +390,8 @@ class Run:
             close = getattr(self.backend, "close", None)
             if close:
                 await close()
+            if self.fidelity is not None:
+                self.fidelity.close()
 
 
 def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:

@@ -9,13 +9,14 @@ import hashlib
 import json
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from . import formats
 from .errors import ConfigError, InputError, LabelError
 from .estimate import dry_run
+from .fidelity import FidelityChecker, FidelityQueue, identity, make_checker
 from .formats import InputReader, Reject
 from .labels import LabelTable, find_tables, load_tables
 from .llm import Backend, OpenAIBackend, Params
@@ -59,6 +60,14 @@ class Settings:
     #: US dollars per million tokens, over data/prices (for the dry run's cost).
     price_in: float | None = None
     price_out: float | None = None
+    #: The fidelity check (mmtrans/fidelity.py): on whenever an embedding model is there;
+    #: `embeddings_url` names an OpenAI-compatible /v1/embeddings server instead of the
+    #: in-process model.
+    fidelity: bool = True
+    embeddings_url: str | None = None
+    embeddings_model: str | None = None
+    #: Set by `translate` when fidelity is checked: what its verdicts depend on.
+    fidelity_identity: dict[str, Any] | None = None
 
 
 
@@ -141,6 +150,7 @@ def run_config(input_path: str | Path, fmt: str, settings: Settings, labels: lis
         "strategy": settings.strategy,
         "params": {**settings.params.to_dict(), "repair": settings.repair,
                    **({"pack": settings.pack} if settings.pack > 1 else {})},
+        **({"fidelity": settings.fidelity_identity} if settings.fidelity_identity else {}),
     }
 
 
@@ -286,6 +296,11 @@ def translate(
             return translate(input_path, copy, settings, on_progress, backend, on_notice,
                              scratch=True)
     backend = backend or make_backend(settings, on_notice)
+    checker = None if settings.dry_run else make_checker(
+        settings.src, settings.tgt, settings.fidelity, settings.embeddings_url,
+        settings.embeddings_model, on_notice=on_notice)
+    if checker is not None:
+        settings = replace(settings, fidelity_identity=identity(checker))
     prompts = {strategy: load_prompt(settings.src, settings.tgt, settings.prompt, strategy)
                for strategy in {"default", settings.strategy}}
     db = Path(db_path)
@@ -302,7 +317,7 @@ def translate(
                                                            backend, prompts, found)
             stored_input = True
             return _translate_stored(store, config, table, stored, read, settings, backend,
-                                     prompts, on_progress, on_notice)
+                                     prompts, on_progress, on_notice, checker)
     except BaseException:
         if created and not stored_input:
             ends = ("wal", "shm", "lock", "reserve")
@@ -314,7 +329,8 @@ def translate(
 def _translate_stored(store: Store, config: dict[str, Any], table: LabelTable, stored: int,
                       read: InputRead | None, settings: Settings, backend: Backend,
                       prompts: dict[str, Prompt], on_progress: ProgressCallback | None,
-                      on_notice: Callable[[str], None] | None) -> dict[str, Any]:
+                      on_notice: Callable[[str], None] | None,
+                      checker: FidelityChecker | None = None) -> dict[str, Any]:
     """The run of `config`, its input in the store, translated from where it stopped."""
     previous = store.previous_run(config["input_path"])
     run_id = store.upsert_run(config)
@@ -339,7 +355,8 @@ def _translate_stored(store: Store, config: dict[str, Any], table: LabelTable, s
         waiting, pending = store.pending_input(run_id, settings.repair, settings.limit)
         progress = Progress(total=waiting)
         run = Run(store, run_id, backend, prompts, table, settings, progress, on_progress,
-                  held=store.held_request_keys())
+                  held=store.held_request_keys(),
+                  fidelity=FidelityQueue(checker) if checker is not None else None)
         if isinstance(backend, OpenAIBackend):
             backend.on_retry = run.note
             progress.pace = backend.limiter.describe

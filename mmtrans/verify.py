@@ -8,12 +8,15 @@ from pathlib import Path
 
 from . import formats
 from .checks import Problem, run_checks
+from .fidelity import FidelityChecker
 from .formats import Reject
 from .labels import find_tables, load_tables
 from .pairing import by_position, pair
 from .records import Record
 
 #: What `check` says when the files carry no ids to pair their records by.
+#: Records per embedding call of the fidelity check.
+FIDELITY_BATCH = 64
 BY_POSITION = ("the records carry no ids: each translated record is paired with the source "
                "record at its position (a source record whose labels cannot match is taken "
                "as left out)")
@@ -55,11 +58,13 @@ def check_files(
     labels: list[str],
     source_format: str | None = None,
     target_format: str | None = None,
+    fidelity: FidelityChecker | None = None,
 ) -> Comparison:
     """One verdict per translated record, checked against the source record it translates
     (paired by id, see `pairing`), in the translated file's order; then one verdict per source
     record that has no translated record. A translated item that cannot be read is a `format`
-    problem at its line."""
+    problem at its line. With `fidelity`, every paired record is also judged for content
+    added or dropped."""
     read = list(formats.read(source, source_format))
     sources = [r for r in read if isinstance(r, Record)]
     unreadable = [r for r in read if isinstance(r, Reject)]
@@ -71,13 +76,21 @@ def check_files(
     by_target = {p.target: p.source for p in pair(expected, targets) if p.target is not None}
     positional = by_position(expected, targets)
     verdicts, k = [], 0
+    judged: list[tuple[Verdict, Record, Record]] = []
     for item in items:
         if isinstance(item, Reject):
             where = f"item {item.index}" if item.index is not None else "file"
             verdicts.append(Verdict(item.line, where, [Problem("format", item.message, "line")]))
             continue
         verdicts.append(_verdict(item, by_target.get(k), expected, src, tgt, positional))
+        if fidelity is not None and by_target.get(k) is not None:
+            judged.append((verdicts[-1], expected[by_target[k]], item))
         k += 1
+    for i in range(0, len(judged), FIDELITY_BATCH):  # a few embedding calls, not one a record
+        chunk = judged[i:i + FIDELITY_BATCH]
+        for (verdict, _, _), found in zip(chunk, fidelity.check_many(  # type: ignore[union-attr]
+                [(e, t) for _, e, t in chunk])):
+            verdict.problems += found.problems
     paired = set(by_target.values())
     # A source record left out of the translation is a defect too, never a silent pass.
     verdicts += [Verdict(None, r.id, [Problem("format", f"no translated record ({_named(r)})")])

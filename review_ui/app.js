@@ -187,6 +187,49 @@ async function show(index) {
   render();
 }
 
+// -- fidelity: the part a fidelity problem speaks of, marked in its text -----------------
+
+// A problem may carry `span` {side: "source" | "target", start, end} in code points of that
+// text (a sentence the translation added, a source clause it dropped). Its characters are
+// wrapped in <span class="drift">, around the mention marks and never in a label tag.
+function markDrift(element, spans) {
+  if (!spans.length) return;
+  const walker = document.createTreeWalker(element, NodeFilter.SHOW_TEXT, {
+    acceptNode: (n) => (n.parentElement.closest(".tag") ? NodeFilter.FILTER_REJECT : NodeFilter.FILTER_ACCEPT),
+  });
+  const nodes = [];
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) nodes.push(n);
+  let at = 0;
+  nodes.forEach((node) => {
+    const chars = [...node.data];
+    const from = at;
+    at += chars.length;
+    const marked = chars.map((_, i) => spans.some((s) => s.start <= from + i && from + i < s.end));
+    if (!marked.some(Boolean)) return;
+    const pieces = document.createDocumentFragment();
+    for (let k = 0; k < chars.length;) {
+      let j = k;
+      while (j < chars.length && marked[j] === marked[k]) j++;
+      const text = document.createTextNode(chars.slice(k, j).join(""));
+      if (marked[k]) {
+        const drift = document.createElement("span");
+        drift.className = "drift";
+        drift.title = "fidelity: see Problems";
+        drift.appendChild(text);
+        pieces.appendChild(drift);
+      } else pieces.appendChild(text);
+      k = j;
+    }
+    node.replaceWith(pieces);
+  });
+}
+
+function markDrifts(v) {
+  const on = (side) => v.problems.filter((p) => p.code === "fidelity" && p.span && p.span.side === side).map((p) => p.span);
+  markDrift($("source-text"), on("source"));
+  if (v.target) markDrift($("target-text"), on("target"));
+}
+
 // -- one record --------------------------------------------------------------------------
 
 // For each target mention, the index of its source mention (its colour), null if added.
@@ -210,6 +253,7 @@ function render() {
   $("source-text").lang = htmlLang(v.src); $("target-text").lang = htmlLang(v.tgt);
   $("source-text").innerHTML = Structures.highlighted(v, "source", v.source.mentions);
   $("target-text").innerHTML = target ? Structures.highlighted(v, "target", target.mentions, targetColours(v)) : '<span class="muted">no usable translation</span>';
+  markDrifts(v);
   // One row per source mention with the translated mention paired to it (missing where the
   // translation dropped it), then any the translation added.
   const rows = v.pairs.map((p) => {

@@ -57,6 +57,14 @@ def no_openai_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
 
 
+@pytest.fixture(autouse=True)
+def no_fidelity(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fidelity check (an embedding model per record) is off unless a test turns it on
+    (tests/test_fidelity.py): the scripted server's made-up sentences are unfaithful by
+    design, and every other test pins what it pins without it."""
+    monkeypatch.setenv("MMTRANS_FIDELITY", "off")
+
+
 @pytest.fixture
 def serve():
     """serve(db, **options) serves the review app over a store on 127.0.0.1 and gives its URL;
