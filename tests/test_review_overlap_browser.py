@@ -134,5 +134,7 @@ def test_a_comment_goes_with_the_decision_and_every_passing_record_is_accepted_a
     assert "5 record(s)" in page.inner_text("#ask-text")
     page.keyboard.press("Enter")
     page.wait_for_function("document.querySelector('#message').innerText.includes('accepted 5')")
-    assert page.locator("#queue-list li .state-accepted").count() == 5
+    # the queue is read again after the message: wait for it, do not race it
+    page.wait_for_function(
+        "document.querySelectorAll('#queue-list li .state-accepted').length === 5")
     context.close()
