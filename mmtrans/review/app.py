@@ -69,7 +69,8 @@ class Api:
         self.token = token
         self.run_id = run_id
         self.team = team or Team()
-        self._codes: tuple[int, list[str]] | None = None  # (translation stamp, codes)
+        #: (translation stamp, problem codes, flagged records) of the queue last read.
+        self._facts: tuple[int, list[str], int] | None = None
 
     def store(self) -> Store:
         return Store(self.db, create=False)
@@ -92,12 +93,14 @@ class Api:
         limit = _int_param(q, "limit", PAGE, 1, MAX_PAGE)
         with self.store() as store:
             stamp = store.stamp()
-            # The problem codes change only with new translations: read once per stamp.
-            known = self._codes[1] if self._codes and self._codes[0] == stamp[1] else None
+            # The problem codes and the flagged count change only with new translations:
+            # read once per stamp.
+            codes, flagged = self._facts[1:] if self._facts and self._facts[0] == stamp[1] \
+                else (None, None)
             page = read_queue(store, filters, limit, after, before, self.spot_check,
-                              self.run_id, known)
+                              self.run_id, codes, flagged)
             made = store.decisions_made(self.run_id)
-        self._codes = (stamp[1], page.codes)
+        self._facts = (stamp[1], page.codes, page.flagged)
         page.progress["by_annotator"] = made
         return JSONResponse({**page.to_dict(), "stamp": stamp})
 

@@ -86,6 +86,8 @@ class Page:
     codes: list[str]
     datasets: list[str]
     annotators: list[str]
+    #: Flagged and failed records in the queue, every filter aside.
+    flagged: int
 
     def to_dict(self) -> dict[str, Any]:
         return {**vars(self), "entries": [e.to_dict() for e in self.entries]}
@@ -152,12 +154,13 @@ def spot_draw(store: Store, run_ids: list[str], share: float) -> set[Key]:
 def read_queue(store: Store, filters: Filters = Filters(), limit: int = PAGE,
                after: Cursor | None = None, before: Cursor | None = None,
                spot_check: float = 0.0, run_id: str | None = None,
-               codes: list[str] | None = None) -> Page:
+               codes: list[str] | None = None, flagged: int | None = None) -> Page:
     """One page of the queue: flagged and failed records first, then the spot-check draw of
     accepted ones, each in input order, filtered on the server (problem code, dataset, review
     state, text, annotator); the page after `after` or before `before` (queue cursors), or
     the first. With `run_id`, that run's records only; `codes`: the queue's problem codes
-    when the caller knows them (reading them is a scan of the whole queue)."""
+    and `flagged`: how many flagged records it holds, when the caller knows them (both
+    change only with new translations)."""
     runs = {run["id"]: Path(run["input_path"]).name for run in store.run_rows(run_id)}
     run_ids = list(runs)
     kept_runs = [r for r in run_ids if not filters.dataset or runs[r] == filters.dataset]
@@ -195,12 +198,14 @@ def read_queue(store: Store, filters: Filters = Filters(), limit: int = PAGE,
     total += store.queue_count(second, cap) if second.only else 0
     everything = QueueQuery(FLAGGED, run_ids)
     reviewed = store.queue_count(replace(everything, only=set(decided))) + len(spot & set(decided))
+    flagged = store.queue_count(everything) if flagged is None else flagged
     return Page(entries, min(total, cap) if cap else total, bool(cap and total > cap),
                 more_before, more_after,
-                {"in_queue": store.queue_count(everything) + len(spot), "reviewed": reviewed},
+                {"in_queue": flagged + len(spot), "reviewed": reviewed},
                 store.queue_codes(run_ids) if codes is None else codes,
                 sorted(set(runs.values())),
-                sorted({r.annotator for reviews in decided.values() for r in reviews}))
+                sorted({r.annotator for reviews in decided.values() for r in reviews}),
+                flagged)
 
 
 def _table(run: dict[str, Any]) -> LabelTable | None:

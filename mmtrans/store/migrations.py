@@ -155,6 +155,9 @@ def m011_review_queue(db: sqlite_utils.Database) -> None:
         codes text not null,  -- ',code,code,' (sorted, each once): LIKE '%,code,%'
         primary key (run_id, record_id))""")
     db.execute("create index review_queue_order on review_queue (kind, run_id, position)")
+    # The few distinct sets of codes, found by seeking from one to the next (not by reading
+    # every row), and the rows holding each.
+    db.execute("create index review_queue_codes on review_queue (run_id, codes, kind)")
     db.execute("create virtual table review_search using fts5(text, tokenize = 'trigram', "
                "detail = 'none')")
     db.execute("create index reviews_annotator on reviews (annotator, run_id, record_id)")

@@ -53,7 +53,9 @@ def _keys(keys: Collection[Key]) -> str:
     return json.dumps([list(k) for k in keys], ensure_ascii=False)
 
 
-def _where(query: QueueQuery) -> tuple[str, list[Any]]:
+def _where(query: QueueQuery, code_sets: list[str] | None = None) -> tuple[str, list[Any]]:
+    """The SQL condition on `review_queue q` for the query (`code_sets`: the distinct sets
+    of codes holding `query.code`)."""
     # A set of records or of search hits is read row by row from the set (`+`: not by
     # walking the order index past every row of the run to find them).
     by_set = "+" if query.only is not None or query.hits is not None else ""
@@ -65,8 +67,8 @@ def _where(query: QueueQuery) -> tuple[str, list[Any]]:
         clauses.append("q.run_id in (select value from json_each(?))")
         args.append(json.dumps(list(query.runs)))
     if query.code:
-        clauses.append("q.codes like ? escape '\\'")
-        args.append(_like(f",{query.code},"))
+        clauses.append("q.codes in (select value from json_each(?))")
+        args.append(json.dumps(code_sets or []))
     if query.hits is not None:
         clauses.append("q.rowid in (select value from json_each(?))")
         args.append(json.dumps(list(query.hits)))
@@ -96,7 +98,7 @@ class ReviewQueue(Core):
             return []
         if (after and after[0] > query.kind) or (before and before[0] < query.kind):
             return []
-        where, args = _where(query)
+        where, args = self._where(query)
         order = "q.kind, q.run_id, q.position"
         if after and after[0] == query.kind:
             where += " and (q.run_id, q.position) > (?, ?)"
@@ -117,7 +119,7 @@ class ReviewQueue(Core):
         if (query.only is not None and not query.only) or \
                 (query.hits is not None and not query.hits):
             return 0
-        where, args = _where(query)
+        where, args = self._where(query)
         return self._db.conn.execute(
             f"select count(*) from (select 1 from review_queue q where {where} limit ?)",
             [*args, -1 if cap is None else cap + 1]).fetchone()[0]
@@ -141,14 +143,33 @@ class ReviewQueue(Core):
         return [row[0] for row in self._db.conn.execute(
             "select record_id from review_queue where kind = ? and run_id = ?", [kind, run_id])]
 
+    def _where(self, query: QueueQuery) -> tuple[str, list[Any]]:
+        if not query.code:
+            return _where(query)
+        runs = query.runs if query.runs is not None else self._queue_runs()
+        sets = [s for run_id in runs for s in self._code_sets(run_id)
+                if f",{query.code}," in s]
+        return _where(query, sets)
+
+    def _queue_runs(self) -> list[str]:
+        return [row[0] for row in self._db.conn.execute("select id from runs")]
+
+    def _code_sets(self, run_id: str) -> list[str]:
+        """The distinct sets of codes of a run's queue rows: one index seek per set."""
+        return [row[0] for row in self._db.conn.execute(
+            """with recursive sets(codes) as (
+                select min(codes) from review_queue where run_id = :run
+                union all
+                select (select min(codes) from review_queue where run_id = :run
+                        and codes > sets.codes) from sets where sets.codes is not null)
+            select codes from sets where codes is not null""", {"run": run_id})]
+
     def queue_codes(self, runs: Collection[str] | None = None) -> list[str]:
         """Every problem code some record of the queue has (the filter's choices)."""
-        where, args = ("where run_id in (select value from json_each(?))",
-                       [json.dumps(list(runs))]) if runs is not None else ("", [])
         codes: set[str] = set()
-        for (joined,) in self._db.conn.execute(
-                f"select distinct codes from review_queue {where}", args):
-            codes.update(c for c in joined.split(",") if c)
+        for run_id in runs if runs is not None else self._queue_runs():
+            for joined in self._code_sets(run_id):
+                codes.update(c for c in joined.split(",") if c)
         return sorted(codes)
 
     def queue_row(self, run_id: str, record_id: str) -> dict[str, Any] | None:
