@@ -207,7 +207,10 @@ function patchEntry(entry) {
   }
 }
 
-async function show(index) {
+const recordPath = (e) => `/api/record?run=${encodeURIComponent(e.run_id)}&id=${encodeURIComponent(e.id)}`;
+
+// `ready`: the record's view already asked for ({entry, answer}), while a decision was saved.
+async function show(index, ready = null) {
   if (state.editing && state.entries[index] !== state.entries[state.index]) {
     // The editor holds this record's text: moving on would save it onto another one.
     editFirst(); return;
@@ -223,7 +226,7 @@ async function show(index) {
   state.index = Math.max(0, Math.min(index, state.entries.length - 1));
   const entry = state.entries[state.index];
   markCurrent();
-  const { status, data } = await api(`/api/record?run=${encodeURIComponent(entry.run_id)}&id=${encodeURIComponent(entry.id)}`);
+  const { status, data } = await (ready && ready.entry === entry ? ready.answer : api(recordPath(entry)));
   if (status !== 200) { say(data.error || `error ${status}`, true); return; }
   const moved = !state.view || !same(entry, state.view.run_id, state.view.id);
   state.view = data;
@@ -299,6 +302,9 @@ async function decide(decision, record, force = false, reason = undefined, overr
   const v = state.view;
   if (!v) return;
   if (decision !== "edit" && state.editing) { editFirst(); return; }
+  // The next record is read while the decision is saved: moving on waits for one of them.
+  const following = state.entries[state.index + 1];
+  const ready = following ? { entry: following, answer: api(recordPath(following)) } : null;
   const body = { run: v.run_id, id: v.id, annotator: state.annotator, decision, seen: v.seen, force };
   if (record) body.record = record;
   if (state.config.adjudicate) body.adjudicate = true;
@@ -331,7 +337,7 @@ async function decide(decision, record, force = false, reason = undefined, overr
   say(`${decision} saved for ${v.id}`);
   closeEditor();
   applyChange(data);
-  await show(state.index + 1);
+  await show(state.index + 1, ready);
 }
 
 // Saving the open edit. A second press queued behind the first (a double click, Ctrl+Enter

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Awaitable, Callable
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,11 +71,25 @@ class Api:
         self.token = token
         self.run_id = run_id
         self.team = team or Team()
+        self._stores = threading.local()
         #: (translation stamp, problem codes, flagged records) of the queue last read.
         self._facts: tuple[int, list[str], int] | None = None
 
-    def store(self) -> Store:
-        return Store(self.db, create=False)
+    @contextmanager
+    def store(self) -> Iterator[Store]:
+        """This worker thread's store, opened at its first request and kept (opening one
+        costs more than most requests): in WAL mode each read still sees every commit made
+        before it, by any process. A request that fails drops it; the next one reopens."""
+        store = getattr(self._stores, "store", None)
+        if store is None:
+            store = self._stores.store = Store(self.db, create=False)
+        try:
+            yield store
+        except BaseException:
+            self._stores.store = None
+            with suppress(Exception):
+                store.close()
+            raise
 
     def config(self, request: Request, body: dict[str, Any]) -> Response:
         with self.store() as store:
