@@ -39,9 +39,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_store import make_store  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
-#: ben's search: the text of one seed record (every 200th record holds it), none of which
+#: ben's search: words of one seed record (every 200th record holds them), none of which
 #: ann reaches from the top of the queue in the decisions of one run.
-BEN_SEARCH = "Juniper Elm29"
+BEN_SEARCH = "吹奏楽クラブ"
 
 DECIDE = """async (n) => {
     const times = [];
