@@ -77,6 +77,7 @@ def make_store(db: Path, records: int) -> str:
                 target = replace(t.target, id=record_id) if t.target else None
                 store.add_translation(new_run, replace(t, record_id=record_id,
                                                        target=target, id=None))
+        store.index_search()  # what the first search of a review server would do
     return new_run
 
 

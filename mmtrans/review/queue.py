@@ -167,6 +167,8 @@ def read_queue(store: Store, filters: Filters = Filters(), limit: int = PAGE,
     decided = _decided(store, run_ids)
     spot = spot_draw(store, run_ids, spot_check)
     only, without = _by_reviews(decided, filters)
+    if filters.text:
+        store.index_search()  # the texts of translations stored since the last search
     hits = store.search_hits(filters.text, SEARCH_CAP) if filters.text else None
     text = filters.text if hits is None else None  # too common: looked for row by row
     first = QueueQuery(FLAGGED, kept_runs, filters.code, text, hits, only, without)

@@ -124,6 +124,24 @@ class ReviewQueue(Core):
             f"select count(*) from (select 1 from review_queue q where {where} limit ?)",
             [*args, -1 if cap is None else cap + 1]).fetchone()[0]
 
+    def index_search(self) -> int:
+        """Bring the search index up to date: the texts of the records whose latest
+        translation it does not hold yet, in one transaction (whoever searches does this;
+        the trigger on translations leaves it). Returns how many it indexed."""
+        if self._db.conn.execute("select 1 from review_queue where searched != translation_id "
+                                 "limit 1").fetchone() is None:
+            return 0
+        with self._write(immediate=True) as db:
+            indexed = db.conn.execute("""insert or replace into review_search (rowid, text)
+                select q.rowid, coalesce(json_extract(r.source, '$.text'), '') || char(10) ||
+                    coalesce(json_extract(t.target, '$.text'), '')
+                from review_queue q join translations t on t.id = q.translation_id
+                left join records r on r.run_id = q.run_id and r.id = q.record_id
+                where q.searched != q.translation_id""").rowcount
+            db.conn.execute("update review_queue set searched = translation_id "
+                            "where searched != translation_id")
+        return indexed
+
     def search_hits(self, text: str, cap: int) -> list[int] | None:
         """The rows whose source or translation holds `text` (letters compared without case),
         found through the trigram index; None when there are more than `cap` (a text that
