@@ -549,7 +549,7 @@ def review(
              "(aiko=ner.json,ben=re.json). Default: the plan kept in the store, else all.")] = None,
 ) -> None:
     """Serve the review page for one run: accept, edit or reject flagged records."""
-    from .review import access_token, parse_share, serve, team
+    from .review import access_token, page_url, parse_share, serve, team
 
     try:
         share = parse_share(spot_check)
@@ -559,11 +559,10 @@ def review(
             run_id = store.resolve_run(run)
     except MmtransError as e:
         raise fail(e) from None
-    query = f"/?token={required}" if required else "/"
     if required and not token:
         console.print(f"generated token: {required}", highlight=False)
-    console.print(f"reviewing run {run_id} of {db} at http://{host}:{port}{query} "
-                  "(Ctrl-C to stop)", highlight=False)
+    console.print(f"reviewing run {run_id} of {db} at {page_url(host, port, required)} "
+                  "(Ctrl-C to stop)", highlight=False, soft_wrap=True)
     serve(db, host, port, required, annotator, share, run_id, settings)
 
 

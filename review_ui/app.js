@@ -14,11 +14,15 @@ const state = {
   // missing one at first; another once chosen), so selecting text to retype it moves none.
   editing: false, conflict: null, checkTimer: null, rows: [], armed: null,
   applied: {}, offline: false,  // the filters the queue was read with; the server is gone
+  // The queue is read a page at a time: `entries` is the page held, `total` how many records
+  // the filters keep in all, `anchor` the cursor the page was read after.
+  total: 0, moreBefore: false, moreAfter: false, anchor: null,
 };
 
 async function api(path, body) {
   const headers = { "content-type": "application/json" };
-  if (token) headers.authorization = `Bearer ${token}`;
+  // Percent-encoded: a header holds Latin-1 only, and a token may hold any character.
+  if (token) headers.authorization = `Bearer ${encodeURIComponent(token)}`;
   let response;
   try {
     response = await fetch(path, body === undefined ? { headers } :
@@ -93,28 +97,49 @@ function problemList(problems) {
 
 function filters() {
   return { code: $("filter-code").value, dataset: $("filter-dataset").value, status: $("filter-status").value,
-    mine: $("filter-mine").checked ? "1" : "", annotator: state.annotator || "" };
+           q: $("filter-q").value.trim(), by: $("filter-annotator").value,
+           mine: $("filter-mine").checked ? "1" : "", annotator: state.annotator || "" };
 }
 
-// The whole queue, read anew: on opening, on a filter change, and when translations change.
-async function loadQueue() {
+// An entry's place in the queue's order, as the server pages by it; `at` is the cursor a
+// page starting at the entry is read after.
+const cursorOf = (e) => `${e.status === "accepted" ? 1 : 0},${e.run_id},${e.position}`;
+const cursorAt = (e) => `${e.status === "accepted" ? 1 : 0},${e.run_id},${e.position - 1}`;
+
+// One page of the queue, filtered on the server: the first page, or the one after or before
+// a cursor (`{after}` / `{before}`). The page never holds the whole queue.
+async function loadQueue(where = {}) {
   state.applied = filters();
-  const { data } = await api(`/api/queue?${new URLSearchParams(state.applied)}`);
+  const query = Object.fromEntries(Object.entries({ ...state.applied, ...where }).filter(([, v]) => v));
+  const { status, data } = await api(`/api/queue?${new URLSearchParams(query)}`);
+  if (status !== 200) { say(data.error || `error ${status}`, true); return; }
   state.entries = data.entries || [];
+  state.total = data.total || 0;
+  state.moreThanTotal = Boolean(data.more_than_total);  // a search counted this far, no further
+  state.moreBefore = Boolean(data.more_before);
+  state.moreAfter = Boolean(data.more_after);
+  state.anchor = state.entries.length ? cursorAt(state.entries[0]) : null;
   state.stamp = data.stamp;
   state.progress = data.progress;
-  renderTeamProgress(data.annotators);
+  renderTeamProgress(data.annotator_progress);
   fillSelect($("filter-code"), data.codes || []);
   fillSelect($("filter-dataset"), data.datasets || []);
+  fillSelect($("filter-annotator"), data.annotators || []);
   renderProgress();
   renderQueue();
 }
+
+// The page read again from where it starts (a record joined it, or many changed).
+const reloadPage = () => loadQueue(state.anchor ? { after: state.anchor } : {});
 
 function renderProgress() {
   const p = state.progress;
   if (!p) return;
   const who = Object.entries(p.by_annotator).map(([name, n]) => `${escapeHtml(name)}: ${n}`).join(", ");
-  $("progress").innerHTML = `reviewed <b id="reviewed">${p.reviewed}</b> / <b id="in-queue">${p.in_queue}</b> in queue${who ? ` (${who})` : ""}`;
+  const filtered = Object.values(state.applied).some((v) => v);
+  $("progress").innerHTML = `reviewed <b id="reviewed">${p.reviewed}</b> / <b id="in-queue">${p.in_queue}</b>` +
+    (filtered ? `, <b id="matching">${state.moreThanTotal ? "over " : ""}${state.total}</b> match` : "") + (who ? ` (${who})` : "");
+  $("progress").title = $("progress").textContent;
 }
 
 async function loadAgreement() {
@@ -151,7 +176,21 @@ function markCurrent() {
   const old = list.querySelector("li.current");
   if (old) { old.classList.remove("current"); old.removeAttribute("aria-current"); }
   const li = list.children[state.index];
-  if (li) { li.classList.add("current"); li.setAttribute("aria-current", "true"); li.scrollIntoView({ block: "nearest" }); }
+  if (li) { li.classList.add("current"); li.setAttribute("aria-current", "true"); revealInQueue(li); }
+}
+
+// Scroll the queue's own list to show an item, never the page (scrollIntoView scrolls every
+// ancestor too: on a phone, the record scrolled away under the finger).
+function revealInQueue(li) {
+  const box = $("queue");
+  const top = li.offsetTop;
+  if (top < box.scrollTop) box.scrollTop = top;
+  else if (top + li.offsetHeight > box.scrollTop + box.clientHeight) box.scrollTop = top + li.offsetHeight - box.clientHeight;
+}
+
+// A record opened anew starts at its top, its actions in view.
+function toTop() {
+  for (const el of [$("record"), document.querySelector("main"), document.scrollingElement]) if (el) el.scrollTop = 0;
 }
 
 // One record's entry changed (a decision here or elsewhere): patch it and the progress.
@@ -170,10 +209,18 @@ function patchEntry(entry) {
   }
 }
 
-async function show(index) {
+const recordPath = (e) => `/api/record?run=${encodeURIComponent(e.run_id)}&id=${encodeURIComponent(e.id)}${viewerParam()}`;
+
+// `ready`: the record's view already asked for ({entry, answer}), while a decision was saved.
+async function show(index, ready = null) {
   if (state.editing && state.entries[index] !== state.entries[state.index]) {
     // The editor holds this record's text: moving on would save it onto another one.
     editFirst(); return;
+  }
+  if (index >= state.entries.length && state.moreAfter && state.entries.length) {
+    await loadQueue({ after: cursorOf(state.entries[state.entries.length - 1]) }); index = 0;
+  } else if (index < 0 && state.moreBefore && state.entries.length) {
+    await loadQueue({ before: cursorOf(state.entries[0]) }); index = state.entries.length - 1;
   }
   if (!state.entries.length) {
     $("empty").hidden = false; $("view").hidden = true; state.view = null; return;
@@ -181,10 +228,12 @@ async function show(index) {
   state.index = Math.max(0, Math.min(index, state.entries.length - 1));
   const entry = state.entries[state.index];
   markCurrent();
-  const { status, data } = await api(`/api/record?run=${encodeURIComponent(entry.run_id)}&id=${encodeURIComponent(entry.id)}${viewerParam()}`);
+  const { status, data } = await (ready && ready.entry === entry ? ready.answer : api(recordPath(entry)));
   if (status !== 200) { say(data.error || `error ${status}`, true); return; }
+  const moved = !state.view || !same(entry, state.view.run_id, state.view.id);
   state.view = data;
   render();
+  if (moved) toTop();
 }
 
 // -- fidelity: the part a fidelity problem speaks of, marked in its text -----------------
@@ -308,6 +357,9 @@ async function decide(decision, record, force = false, reason = undefined, overr
   const v = state.view;
   if (!v) return;
   if (decision !== "edit" && state.editing) { editFirst(); return; }
+  // The next record is read while the decision is saved: moving on waits for one of them.
+  const following = state.entries[state.index + 1];
+  const ready = following ? { entry: following, answer: api(recordPath(following)) } : null;
   const body = { run: v.run_id, id: v.id, annotator: state.annotator, decision, seen: v.seen, force };
   if (record) body.record = record;
   if (state.config.adjudicate) body.adjudicate = true;
@@ -322,7 +374,7 @@ async function decide(decision, record, force = false, reason = undefined, overr
     // Keeping a record with open problems is a second, explicit choice, with a reason.
     const codes = [...new Set(data.problems.map((p) => p.code))].join(", ");
     const why = override || await ask({ title: "Keep it with its problems?", free: true,
-      text: `This record still has problems (${codes}). Say why you keep it: it is exported only with --include-overridden.` });
+      text: `This record still has problems (${codes}). Say why you keep it: it is exported only when the export is asked to include records kept with problems.` });
     if (!why) { say(`${decision} not saved: it still has problems (${codes})`, true); return; }
     ({ status, data } = await api("/api/decision", { ...body, override: why }));
   }
@@ -341,7 +393,7 @@ async function decide(decision, record, force = false, reason = undefined, overr
   say(`${decision} saved for ${v.id}`);
   closeEditor();
   applyChange(data);
-  await show(state.index + 1);
+  await show(state.index + 1, ready);
 }
 
 // Saving the open edit. A second press queued behind the first (a double click, Ctrl+Enter
@@ -609,10 +661,12 @@ async function poll() {
   if (!state.stamp || document.hidden) return;
   const { status, data } = await api(`/api/changes?since=${state.stamp.join(",")}${viewerParam()}`);
   if (status !== 200) return;
-  const joins = (e) => e.status !== "accepted" && !state.entries.some((x) => same(x, e.run_id, e.id));
+  // A record another annotator decided outside this page changes nothing here; a record
+  // that joins the queue (a new translation, undecided) may fall inside it.
+  const joins = (e) => e.status !== "accepted" && e.state === "to review" && !state.entries.some((x) => same(x, e.run_id, e.id));
   if (data.reload || data.entries.some(joins)) {
     const current = state.entries[state.index];
-    await loadQueue();
+    await reloadPage();
     const i = current ? state.entries.findIndex((e) => same(e, current.run_id, current.id)) : -1;
     if (i >= 0) state.index = i;
     markCurrent();
@@ -637,7 +691,7 @@ function toggle(overlay, show) {
 
 function toggleGuidelines(show) {
   $("guidelines-text").innerHTML = state.config.guidelines ||
-    '<p class="muted">No guidelines were given: start the page with <code>mmtrans review --guidelines FILE.md</code>.</p>';
+    '<p class="muted">No guidelines were given for this review: ask the person who started it.</p>';
   toggle("guidelines", show);
   $("guidelines-text").scrollTop = 0;
 }
@@ -699,6 +753,7 @@ document.addEventListener("keydown", (event) => {
 });
 
 $("editor").addEventListener("submit", (e) => e.preventDefault());
+$("filters").addEventListener("submit", (e) => e.preventDefault());  // Enter in the search box
 $("help-button").addEventListener("click", () => toggle("help"));
 $("help-close").addEventListener("click", () => { toggle("help", false); $("help-button").focus(); });
 $("guidelines-button").addEventListener("click", () => toggleGuidelines());
@@ -756,10 +811,16 @@ $("name-form").addEventListener("submit", async (e) => {
   teamSetup(data);
   const name = data.annotator || localStorage.getItem("mmtrans-annotator");
   if (name) setAnnotator(name); else { $("name-dialog").hidden = false; $("name-input").focus(); }
+  // A reload starts where the work is: the first record to review, in the first page or
+  // (far into a long queue) in the page that begins at it.
   await loadQueue();
+  let first = state.entries.findIndex((e) => e.state === "to review");
+  if (first < 0 && state.moreAfter && !data.adjudicate) {
+    const { data: todo } = await api(`/api/queue?${new URLSearchParams({ status: "to review", limit: 1 })}`);
+    if (todo && todo.entries && todo.entries.length) { await loadQueue({ after: cursorAt(todo.entries[0]) }); first = 0; }
+  }
   loadAgreement();
-  const first = state.entries.findIndex((e) => e.state === "to review");
-  await show(first >= 0 ? first : 0);  // a reload starts where the work is
+  await show(Math.max(first, 0));
   setInterval(() => queueAction(poll), POLL_MS);
 })();
 

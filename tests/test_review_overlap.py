@@ -187,7 +187,7 @@ def test_mine_to_do_never_shows_a_record_the_annotator_decided(team_db, serve):
     assert entries[0]["id"] not in theirs and entries[1]["id"] in theirs
     # A reload of aiko's queue skips nothing she has not decided, whoever else did.
     assert entries[1]["id"] in [e["id"] for e in ben.queue(mine="1")["entries"]]
-    progress = aiko.queue()["annotators"]
+    progress = aiko.queue()["annotator_progress"]
     assert progress["aiko"]["decided"] == 2 and progress["ben"]["decided"] == 1
 
 
@@ -198,7 +198,7 @@ def test_assign_by_share_gives_each_record_to_n_of_the_named(team_db, serve):
     everything = {e["id"] for e in Page(url, "aiko").queue()["entries"]}
     for record_id in everything:
         assert sum(record_id in m for m in mine.values()) == 2  # two annotators a record
-    progress = Page(url, "aiko").queue()["annotators"]
+    progress = Page(url, "aiko").queue()["annotator_progress"]
     assert sum(p["assigned"] for p in progress.values()) == 2 * len(everything)
 
 

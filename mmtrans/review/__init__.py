@@ -32,6 +32,15 @@ def access_token(host: str, token: str | None) -> str | None:
     return None if host in LOCAL_HOSTS else secrets.token_urlsafe(16)
 
 
+def page_url(host: str, port: int, token: str | None) -> str:
+    """The page's address to print: the token percent-encoded, so a token holding `&`, a
+    space, `#` or any non-ASCII character reaches the server as it was given."""
+    from urllib.parse import quote
+
+    where = f"[{host}]" if ":" in host else host
+    return f"http://{where}:{port}/" + (f"?token={quote(token, safe='')}" if token else "")
+
+
 def loopback_hosts(host: str, port: int) -> set[str]:
     """The Host headers a loopback server answers to (anything else is DNS rebinding)."""
     return {f"{name}:{port}" for name in ("127.0.0.1", "localhost", "[::1]")} | \
@@ -88,4 +97,4 @@ def serve(db: str | Path, host: str = "127.0.0.1", port: int = 8700, token: str 
 
 
 __all__ = ["Team", "access_token", "guidelines_html", "loopback_hosts", "make_app",
-           "parse_reasons", "parse_share", "serve", "team"]
+           "page_url", "parse_reasons", "parse_share", "serve", "team"]

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Awaitable, Callable
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote_to_bytes
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -22,21 +25,25 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..classify import CODE as PROPOSED
+from ..groups import dataset_names
 from ..resources import resource_dir
-from ..store import Store, effective_reviews
+from ..store import FLAGGED, Store, effective_reviews
+from ..store.queue import Cursor
 from .agreement import run_agreement
 from .plan import Plan, annotator_progress, assignees, parse_assign, record_progress, rows_for
 from .queue import (
+    MAX_PAGE,
+    PAGE,
     EditError,
     Entry,
+    Filters,
     check_edit,
     effective_edit,
     entry,
-    progress,
-    queue,
+    left_out_of,
+    read_queue,
     record_view,
     seen_by,
-    to_do,
 )
 from .view import target_spans
 
@@ -99,9 +106,25 @@ class Api:
         self.token = token
         self.run_id = run_id
         self.team = team or Team()
+        self._stores = threading.local()
+        #: (translation stamp, problem codes, flagged records) of the queue last read.
+        self._facts: tuple[int, list[str], int] | None = None
 
-    def store(self) -> Store:
-        return Store(self.db, create=False)
+    @contextmanager
+    def store(self) -> Iterator[Store]:
+        """This worker thread's store, opened at its first request and kept (opening one
+        costs more than most requests): in WAL mode each read still sees every commit made
+        before it, by any process. A request that fails drops it; the next one reopens."""
+        store = getattr(self._stores, "store", None)
+        if store is None:
+            store = self._stores.store = Store(self.db, create=False)
+        try:
+            yield store
+        except BaseException:
+            self._stores.store = None
+            with suppress(Exception):
+                store.close()
+            raise
 
     def config(self, request: Request, body: dict[str, Any]) -> Response:
         with self.store() as store:
@@ -113,18 +136,28 @@ class Api:
                              "overlap": self._overlap()})
 
     def queue(self, request: Request, body: dict[str, Any]) -> Response:
+        """One page of the queue, filtered and paged on the server (`after` / `before`: the
+        cursor of an entry, `limit`: entries a page holds)."""
+        q = request.query_params
+        filters = Filters(*(_text_param(q, k) for k in
+                            ("code", "dataset", "status", "q", "by")))
+        after, before = _cursor_param(q, "after"), _cursor_param(q, "before")
+        limit = _int_param(q, "limit", PAGE, 1, MAX_PAGE)
         with self.store() as store:
             stamp = store.stamp()
-            everything, entries, team = self._filtered(store, dict(request.query_params))
+            # The problem codes and the flagged count change only with new translations:
+            # read once per stamp.
+            codes, flagged = self._facts[1:] if self._facts and self._facts[0] == stamp[1] \
+                else (None, None)
+            page, team = self._page(store, filters, limit, after, before, self._viewer(request),
+                                    q.get("mine"), codes, flagged)
             made = store.decisions_made(self.run_id)
-        return JSONResponse({
-            "entries": [self._team_entry(e, team) for e in entries],
-            "progress": {**progress(everything), "by_annotator": made},
-            "annotators": annotator_progress(team.plans, team.rows),
-            "codes": sorted({c for e in everything for c in e.codes}),
-            "datasets": sorted({e.dataset for e in everything}),
-            "stamp": stamp,
-        })
+            entries = [self._team_entry(e, team) for e in page.entries]
+            annotators = self._annotators(store, team)
+        self._facts = (stamp[1], page.codes, page.flagged)
+        page.progress["by_annotator"] = made
+        return JSONResponse({**page.to_dict(), "entries": entries, "stamp": stamp,
+                             "annotator_progress": annotators})
 
     def agreement(self, request: Request, body: dict[str, Any]) -> Response:
         with self.store() as store:
@@ -156,26 +189,51 @@ class Api:
     def _counted(self, store: Store, run_id: str, viewer: str | None):  # type: ignore[no-untyped-def]
         return rows_for(self._plan(store, run_id), viewer, self.team.adjudicate)
 
-    def _filtered(self, store: Store, q: dict[str, str]
-                  ) -> tuple[list[Entry], list[Entry], _TeamView]:
-        """The queue (every entry, as this page sees it) and the entries the filters keep:
-        problem code, dataset, state, and "mine to do" (`mine`)."""
-        code, dataset, status = (q.get(k) or None for k in ("code", "dataset", "status"))
-        viewer = self.annotator or (q.get("annotator") or "").strip() or None
-        everything = queue(store, spot_check=self.spot_check, run_id=self.run_id)
-        team = _TeamView(viewer=viewer)
-        for run_id in {e.run_id for e in everything}:
-            team.plans[run_id] = self._plan(store, run_id)
-            for record_id, reviews in store.all_reviews(run_id).items():
-                team.reviews[(run_id, record_id)] = reviews
-        everything = [self._as_seen(e, team) for e in everything]
-        team.rows = [(e.run_id, e.id, e.dataset, team.reviews.get((e.run_id, e.id), []))
-                     for e in everything]
-        entries = [e for e in everything
-                   if e.shown(code, status) and (not dataset or e.dataset == dataset)]
-        if q.get("mine") and viewer:
-            entries = to_do(entries, team.reviews, team.plans, viewer)
-        return everything, entries, team
+    def _page(self, store: Store, filters: Filters, limit: int, after: Any, before: Any,
+              viewer: str | None, mine: str | None, codes: list[str] | None = None,
+              flagged: int | None = None
+              ) -> tuple[Any, _TeamView]:
+        """One page of the queue as this page sees it: blind, its states are the annotator's
+        own decisions (the lead's: the adjudications); `mine`: only what is left for the
+        annotator to decide ("mine to do")."""
+        run_ids = [self.run_id] if self.run_id else store.run_ids()
+        team = _TeamView(viewer=viewer, plans={r: self._plan(store, r) for r in run_ids})
+        blind = any(plan.blind for plan in team.plans.values())
+        counted = None
+        if blind:
+            def counted(r: Any) -> bool:
+                return r.adjudicated if self.team.adjudicate else \
+                    r.annotator == viewer and not r.adjudicated
+        left_out = None
+        if mine and viewer:
+            names = dataset_names(store)
+            datasets = {r: names.run(store.run(r)) for r in run_ids}
+            left_out = left_out_of(store, team.plans, viewer, datasets)
+        page = read_queue(store, filters, limit, after, before, self.spot_check, self.run_id,
+                          codes, flagged, counted, left_out)
+        for e in page.entries:
+            team.reviews[(e.run_id, e.id)] = store.reviews(e.run_id, e.id)
+        if blind and not self.team.adjudicate:
+            for e in page.entries:
+                e.disagreement = False  # an annotator never learns whether others agreed
+            page.annotators = [viewer] if viewer else []  # nor who else decided
+        return page, team
+
+    def _annotators(self, store: Store, team: _TeamView) -> dict[str, dict[str, int]]:
+        """Each annotator's records decided and (with an assignment) assigned, over the
+        whole queue, not the page: only for a team's plan (blind, or split)."""
+        if not any(p.blind or p.assign is not None for p in team.plans.values()):
+            return {}
+        names = dataset_names(store)
+        rows = []
+        for run_id, plan in team.plans.items():
+            dataset = names.run(store.run(run_id))
+            decided = store.all_reviews(run_id)
+            rows += [(run_id, rid, dataset, reviews) for rid, reviews in decided.items()]
+            if plan.assign is not None:
+                rows += [(run_id, rid, dataset, []) for rid in store.queue_ids(run_id, FLAGGED)
+                         if rid not in decided]
+        return annotator_progress(team.plans, rows)
 
     def _as_seen(self, e: Entry, team: _TeamView) -> Entry:
         if not team.plans[e.run_id].blind:
@@ -235,16 +293,16 @@ class Api:
         since (patched in place; an entry the page does not list yet makes it reload its
         queue, as do more than MAX_PATCHED new translations). The page polls this; an
         unchanged store answers in two small queries."""
-        try:
-            reviews, translations = (int(x) for x in
-                                     request.query_params.get("since", "0,0").split(","))
-        except ValueError:
-            raise BadRequest("'since' must be two integers, as the stamp gives") from None
+        since = request.query_params.get("since", "0,0")
+        parts = since.split(",")
+        if len(parts) != 2 or not all(_row_id(p) for p in parts):
+            raise BadRequest("'since' must be two row ids, as the stamp gives")
+        reviews, translations = (int(p) for p in parts)
         with self.store() as store:
             stamp = store.stamp()
             decided = [] if stamp[0] == reviews else store.reviews_since(reviews, self.run_id)
             translated = [] if stamp[1] == translations else \
-                store.translations_since(translations, self.run_id)
+                store.translations_since(translations, self.run_id, MAX_PATCHED + 1)
             reload = len(translated) > MAX_PATCHED
             changed = dict.fromkeys(decided + ([] if reload else translated))
             viewer = self._viewer(request)
@@ -429,8 +487,9 @@ class Api:
         annotator = self._viewer(None, body)
         if annotator is None:
             raise BadRequest("an annotator name is required")
-        filters = {k: body[k] for k in ("code", "dataset", "status", "mine")
-                   if isinstance(body.get(k), str)}
+        given = {k: body[k] if isinstance(body.get(k), str) and body[k] else None
+                 for k in ("code", "dataset", "status", "q", "mine")}
+        filters = Filters(given["code"], given["dataset"], given["status"], given["q"])
         confirm = body.get("confirm")
         if confirm is not None and (not isinstance(confirm, list) or not all(
                 isinstance(x, list) and len(x) == 2 and all(isinstance(y, str) for y in x)
@@ -438,8 +497,16 @@ class Api:
             raise BadRequest("'confirm' must be the [run, id] pairs counted")
         with self.store() as store:
             if confirm is None:
-                _, entries, _ = self._filtered(store, {**filters, "annotator": annotator})
-                passing = [[e.run_id, e.id] for e in entries if self._passes(store, e, annotator)]
+                passing = []
+                after = None
+                while True:  # every page of the filter, not only the one the page holds
+                    page, _ = self._page(store, filters, MAX_PAGE, after, None, annotator,
+                                         given["mine"])
+                    passing += [[e.run_id, e.id] for e in page.entries
+                                if self._passes(store, e, annotator)]
+                    if not page.more_after or not page.entries:
+                        break
+                    after = page.entries[-1].cursor
                 return JSONResponse({"count": len(passing), "records": passing})
             accepted = 0
             with store.write_lock():
@@ -470,6 +537,43 @@ class Api:
 
 
 
+#: The largest row id SQLite stores (a larger number can name no row).
+MAX_ROW_ID = 2**63 - 1
+
+
+def _row_id(text: str) -> bool:
+    return text.isascii() and text.isdigit() and int(text) <= MAX_ROW_ID
+
+
+def _text_param(query: Any, key: str) -> str | None:
+    value = query.get(key) or None
+    if value is not None and len(value) > 1000:
+        raise BadRequest(f"'{key}' is over 1,000 characters")
+    return value
+
+
+def _int_param(query: Any, key: str, default: int, low: int, high: int) -> int:
+    value = query.get(key)
+    if value is None or value == "":
+        return default
+    if not (value.isascii() and value.isdigit()) or not low <= int(value) <= high:
+        raise BadRequest(f"'{key}' must be a whole number from {low} to {high}")
+    return int(value)
+
+
+def _cursor_param(query: Any, key: str) -> Cursor | None:
+    """A queue cursor as the page sends it: `kind,run,position`."""
+    value = query.get(key)
+    if not value:
+        return None
+    kind, _, rest = value.partition(",")
+    run_id, _, position = rest.rpartition(",")
+    # -1: before the first position (a page that starts at a run's first record).
+    if kind not in ("0", "1") or not run_id or not (position == "-1" or _row_id(position)):
+        raise BadRequest(f"'{key}' must be a queue cursor: kind,run,position")
+    return int(kind), run_id, int(position)
+
+
 def in_thread(handler: Callable[[Request, dict[str, Any]], Response]
               ) -> Callable[[Request], Awaitable[Response]]:
     """An endpoint whose SQLite work runs in a worker thread, given the request's JSON body
@@ -482,11 +586,14 @@ def in_thread(handler: Callable[[Request, dict[str, Any]], Response]
 
 
 async def _json(request: Request) -> dict[str, Any]:
-    """The request's JSON object; BadRequest when it is not one."""
+    """The request's JSON object; BadRequest when it is not one (nested past what the parser
+    recurses into included)."""
     try:
         body = json.loads(await request.body())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise BadRequest(f"the body is not JSON: {e}") from None
+    except RecursionError:
+        raise BadRequest("the body is nested too deep") from None
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object")
     for key in ("run", "id", "annotator", "decision"):
@@ -500,9 +607,11 @@ async def bad_request(request: Request, exc: Exception) -> Response:
 
 
 class Guard:
-    """What a browser must not be tricked into: a body over MAX_BODY (413); and on a
-    loopback server without a token, a request whose Host is not that server (DNS
-    rebinding) or a state-changing one from another Origin or not sent as JSON (CSRF): 403."""
+    """What a browser must not be tricked into, and what no client may cost the server: a
+    body over MAX_BODY (413), however it is sent (a Content-Length, or chunks: it is read
+    here, up to the cap, before the app sees a byte of it); and on a loopback server without
+    a token, a request whose Host is not that server (DNS rebinding) or a state-changing one
+    from another Origin or not sent as JSON (CSRF): 403."""
 
     def __init__(self, app: Callable[..., Awaitable[None]], hosts: set[str] | None):
         self.app = app
@@ -514,27 +623,35 @@ class Guard:
         request = Request(scope)
         refusal = self.refusal(request)
         if refusal is not None:
-            return await JSONResponse({"error": refusal[1]}, refusal[0])(scope, receive, send)
+            return await _refuse(refusal, scope, receive, send)
+        chunks: list[bytes] = []
         received = 0
-
-        async def limited() -> dict[str, Any]:
-            nonlocal received
+        while True:
             message = await receive()
-            received += len(message.get("body", b""))
+            if message["type"] == "http.disconnect":
+                return None
+            chunks.append(message.get("body", b""))
+            received += len(chunks[-1])
             if received > MAX_BODY:
-                raise BodyTooLarge
-            return message
+                return await _refuse(TOO_LARGE, scope, receive, send)
+            if not message.get("more_body"):
+                break
+        whole: dict[str, Any] | None = {"type": "http.request", "body": b"".join(chunks),
+                                        "more_body": False}
 
-        try:
-            return await self.app(scope, limited, send)
-        except BodyTooLarge:
-            return await JSONResponse({"error": "the body is over 1 MB"}, 413)(
-                scope, receive, send)
+        async def replay() -> dict[str, Any]:
+            nonlocal whole
+            if whole is not None:
+                message, whole = whole, None
+                return message
+            return await receive()  # what follows the body: the client leaving
+
+        return await self.app(scope, replay, send)
 
     def refusal(self, request: Request) -> tuple[int, str] | None:
         length = request.headers.get("content-length", "0")
-        if not length.isdigit() or int(length) > MAX_BODY:
-            return 413, "the body is over 1 MB"
+        if not (length.isascii() and length.isdigit()) or int(length) > MAX_BODY:
+            return TOO_LARGE
         if self.hosts is None:
             return None
         if request.headers.get("host", "") not in self.hosts:
@@ -549,34 +666,51 @@ class Guard:
         return None
 
 
-class BodyTooLarge(Exception):
-    """A streamed body went over MAX_BODY."""
+TOO_LARGE = (413, "the body is over 1 MB")
+
+
+async def _refuse(refusal: tuple[int, str], scope: dict[str, Any], receive: Any,
+                  send: Any) -> None:
+    """Answer a refusal and close the connection (a body still on its way is not read)."""
+    response = JSONResponse({"error": refusal[1]}, refusal[0],
+                            headers={"connection": "close"} if refusal[0] == 413 else None)
+    await response(scope, receive, send)
 
 
 class TokenGate:
-    """Every request must carry the token: `Authorization: Bearer`, `?token=` (which sets a
-    cookie, so the page's own files load), or that cookie. Otherwise 401."""
+    """Every request must carry the token: `Authorization: Bearer` (as it is, or
+    percent-encoded: a header cannot hold every character a shell can pass), `?token=`
+    (which sets a cookie, so the page's own files load), or that cookie (percent-encoded).
+    Otherwise 401."""
 
     def __init__(self, app: Callable[..., Awaitable[None]], token: str):
         self.app = app
         self.token = token
+        self.expected = token.encode("utf-8")
+
+    def _matches(self, given: bytes) -> bool:
+        return bool(given) and (secrets.compare_digest(given, self.expected) or
+                                secrets.compare_digest(unquote_to_bytes(given), self.expected))
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         request = Request(scope)
-        given = [request.headers.get("authorization", "").removeprefix("Bearer ").strip(),
-                 request.query_params.get("token", ""), request.cookies.get(COOKIE, "")]
-        token = self.token.encode("utf-8")
-        if not any(g and secrets.compare_digest(g.encode("utf-8"), token) for g in given):
+        # The header's bytes as sent (Starlette decodes headers as Latin-1).
+        bearer = request.headers.get("authorization", "").encode("latin-1")
+        query = request.query_params.get("token", "").encode("utf-8")
+        given = [bearer.removeprefix(b"Bearer ").strip(), query,
+                 request.cookies.get(COOKIE, "").encode("latin-1")]
+        if not any(self._matches(g) for g in given):
             return await JSONResponse({"error": "a valid token is required"}, 401)(
                 scope, receive, send)
-        if request.query_params.get("token", "").encode("utf-8") == token:
+        if self._matches(query):
             async def send_with_cookie(message: dict[str, Any]) -> None:
                 if message["type"] == "http.response.start":
-                    cookie = f"{COOKIE}={self.token}; Path=/; HttpOnly; SameSite=Strict"
+                    cookie = f"{COOKIE}={quote(self.token, safe='')}; Path=/; HttpOnly; " \
+                        "SameSite=Strict"
                     message["headers"] = [*message.get("headers", []),
-                                          (b"set-cookie", cookie.encode())]
+                                          (b"set-cookie", cookie.encode("ascii"))]
                 await send(message)
             return await self.app(scope, receive, send_with_cookie)
         return await self.app(scope, receive, send)

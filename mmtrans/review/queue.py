@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -15,7 +16,8 @@ from ..errors import MmtransError
 from ..groups import dataset_names
 from ..labels import LabelTable, load_tables
 from ..records import Mention, Record, locate_mentions
-from ..store import Review, Store, Translation, effective_reviews
+from ..store import ACCEPTED, FLAGGED, QueueQuery, Review, Store, Translation, effective_reviews
+from ..store.queue import Cursor, Key
 from .agreement import disagreement, votes
 from .pairs import Pair, pair_mentions
 from .plan import Plan, RowFilter, to_do_by
@@ -56,61 +58,175 @@ class Entry:
     def to_dict(self) -> dict[str, Any]:
         return vars(self)
 
-    def shown(self, code: str | None, status: str | None) -> bool:
-        """Whether the queue's filters (problem code, state or disagreement) keep it."""
-        if code and code not in self.codes:
-            return False
-        if status == DISAGREEMENT:
-            return self.disagreement
-        return not status or self.state == status
+    @property
+    def cursor(self) -> Cursor:
+        return (ACCEPTED if self.status == "accepted" else FLAGGED, self.run_id, self.position)
 
 
-def _entry(run_id: str, record_id: str, dataset: str, position: int, t: Translation,
-           reviews: list[Review]) -> Entry:
+@dataclass(frozen=True)
+class Filters:
+    """What the page's filters ask for (None: any)."""
+
+    code: str | None = None
+    dataset: str | None = None  # an input file's name
+    status: str | None = None  # one of STATES, or DISAGREEMENT
+    text: str | None = None  # held by the source or the translation
+    annotator: str | None = None  # who has a decision in effect on it
+
+
+@dataclass
+class Page:
+    """One page of the queue: its entries, how many the filters keep in all, whether more
+    come before and after, and the queue's progress and filter choices."""
+
+    entries: list[Entry]
+    total: int
+    #: The total is a lower bound: a search found more than SEARCH_CAP and stopped counting.
+    more_than_total: bool
+    more_before: bool
+    more_after: bool
+    progress: dict[str, Any]
+    codes: list[str]
+    datasets: list[str]
+    annotators: list[str]
+    #: Flagged and failed records in the queue, every filter aside.
+    flagged: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**vars(self), "entries": [e.to_dict() for e in self.entries]}
+
+
+#: Entries a page holds unless asked otherwise, and at most.
+PAGE = 100
+MAX_PAGE = 1000
+#: Records a text search finds through the index and counts exactly; a text found in more
+#: is looked for row by row, a page at a time, and counted as "over" this.
+SEARCH_CAP = 10_000
+
+
+def _entry_of(row: dict[str, Any], dataset: str, reviews: list[Review]) -> Entry:
     decision = reviews[-1] if reviews else None
-    return Entry(run_id, record_id, dataset, position, t.status,
-                 sorted({p["code"] for p in t.problems}), state(decision),
+    return Entry(row["run_id"], row["record_id"], dataset, row["position"], row["status"],
+                 [c for c in row["codes"].split(",") if c], state(decision),
                  decision.annotator if decision else None, disagreement(reviews))
 
 
 def entry(store: Store, run_id: str, record_id: str) -> Entry | None:
     """One record's queue entry, read alone (a decision updates the page's queue in place
-    instead of rebuilding it)."""
-    t = store.latest_translation(run_id, record_id)
-    if t is None:
+    instead of reading it again)."""
+    row = store.queue_row(run_id, record_id)
+    if row is None:
         return None
-    run = store.run(run_id)
-    position = store.position(run_id, record_id) or 0
-    return _entry(run_id, record_id, dataset_names(store).run(run), position,
-                  t, store.reviews(run_id, record_id))
+    return _entry_of(row, dataset_names(store).run(store.run(run_id)),
+                     store.reviews(run_id, record_id))
 
 
-def queue(store: Store, code: str | None = None, dataset: str | None = None,
-          status: str | None = None, spot_check: float = 0.0,
-          run_id: str | None = None) -> list[Entry]:
-    """Flagged and failed records first, then the spot-check draw of accepted ones; each in
-    input order, filtered by problem code, dataset (`datasets.DatasetNames.run`) and review
-    state. With `run_id`, that run's records only."""
-    first: list[Entry] = []
-    spot: list[Entry] = []
+def _decided(store: Store, run_ids: list[str]) -> dict[Key, list[Review]]:
+    """Every record with a decision in effect: its effective decisions, oldest first."""
+    return {(run_id, record_id): reviews for run_id in run_ids
+            for record_id, reviews in store.all_reviews(run_id).items()}
+
+
+def _by_reviews(decided: dict[Key, list[Review]], filters: Filters
+                ) -> tuple[set[Key] | None, set[Key] | None]:
+    """The records the review filters keep (None: any), and those they leave out."""
+    only: set[Key] | None = None
+    without: set[Key] | None = None
+    if filters.status == "to review":
+        without = set(decided)
+    elif filters.status == DISAGREEMENT:
+        only = {k for k, reviews in decided.items() if disagreement(reviews)}
+    elif filters.status:
+        only = {k for k, reviews in decided.items() if state(reviews[-1]) == filters.status}
+    if filters.annotator:
+        theirs = {k for k, reviews in decided.items()
+                  if any(r.annotator == filters.annotator for r in reviews)}
+        only = theirs if only is None else only & theirs
+    return only, without
+
+
+def spot_draw(store: Store, run_ids: list[str], share: float) -> set[Key]:
+    """The accepted records a spot check of `share` puts in the queue."""
+    if share <= 0:
+        return set()
+    return {(run_id, record_id) for run_id in run_ids
+            for record_id in store.queue_ids(run_id, ACCEPTED)
+            if spot_checked(run_id, record_id, share)}
+
+
+def read_queue(store: Store, filters: Filters = Filters(), limit: int = PAGE,
+               after: Cursor | None = None, before: Cursor | None = None,
+               spot_check: float = 0.0, run_id: str | None = None,
+               codes: list[str] | None = None, flagged: int | None = None,
+               counted: Callable[[Review], bool] | None = None,
+               left_out: Callable[[dict[Key, list[Review]]], set[Key]] | None = None
+               ) -> Page:
+    """One page of the queue: flagged and failed records first, then the spot-check draw of
+    accepted ones, each in input order, filtered on the server (problem code, dataset, review
+    state, text, annotator); the page after `after` or before `before` (queue cursors), or
+    the first. With `run_id`, that run's records only; `codes`: the queue's problem codes
+    and `flagged`: how many flagged records it holds, when the caller knows them (both
+    change only with new translations)."""
+    rows_of_runs = store.run_rows(run_id)
     names = dataset_names(store)
-    for run in store.run_rows(run_id):
-        run_id, name = run["id"], names.run(run)
-        if dataset and dataset != name:
-            continue
-        latest = store.latest_translations(run_id)
-        reviews = store.all_reviews(run_id)
-        positions = store.positions(run_id)
-        for record_id, t in latest.items():
-            if t.status == "accepted" and not spot_checked(run_id, record_id, spot_check):
-                continue
-            e = _entry(run_id, record_id, name, positions.get(record_id, 0), t,
-                       reviews.get(record_id, []))
-            if e.shown(code, status):
-                (spot if t.status == "accepted" else first).append(e)
-    first.sort(key=lambda e: (e.run_id, e.position))
-    spot.sort(key=lambda e: (e.run_id, e.position))
-    return first + spot
+    runs = {run["id"]: names.run(run) for run in rows_of_runs}
+    run_ids = list(runs)
+    kept_runs = [r for r in run_ids if not filters.dataset or runs[r] == filters.dataset]
+    every = _decided(store, run_ids)
+    # Blind review (`counted`): a page's states and filters are its own decisions only;
+    # whether annotators disagree is still read from every decision.
+    decided = every if counted is None else {
+        k: own for k, reviews in every.items() if (own := [r for r in reviews if counted(r)])}
+    spot = spot_draw(store, run_ids, spot_check)
+    only, without = _by_reviews(decided, filters)
+    if filters.status == DISAGREEMENT:
+        only = {k for k, reviews in every.items() if disagreement(reviews)}
+    if left_out is not None:  # "mine to do": what the annotator decided or is not given
+        without = (without or set()) | left_out(every)
+    if filters.text:
+        store.index_search()  # the texts of translations stored since the last search
+    hits = store.search_hits(filters.text, SEARCH_CAP) if filters.text else None
+    text = filters.text if hits is None else None  # too common: looked for row by row
+    first = QueueQuery(FLAGGED, kept_runs, filters.code, text, hits, only, without)
+    drawn = spot if only is None else spot & only
+    second = QueueQuery(ACCEPTED, kept_runs, filters.code, text, hits,
+                        drawn - (without or set()))
+    limit = max(1, min(limit, MAX_PAGE))
+    if before is not None:
+        rows = store.queue_rows(second, limit + 1, before=before)
+        rows = store.queue_rows(first, limit + 1 - len(rows), before=before) + rows
+        more_before, rows = len(rows) > limit, rows[-limit:]
+        more_after = True
+    else:
+        rows = store.queue_rows(first, limit + 1, after=after)
+        rows += store.queue_rows(second, limit + 1 - len(rows), after=after)
+        more_after, rows = len(rows) > limit, rows[:limit]
+        more_before = after is not None
+    entries = [_entry_of(row, runs[row["run_id"]], decided.get((row["run_id"],
+                                                                row["record_id"]), []))
+               for row in rows]
+    if counted is not None:
+        for e in entries:
+            e.disagreement = disagreement(every.get((e.run_id, e.id), []))
+    # A text found in more than SEARCH_CAP records is counted that far ("over 10,000").
+    cap = SEARCH_CAP if text else None
+    if without and only is None:
+        # Counting the records left out is cheaper than comparing every row with them.
+        kept = replace(first, without=None)
+        total = store.queue_count(kept, cap) - store.queue_count(replace(kept, only=without))
+    else:
+        total = store.queue_count(first, cap)
+    total += store.queue_count(second, cap) if second.only else 0
+    everything = QueueQuery(FLAGGED, run_ids)
+    reviewed = store.queue_count(replace(everything, only=set(decided))) + len(spot & set(decided))
+    flagged = store.queue_count(everything) if flagged is None else flagged
+    return Page(entries, min(total, cap) if cap else total, bool(cap and total > cap),
+                more_before, more_after,
+                {"in_queue": flagged + len(spot), "reviewed": reviewed},
+                store.queue_codes(run_ids) if codes is None else codes,
+                sorted(set(runs.values())),
+                sorted({r.annotator for reviews in decided.values() for r in reviews}),
+                flagged)
 
 
 def seen_by(entry: Entry, reviews: list[Review], annotator: str | None,
@@ -126,22 +242,22 @@ def seen_by(entry: Entry, reviews: list[Review], annotator: str | None,
                    disagreement=entry.disagreement and adjudicate)
 
 
-def to_do(entries: list[Entry], reviews: dict[tuple[str, str], list[Review]],
-          plans: dict[str, Plan], annotator: str) -> list[Entry]:
-    """The annotator's own queue of work ("mine to do"): records assigned to them (or to
-    anyone) that they have not decided; never one they decided, blind or shared."""
-    return [e for e in entries
-            if to_do_by(plans[e.run_id], annotator, e.run_id, e.id, e.dataset,
-                        reviews.get((e.run_id, e.id), []))]
-
-
-def progress(entries: list[Entry]) -> dict[str, Any]:
-    by_annotator: dict[str, int] = {}
-    for e in entries:
-        if e.annotator:
-            by_annotator[e.annotator] = by_annotator.get(e.annotator, 0) + 1
-    return {"in_queue": len(entries), "reviewed": sum(e.state != "to review" for e in entries),
-            "by_annotator": by_annotator}
+def left_out_of(store: Store, plans: dict[str, Plan], annotator: str,
+                datasets: dict[str, str]) -> Callable[[dict[Key, list[Review]]], set[Key]]:
+    """The records an annotator's own queue ("mine to do") leaves out, given every
+    record's decisions: those they decided, those settled, those another is given."""
+    def left_out(every: dict[Key, list[Review]]) -> set[Key]:
+        out = {k for k, reviews in every.items() if k[0] in plans and not to_do_by(
+            plans[k[0]], annotator, k[0], k[1], datasets[k[0]], reviews)}
+        for run_id, plan in plans.items():
+            if plan.assign is None:
+                continue  # anyone any record: only decisions leave one out
+            # Split: a record nobody decided yet is in the queue of those it is given to.
+            out |= {(run_id, record_id) for record_id in store.queue_ids(run_id, FLAGGED)
+                    if (run_id, record_id) not in every and not to_do_by(
+                        plan, annotator, run_id, record_id, datasets[run_id], [])}
+        return out
+    return left_out
 
 
 def _table(run: dict[str, Any]) -> LabelTable | None:

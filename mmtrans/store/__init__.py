@@ -14,7 +14,8 @@ The package holds one module per table family:
   and its errors, grouped writes;
 - `runs`: runs and the run lock; `requests`: the request cache, prompt prefixes and the
   claims on requests in flight; `records`: records, rejects and items read per file;
-  `translations`; `reviews`; `batches`: batch files and OpenAI Batch jobs; `reports`:
+  `translations`; `reviews`; `queue`: the review queue a page at a time; `batches`: batch
+  files and OpenAI Batch jobs; `reports`:
   counts, `status` and `runs`.
 """
 
@@ -31,17 +32,19 @@ from ..errors import StoreError
 from ._core import GROUP_ROWS, GROUP_SECONDS, content_key, inspect, now, run_id_of
 from .batches import Batches
 from .migrations import migrations
+from .queue import ACCEPTED, FLAGGED, QueueQuery, ReviewQueue
 from .reports import Reports
 from .requests import PREFIX_MESSAGES, RequestCache
 from .reviews import Review, effective_reviews, settled, votes
 from .translations import Translation
 
-__all__ = ["GROUP_ROWS", "GROUP_SECONDS", "PREFIX_MESSAGES", "Review", "Store", "Translation",
+__all__ = ["ACCEPTED", "FLAGGED", "GROUP_ROWS", "GROUP_SECONDS", "PREFIX_MESSAGES",
+           "QueueQuery", "Review", "Store", "Translation",
            "content_key", "effective_reviews", "held_records", "migrations", "now",
            "run_id_of", "scratch_store", "settled", "votes"]
 
 
-class Store(Reports, RequestCache, Batches):
+class Store(Reports, RequestCache, Batches, ReviewQueue):
     """An mmtrans store. `create=False` (every command but `translate`) refuses a path that
     does not exist yet, instead of leaving an empty database behind, and opens the file
     read-only until its first write (which brings its schema up to date)."""

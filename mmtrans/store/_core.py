@@ -294,12 +294,14 @@ class Core:
         except StoreWriteError as e:
             self.write_failure = self.write_failure or e
 
-    def _records_since(self, table: str, row_id: int, run_id: str | None
-                       ) -> list[tuple[str, str]]:
-        """(run, record) of every record with a row in `table` after row `row_id`."""
+    def _records_since(self, table: str, row_id: int, run_id: str | None,
+                       limit: int | None = None) -> list[tuple[str, str]]:
+        """(run, record) of every record with a row in `table` after row `row_id` (the first
+        `limit` of them: a caller that only needs to know there are many reads no more)."""
         where, args = ("and run_id = ?", [row_id, run_id]) if run_id else ("", [row_id])
         return [(row[0], row[1]) for row in self._db.conn.execute(
-            f"select distinct run_id, record_id from {table} where id > ? {where}", args)]
+            f"select distinct run_id, record_id from {table} where id > ? {where} limit ?",
+            [*args, -1 if limit is None else limit])]
 
     def _release(self) -> None:
         """What a store gives back when it closes (its claims); see RequestCache."""

@@ -153,6 +153,57 @@ def m010_review_team(db: sqlite_utils.Database) -> None:
     db["comments"].create_index(["run_id", "record_id"])
     db["reviews"].create_index(["run_id", "annotator"])
 
+@migrations()
+def m011_review_queue(db: sqlite_utils.Database) -> None:
+    """The review queue as a table the page reads a page at a time: each record's latest
+    translation (its status and problem codes) in a narrow row, and its source and
+    translated text in a trigram full-text index (`review_search`, same rowid) that answers
+    a substring search without reading every text. The queue is kept by a trigger on
+    `translations`, so a queue of a million records is paged, counted and filtered by SQL
+    instead of being rebuilt in Python on every read; the search index is brought up to date
+    by whoever searches (`searched`: the translation whose text it holds), in one bulk
+    insert, as a full-text insert per translation would cost a run more than the rest of
+    storing it. An index for the annotator filter."""
+    db.execute("""create table review_queue (
+        run_id text not null, record_id text not null, position integer not null,
+        translation_id integer not null, status text not null,
+        -- 0: flagged or failed (reviewed first), 1: accepted (only a spot check shows it)
+        kind integer not null,
+        codes text not null,  -- ',code,code,' (sorted, each once)
+        searched integer not null default 0,  -- the translation review_search holds
+        primary key (run_id, record_id))""")
+    db.execute("create index review_queue_order on review_queue (kind, run_id, position)")
+    # The few distinct sets of codes, found by seeking from one to the next (not by reading
+    # every row), and the rows holding each.
+    db.execute("create index review_queue_codes on review_queue (run_id, codes, kind)")
+    db.execute("create index review_queue_unsearched on review_queue (searched) "
+               "where searched != translation_id")
+    db.execute("create virtual table review_search using fts5(text, tokenize = 'trigram', "
+               "detail = 'none')")
+    db.execute("create index reviews_annotator on reviews (annotator, run_id, record_id)")
+    codes = """coalesce((select ',' || group_concat(code, ',') || ',' from (
+        select distinct json_extract(value, '$.code') as code
+        from json_each(coalesce({problems}, '[]')) order by code)), '')"""
+    db.execute(f"""create trigger review_queue_latest after insert on translations begin
+        insert into review_queue (run_id, record_id, position, translation_id, status, kind,
+                                  codes)
+        values (NEW.run_id, NEW.record_id,
+                coalesce((select position from records
+                          where run_id = NEW.run_id and id = NEW.record_id), 0),
+                NEW.id, NEW.status, NEW.status = 'accepted',
+                {codes.format(problems="NEW.problems")})
+        on conflict (run_id, record_id) do update set translation_id = excluded.translation_id,
+            status = excluded.status, kind = excluded.kind, codes = excluded.codes
+        where excluded.translation_id > review_queue.translation_id;
+    end""")
+    # The translations already stored: each record's latest.
+    db.execute(f"""insert into review_queue (run_id, record_id, position, translation_id,
+                                          status, kind, codes)
+        select t.run_id, t.record_id, coalesce(r.position, 0), t.id, t.status,
+        t.status = 'accepted', {codes.format(problems="t.problems")}
+        from translations t left join records r on r.run_id = t.run_id and r.id = t.record_id
+        where t.id in (select max(id) from translations group by run_id, record_id)""")
+
 
 #: The table sqlite-utils records applied migrations in.
 APPLIED = "_sqlite_migrations"

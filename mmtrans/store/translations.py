@@ -97,8 +97,9 @@ class Translations(Core):
         rows = list(self._db.query("select * from translations where id = ?", [translation_id]))
         return _translation(rows[0]) if rows else None
 
-    def translations_since(self, translation_id: int, run_id: str | None = None
-                           ) -> list[tuple[str, str]]:
+    def translations_since(self, translation_id: int, run_id: str | None = None,
+                           limit: int | None = None) -> list[tuple[str, str]]:
         """(run, record) of every record with a translation row after `translation_id` (a
-        running `translate` stored it; the review page patches those entries)."""
-        return self._records_since("translations", translation_id, run_id)
+        running `translate` stored it; the review page patches those entries), the first
+        `limit` of them."""
+        return self._records_since("translations", translation_id, run_id, limit)
