@@ -103,6 +103,7 @@ def test_labels_come_from_the_tables_and_a_label_list_shows_its_whole_label(
       .filter((s) => {
         const probe = document.createElement('span');
         probe.style.font = getComputedStyle(s).font; probe.style.whiteSpace = 'pre';
+        probe.style.position = 'absolute';  // its own width, not a flex item's of the body
         probe.textContent = s.options[s.selectedIndex].text; document.body.append(probe);
         const wide = probe.offsetWidth; probe.remove();
         return wide + 16 > s.clientWidth; }).map((s) => s.value)""")
