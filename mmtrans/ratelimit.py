@@ -49,7 +49,7 @@ CATCH_UP_GAP = 0.5  # of a slot: the least time between two sends while making u
 CATCH_UP_TOLERANCE = 0.02
 SECOND_MARGIN = 0.005  # seconds added to the one-second span at first (catch-up's room)
 MARGIN_STEP = 0.01  # what each 429 of the second's count adds to it
-MAX_SECOND_MARGIN = 0.05
+MAX_SECOND_MARGIN = 0.1  # (a machine so busy that arrivals come 100 ms apart from their sends)
 #: Seconds without a 429 of the second's count after which the margin shrinks by half a step:
 #: a spell of jitter (a busy machine) widens it, and it does not cost the pace for good.
 MARGIN_DECAY_SECONDS = 10.0
