@@ -187,6 +187,7 @@ class Limited:
         self.lock = threading.Lock()
         self.answered: list[float] = []  # arrival of every admitted request
         self.arrivals: list[tuple[float, bool]] = []  # every request: arrival, admitted
+        self.first_answer = math.inf  # when the first answer (naming the limit) went out
         self.refused = 0
         self.refused_by_quantum = 0
         self.settled = settled
@@ -212,6 +213,8 @@ class Limited:
             self.arrivals.append((now, admitted))
             headers = self.rule.headers(now)
             delay = self.random.uniform(*self.latency)
+            if admitted and len(self.answered) == 1:
+                self.first_answer = now + delay
         if not admitted:
             refusal = self.rule.refusal(wait) if wait > 0 else {"retry-after": "1"}
             return Reply(status=429, headers=headers | refusal, body={"error": {
@@ -222,18 +225,21 @@ class Limited:
 
     def achieved(self) -> dict[str, float]:
         """Requests per minute admitted, from the first admitted request to the last
-        (`rpm`) and from `settled` seconds after the first on (`rpm_settled`: a client that
-        learns the limit from the first answer has one request in flight until then), and
-        the 429s."""
+        (`rpm`), from the first answer on (`rpm_known`: a client that learns the limit from
+        the first answer has one request in flight until then) and from `settled` seconds
+        after the first on (`rpm_settled`), and the 429s."""
         with self.lock:
             times = list(self.answered)
         span = times[-1] - times[0] if len(times) > 1 else 0.0
         later = [t for t in times if t >= times[0] + self.settled] if times else []
         settled = later[-1] - later[0] if len(later) > 1 else 0.0
+        known = [t for t in times if t >= self.first_answer]
+        known_span = known[-1] - known[0] if len(known) > 1 else 0.0
         return {"answered": len(times), "refused": self.refused,
                 "refused_by_quantum": self.refused_by_quantum, "seconds": span,
                 "rpm": (len(times) - 1) / span * 60 if span else 0.0,
-                "rpm_settled": (len(later) - 1) / settled * 60 if settled else 0.0}
+                "rpm_settled": (len(later) - 1) / settled * 60 if settled else 0.0,
+                "rpm_known": (len(known) - 1) / known_span * 60 if known_span else 0.0}
 
 
 def _serve(conn: Any, semantics: str, rpm: float, quantum: bool,
