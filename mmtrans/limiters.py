@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import random
+import selectors
 import threading
 import time
 from collections import deque
@@ -185,6 +186,8 @@ class Limited:
         self.random = random.Random(seed)
         self.lock = threading.Lock()
         self.answered: list[float] = []  # arrival of every admitted request
+        self.arrivals: list[tuple[float, bool]] = []  # every request: arrival, admitted
+        self.first_answer = math.inf  # when the first answer (naming the limit) went out
         self.refused = 0
         self.refused_by_quantum = 0
         self.settled = settled
@@ -207,8 +210,11 @@ class Limited:
             else:
                 self.refused += 1
                 self.refused_by_quantum += wait <= 0
+            self.arrivals.append((now, admitted))
             headers = self.rule.headers(now)
             delay = self.random.uniform(*self.latency)
+            if admitted and len(self.answered) == 1:
+                self.first_answer = now + delay
         if not admitted:
             refusal = self.rule.refusal(wait) if wait > 0 else {"retry-after": "1"}
             return Reply(status=429, headers=headers | refusal, body={"error": {
@@ -219,18 +225,21 @@ class Limited:
 
     def achieved(self) -> dict[str, float]:
         """Requests per minute admitted, from the first admitted request to the last
-        (`rpm`) and from `settled` seconds after the first on (`rpm_settled`: a client that
-        learns the limit from the first answer has one request in flight until then), and
-        the 429s."""
+        (`rpm`), from the first answer on (`rpm_known`: a client that learns the limit from
+        the first answer has one request in flight until then) and from `settled` seconds
+        after the first on (`rpm_settled`), and the 429s."""
         with self.lock:
             times = list(self.answered)
         span = times[-1] - times[0] if len(times) > 1 else 0.0
         later = [t for t in times if t >= times[0] + self.settled] if times else []
         settled = later[-1] - later[0] if len(later) > 1 else 0.0
+        known = [t for t in times if t >= self.first_answer]
+        known_span = known[-1] - known[0] if len(known) > 1 else 0.0
         return {"answered": len(times), "refused": self.refused,
                 "refused_by_quantum": self.refused_by_quantum, "seconds": span,
                 "rpm": (len(times) - 1) / span * 60 if span else 0.0,
-                "rpm_settled": (len(later) - 1) / settled * 60 if settled else 0.0}
+                "rpm_settled": (len(later) - 1) / settled * 60 if settled else 0.0,
+                "rpm_known": (len(known) - 1) / known_span * 60 if known_span else 0.0}
 
 
 def _serve(conn: Any, semantics: str, rpm: float, quantum: bool,
@@ -249,6 +258,10 @@ def _serve(conn: Any, semantics: str, rpm: float, quantum: bool,
             what = conn.recv()
             if what == "stop":
                 return
+            if what == "arrivals":
+                with limited.lock:
+                    conn.send(list(limited.arrivals))
+                continue
             conn.send(limited.achieved())
 
 
@@ -284,3 +297,88 @@ class LimitedServer:
     def achieved(self) -> dict[str, float]:
         self.conn.send("achieved")
         return self.conn.recv()
+
+    def arrivals(self) -> list[tuple[float, bool]]:
+        """Every request's arrival (server clock, `time.time`) and whether it was admitted."""
+        self.conn.send("arrivals")
+        return self.conn.recv()
+
+
+class _VirtualSelector(selectors.SelectSelector):
+    """A selector whose `select(timeout)` moves a virtual clock on by `timeout` instead of
+    waiting (nothing it watches is ever ready): an event loop on it runs its timers in
+    virtual time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = 0.0
+
+    def select(self, timeout: float | None = None) -> list[Any]:
+        if timeout:
+            self.now += timeout
+        return []
+
+
+def simulate(semantics: str, rpm: float, *, quantum: bool = False, seconds: float = 60.0,
+             arrival_jitter: float = 0.003, late_wake: float = 0.0, first_wait: float = 0.0,
+             latency: tuple[float, float] = (0.15, 0.6), seed: int = 0,
+             limiter_options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The real `RateLimiter` against a `Limited` rule in virtual time, with the two things a
+    busy machine adds made explicit: each request reaches the limiter `arrival_jitter`
+    seconds late on average (exponential: usually little, sometimes much, as when a process
+    is not scheduled), and each wake-up of the client is late by as much (`late_wake`). So
+    the pacing's own figure can be had on any machine, in a second, the same every time.
+    Returns `Limited.achieved()` with the client's `limiter`."""
+    import asyncio
+
+    from .ratelimit import RateLimiter
+
+    selector = _VirtualSelector()
+    loop = asyncio.SelectorEventLoop(selector)  # type: ignore[arg-type]
+    loop.time = lambda: selector.now  # type: ignore[method-assign]
+    chance = random.Random(seed)
+    server = Limited(semantics, rpm, quantum=quantum, script=lambda *_: Reply("{}"),
+                     latency=latency, seed=seed, clock=lambda: selector.now)
+    limiter = RateLimiter(clock=loop.time, **({"max_concurrency": 512} | (limiter_options or {})))
+
+    def late(mean: float) -> float:
+        return chance.expovariate(1 / mean) if mean > 0 else 0.0
+
+    async def sleep(wait: float) -> None:
+        await asyncio.sleep(wait + late(late_wake))
+
+    limiter.sleep = sleep
+    left = [max(1, round(rpm * seconds / 60))]
+    failed = [0]
+
+    async def one() -> None:
+        for _ in range(30):
+            ticket = await limiter.acquire(100)
+            await asyncio.sleep(late(arrival_jitter))
+            reply = server({}, {})
+            headers = reply.headers
+            if reply.status == 429:
+                ms = headers.get("retry-after-ms")
+                asked = float(ms) / 1000 if ms else float(headers.get("retry-after", 1))
+                await asyncio.sleep(0.001)
+                await asyncio.sleep(limiter.rate_limited(ticket, asked, headers))
+                continue
+            await asyncio.sleep(reply.delay)
+            limiter.answered(ticket, headers, 80, 20, reply.delay, 100)
+            return
+        failed[0] += 1
+
+    async def worker() -> None:
+        while left[0] > 0:
+            left[0] -= 1
+            await one()
+
+    async def run() -> None:
+        await asyncio.sleep(first_wait)
+        await asyncio.gather(*(worker() for _ in range(512)))
+
+    try:
+        loop.run_until_complete(run())
+    finally:
+        loop.close()
+    return server.achieved() | {"failed": failed[0], "limiter": limiter, "server": server}

@@ -43,9 +43,16 @@ MAX_PAUSE = 60.0
 RAMP_SECONDS = 5.0  # climbing back from half pace to full after a pause
 WINDOW = 60.0
 CATCH_UP = 0.5  # seconds of slots a late wake-up may make up (see Lane)
-CATCH_UP_GAP = 0.5  # of a slot: the least time between two sends while making up
-SECOND_MARGIN = 0.01  # seconds added to the one-second span, and what each quantum 429 adds
-MAX_SECOND_MARGIN = 0.03
+CATCH_UP_GAP = 0.5  # of a slot: the least time between two sends while making up, on average
+#: Seconds a send may come before the making-up pace's own grid: a loop that wakes a few ms
+#: late for every send (a busy core; 6 ms slots at 10,000 RPM) still makes up its slots.
+CATCH_UP_TOLERANCE = 0.02
+SECOND_MARGIN = 0.005  # seconds added to the one-second span at first (catch-up's room)
+MARGIN_STEP = 0.01  # what each 429 of the second's count adds to it
+MAX_SECOND_MARGIN = 0.1  # (a machine so busy that arrivals come 100 ms apart from their sends)
+#: Seconds without a 429 of the second's count after which the margin shrinks by half a step:
+#: a spell of jitter (a busy machine) widens it, and it does not cost the pace for good.
+MARGIN_DECAY_SECONDS = 10.0
 SHORT_PAUSE_SLOTS = 1  # the first 429 of an episode pauses the run for this many slots
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
@@ -148,13 +155,15 @@ class Lane:
     sent: float = 0.0  # total cost sent (a ticket remembers it, to tell what was sent since)
     hold_until: float = 0.0  # the endpoint said it has less left than we have sent since
     credit: float = 0.0  # seconds of slots to make up beyond CATCH_UP (a limit learned late)
-    last_send: float = -math.inf
+    spaced_until: float = -math.inf  # the second's guard holds until then (see `wait`)
+    fast_tat: float = -math.inf  # the making-up pace's grid (CATCH_UP_GAP of a slot a send)
     guarded: bool = False  # the next send waits for a guard, not for its slot
     per_second: bool = False  # a 429 said the endpoint counts over each second
     per_ten_seconds: bool = False  # ... over 10 s windows
     #: Seconds added to the one-second span: arrivals bunch up on the way to the server (a
     #: send delayed by the loop, the next one not), so a 429 of the quantum widens it.
     margin: float = SECOND_MARGIN
+    margin_since: float = -math.inf  # when the margin last changed
     second: Window = field(default_factory=lambda: Window(1.0 + SECOND_MARGIN))
     ten: Window = field(default_factory=lambda: Window(10.0))
     minute: Window = field(default_factory=lambda: Window(WINDOW))
@@ -168,7 +177,7 @@ class Lane:
     def in_window(self) -> float:
         return self.minute.total
 
-    def refused(self, cost: float, retry_after: float | None) -> None:
+    def refused(self, now: float, cost: float, retry_after: float | None) -> None:
         """A 429 while this lane is under its minute's limit: the endpoint also counts over
         a shorter span. A wait of a second or less names the second (a second 429 of it
         gives arrivals more room within it); a longer one, 10 s windows."""
@@ -177,35 +186,59 @@ class Lane:
         if retry_after is not None and retry_after > 1.0:
             self.per_ten_seconds = True
         elif self.per_second:
-            self.margin = min(MAX_SECOND_MARGIN, self.margin + SECOND_MARGIN)
-            self.second.span = 1.0 + self.margin
+            self._set_margin(now, min(MAX_SECOND_MARGIN, self.margin + MARGIN_STEP))
         else:
             self.per_second = True
+            self.margin_since = now
+
+    def _set_margin(self, now: float, margin: float) -> None:
+        self.margin, self.margin_since = margin, now
+        self.second.span = 1.0 + margin
+
+    def _relax(self, now: float) -> None:
+        """MARGIN_DECAY_SECONDS without a 429 of the second's count: give back half a step."""
+        if self.margin > SECOND_MARGIN and now - self.margin_since >= MARGIN_DECAY_SECONDS:
+            self._set_margin(now, max(SECOND_MARGIN, self.margin - MARGIN_STEP / 2))
 
     def wait(self, now: float, cost: float, share: float) -> float:
         """Seconds until `cost` may be sent at `share` of the limit (0: now)."""
         if not self.per_minute:
             return 0.0
         per_minute = self.per_minute
-        slot = cost / (per_minute * share / WINDOW)
         paced = self.tat - now
+        # Making up the wait for the first answer (a limit learned late) is kept within
+        # any one second's share as well: every limiter admits that much at the start,
+        # and one that counts per second refuses a burst of more before it can be known.
+        # (And for one second more: the echo of what was made up would be one too many.)
+        if self.credit > 0:
+            self.spaced_until = now + self.second.span
+        spaced = self.per_second or now < self.spaced_until
         if self.per_second:
+            self._relax(now)
+        if spaced:
             # Against a limiter that counts per second, making up skipped slots goes at
             # twice the pace, not in one burst: a burst reaches the server spread over the
             # time it takes to read it, and one second on (when the guard below lets the
-            # next ones go by the client's clock) its echo would be one too many. (Under
-            # CPU contention this loses the slots that late wake-ups cannot make up.)
-            paced = max(paced, self.last_send + CATCH_UP_GAP * slot - now)
+            # next ones go by the client's clock) its echo would be one too many. Twice
+            # the pace on a grid of its own, that a send may precede by CATCH_UP_TOLERANCE.
+            paced = max(paced, self.fast_tat - now)
         guarded = max(self.hold_until - now, self.minute.wait(now, cost, per_minute * share))
-        if self.per_second:
-            guarded = max(guarded, self.second.wait(
-                now, cost, max(1.0, math.floor(per_minute / WINDOW))))
         if self.per_ten_seconds:
             guarded = max(guarded, self.ten.wait(
                 now, cost, max(1.0, math.floor(per_minute / 6 * share + 1e-9))))
-        if guarded > 0 and guarded >= paced:
+        # Against a known per-second count the second's guard holds a send that comes
+        # right after one of a second ago that went late: the grid stays where it was (a
+        # late send shifts only its own echo a second on, not every send after it). The
+        # other guards, and this one while making up a limit learned late, give up the
+        # slots they held back (the first second is full: the rest would only bunch up).
+        second = self.second.wait(now, cost, max(1.0, math.floor(per_minute / WINDOW))) \
+            if spaced else 0.0
+        if self.per_second:
+            if guarded > 0 and guarded >= paced and guarded >= second:
+                self.guarded = True
+        elif max(guarded, second) > 0 and max(guarded, second) >= paced:
             self.guarded = True
-        return max(paced, guarded, 0.0)
+        return max(paced, guarded, second, 0.0)
 
     def take(self, now: float, cost: float, share: float) -> list[float]:
         """Charge `cost` sent now; returns the entry, to settle it later."""
@@ -223,7 +256,9 @@ class Lane:
             if self.tat >= now:
                 self.credit = 0.0
         self.guarded = False
-        self.last_send = now
+        if self.per_minute:
+            self.fast_tat = max(self.fast_tat, now - CATCH_UP_TOLERANCE) \
+                + CATCH_UP_GAP * cost / (self.per_minute * share / WINDOW)
         for window in (self.second, self.ten, self.minute):
             window.add(entry)
         return entry
@@ -358,7 +393,11 @@ class RateLimiter:
             per_request = max(1.0, self.output_tokens + self.prompt_seen)
             rates.append(self.tokens.per_minute / WINDOW / per_request)
         if rates and self.answers:
-            latency = self.latency + 2 * self.latency_dev
+            # Until a few answers have shown how latency varies, the first one's may be
+            # the shortest: room for twice it, or the run starts below its pace.
+            spread = self.latency_dev if self.answers >= 10 else max(self.latency_dev,
+                                                                        self.latency / 2)
+            latency = self.latency + 2 * spread
             return max(1, min(self.max_concurrency, math.ceil(min(rates) * latency * 1.5) + 2))
         return max(1, min(self.max_concurrency, int(self.window)))
 
@@ -472,12 +511,12 @@ class RateLimiter:
         slot = self._slot(ticket)
         if slot is not None and self.strikes == 1:
             pause = min(asked, SHORT_PAUSE_SLOTS * slot)
-            self.requests.refused(1, retry_after)
-            self.tokens.refused(ticket.tokens, retry_after)
+            self.requests.refused(now, 1, retry_after)
+            self.tokens.refused(now, ticket.tokens, retry_after)
         elif slot is not None and asked <= 1.0 and slot * 2 ** (self.strikes - 1) < asked:
             # Still the second's count (arrivals bunched by the way): back off from one slot.
             pause = slot * 2 ** (self.strikes - 1)
-            self.requests.refused(1, retry_after)
+            self.requests.refused(now, 1, retry_after)
         elif slot is not None and self.strikes == 2:
             pause = min(MAX_PAUSE, asked)  # a full window (10 s, a minute): until it turns
         else:

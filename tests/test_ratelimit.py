@@ -11,7 +11,14 @@ import pytest
 
 from mmtrans.limiters import SEMANTICS, Limited
 from mmtrans.llm import OpenAIBackend, Params
-from mmtrans.ratelimit import DEFAULT_SHARE, LimitHeaders, RateLimiter, parse_duration
+from mmtrans.ratelimit import (
+    CATCH_UP_TOLERANCE,
+    DEFAULT_SHARE,
+    SECOND_MARGIN,
+    LimitHeaders,
+    RateLimiter,
+    parse_duration,
+)
 from mmtrans.testing import FakeLLM, RateLimited, record_payload
 
 BODY = {"model": "m", "messages": [
@@ -298,12 +305,12 @@ async def complete_all(backend, n: int, workers: int) -> None:
 @pytest.mark.parametrize("quantum", [False, True], ids=["no quantum", "quantum"])
 def test_the_client_keeps_to_each_limiter_learning_its_limit(semantics, quantum):
     """3,000 RPM, 200 requests through the real client (OpenAIBackend: SDK, tenacity, the
-    limiter), the limit learned from the headers: at least 0.9 of the limit from 1 s on (on
+    limiter), the limit learned from the headers: at least 0.9 of the limit from 2 s on (on
     a machine shared with other work: bench/rate shows the figures), no 429 (a few with a
     quantum), and nothing failed."""
     from mmtrans.llm import OpenAIBackend
 
-    server = Limited(semantics, 3000, quantum=quantum, latency=(0.05, 0.15), settled=1.0)
+    server = Limited(semantics, 3000, quantum=quantum, latency=(0.05, 0.15), settled=2.0)
     with FakeLLM(server) as llm:
         backend = OpenAIBackend("m", llm.base_url, max_attempts=2,
                                 limiter=RateLimiter(max_concurrency=64))
@@ -357,17 +364,20 @@ def test_a_late_wake_up_makes_up_the_slots_it_skipped_at_once():
     assert sent[-1] == pytest.approx(1006.0)
 
 
-def test_against_a_per_second_limit_a_late_wake_up_gives_its_slots_up_not_bursting():
+def test_against_a_per_second_limit_a_late_wake_up_makes_up_at_twice_the_pace_not_bursting():
     sent = late_wake_up(per_second=True, share=0.99)
     slot = 60 / 600 / 0.99
-    # Woken 0.35 s late for the slot of 1002 (slot 20): at 0.99 of the limit a limiter
-    # that counts per second leaves no room to make it up, so the sends go half a slot
-    # apart at most, never more than 10 within 1.01 s, and the 0.35 s are lost, no more.
+    # Woken 0.35 s late for the slot of 1002 (slot 20): the skipped slots are made up at
+    # twice the pace (a send may come CATCH_UP_TOLERANCE early on that pace's own grid),
+    # never more than 10 within the second and its margin; nothing is lost for good: every
+    # 1.005 s after it holds its 10.
     gaps = [b - a for a, b in zip(sent[20:], sent[21:])]
     assert sent[20] == pytest.approx(1000 + 20 * slot + 0.35)
-    assert min(gaps) >= slot / 2 - 1e-9
-    assert all(b - a >= 1.01 - 1e-9 for a, b in zip(sent, sent[10:]))
-    assert sent[-1] == pytest.approx(1000 + 60 * slot + 0.35)
+    assert min(gaps) >= slot / 2 - CATCH_UP_TOLERANCE - 1e-9
+    assert sent[23] - sent[20] < 3 * slot  # made up, faster than the grid
+    span = 1 + SECOND_MARGIN
+    assert all(b - a >= span - 1e-9 for a, b in zip(sent, sent[10:]))
+    assert sent[60] - sent[20] == pytest.approx(4 * span)
 
 
 def test_a_quantum_429_pauses_one_slot_and_the_second_is_kept_from_then_on():
@@ -391,8 +401,8 @@ def test_a_quantum_429_pauses_one_slot_and_the_second_is_kept_from_then_on():
         return sent
 
     sent = asyncio.run(run())
-    # Making up goes at twice the pace, but never more than 10 within 1.01 s.
-    assert all(b - a >= 1.01 - 1e-9 for a, b in zip(sent, sent[10:]))
+    # Making up goes at twice the pace, but never more than 10 within the second's span.
+    assert all(b - a >= 1 + SECOND_MARGIN - 1e-9 for a, b in zip(sent, sent[10:]))
 
 
 def test_a_10s_window_429_keeps_to_the_window_and_a_second_waits_for_it_to_turn():
@@ -425,6 +435,89 @@ def test_a_10s_window_429_keeps_to_the_window_and_a_second_waits_for_it_to_turn(
         return sent
 
     sent = asyncio.run(far_behind())
-    # Making up goes in a burst, but no 10 s hold more than their share (600/6 at 0.99).
+    # Making up a limit learned late keeps within a second's share (10) at twice the pace,
+    # and no 10 s hold more than their share (600/6 at 0.99).
     assert all(b - a >= 10 - 1e-9 for a, b in zip(sent, sent[99:]))
-    assert sent[98] - sent[0] < 1
+    assert all(b - a >= 1 + SECOND_MARGIN - 1e-9 for a, b in zip(sent, sent[10:]))
+    assert sent[9] - sent[0] < 0.5
+
+
+def test_a_spell_of_quantum_429s_widens_the_second_for_a_while_not_for_good():
+    from mmtrans.ratelimit import MARGIN_DECAY_SECONDS, MARGIN_STEP, Lane
+
+    lane = Lane("requests", 600)
+    lane.refused(100.0, 1, 1.0)  # the first 429 under the minute's limit: a second's count
+    lane.refused(100.5, 1, 1.0)  # again: arrivals bunch on the way, the span widens
+    lane.refused(101.0, 1, 1.0)
+    assert lane.margin == pytest.approx(SECOND_MARGIN + 2 * MARGIN_STEP)
+    assert lane.second.span == pytest.approx(1 + lane.margin)
+    lane.wait(101.0 + MARGIN_DECAY_SECONDS - 0.1, 1, 0.99)
+    assert lane.margin == pytest.approx(SECOND_MARGIN + 2 * MARGIN_STEP)  # not yet
+    now = 101.0
+    for _ in range(4):  # each quiet spell gives half a step back, down to where it began
+        now += MARGIN_DECAY_SECONDS
+        lane.wait(now, 1, 0.99)
+    assert lane.margin == pytest.approx(SECOND_MARGIN)
+    assert lane.second.span == pytest.approx(1 + SECOND_MARGIN)
+
+
+def test_making_up_the_wait_for_the_first_answer_keeps_within_a_seconds_share():
+    """The first answer, 1.2 s after the first request, names 600 RPM: the 12 slots missed
+    are made up as far as one second's share (10) allows, and neither the making up nor its
+    echo a second on puts more than 10 into any second (a limiter that counts per second
+    would refuse them before the run could know it does)."""
+    clock = Clock()
+
+    async def sleep(seconds: float) -> None:
+        clock.now += seconds
+
+    limiter = RateLimiter(clock=clock, sleep=sleep)
+    headers = {"x-ratelimit-limit-requests": "600", "x-ratelimit-remaining-requests": "599"}
+
+    async def run() -> list[float]:
+        sent = [clock.now]
+        first = await limiter.acquire()
+        clock.now += 1.2
+        limiter.answered(first, headers, 80, 20, 1.2)
+        for _ in range(40):
+            ticket = await limiter.acquire()
+            sent.append(clock.now)
+            limiter.answered(ticket, None, 80, 20, 0.2)
+        return sent
+
+    sent = asyncio.run(run())
+    assert all(b - a >= 1.0 - 1e-9 for a, b in zip(sent, sent[10:]))
+    assert sent[9] - sent[1] < 0.5  # made up at twice the pace, not slot by slot
+
+
+@pytest.mark.parametrize("semantics", SEMANTICS)
+@pytest.mark.parametrize("quantum", [False, True], ids=["no quantum", "quantum"])
+@pytest.mark.parametrize("rpm", [600, 10_000])
+def test_in_virtual_time_the_pace_holds_0_98_of_every_limiter(semantics, quantum, rpm):
+    """The real RateLimiter against each limiter in virtual time (mmtrans.limiters.simulate),
+    arrivals a millisecond late on average and every wake-up as late: from 5 s on at least
+    0.98 of the limit, fewer than 1% refused, nothing failed."""
+    from mmtrans.limiters import simulate
+
+    achieved = simulate(semantics, rpm, quantum=quantum, seconds=40 if rpm < 1000 else 20,
+                        arrival_jitter=0.001, late_wake=0.001)
+    sent = achieved["answered"] + achieved["refused"]
+    assert achieved["failed"] == 0
+    assert achieved["refused"] / sent < 0.01, achieved
+    assert achieved["rpm_settled"] / rpm >= 0.98, achieved
+
+
+@pytest.mark.parametrize("semantics", SEMANTICS)
+@pytest.mark.parametrize(("rpm", "late_wake"), [(600, 0.01), (10_000, 0.004)])
+def test_in_virtual_time_late_wake_ups_of_a_busy_core_are_made_up_within_the_quantum(
+        semantics, rpm, late_wake):
+    """Every wake-up of the client late (10 ms on average at 600 RPM; 4 ms at 10,000, where
+    a slot is 6 ms), against each limiter with a per-second quantum: the skipped slots are
+    made up within each second's share, so the pace from 5 s on stays at 0.98 or more."""
+    from mmtrans.limiters import simulate
+
+    achieved = simulate(semantics, rpm, quantum=True, seconds=40 if rpm < 1000 else 20,
+                        arrival_jitter=0.001, late_wake=late_wake)
+    sent = achieved["answered"] + achieved["refused"]
+    assert achieved["failed"] == 0 and achieved["refused"] / sent < 0.01, achieved
+    assert achieved["rpm_settled"] / rpm >= 0.98, achieved
