@@ -242,10 +242,12 @@ class Run:
         record whose part of the answer cannot be split out is asked alone. Repair turns
         and everything after the split are per record."""
         s = self.settings
-        openings = [self.opening(self.table.translate(r)) for r in records]
-        names = {name for name, *_ in openings}
         given: list[tuple[str, str] | None] = [None] * len(records)
-        if len(records) > 1 and len(names) == 1:
+        # (A record alone is asked by translate_record: no opening is built for it here.)
+        openings = [self.opening(self.table.translate(r)) for r in records] \
+            if len(records) > 1 else []
+        names = {name for name, *_ in openings}
+        if len(names) == 1:
             messages = pack_messages(self.prompts[names.pop()],
                                      [payload for _, payload, *_ in openings], s.src, s.tgt)
             try:
