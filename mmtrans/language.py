@@ -101,7 +101,7 @@ class _Normalised(dict[int, str]):
 _NORMALISED = _Normalised()
 #: The n-grams of each word met so far (with its ending space, if it has one).
 _WORD_NGRAMS: dict[str, list[str]] = {}
-_WORDS_KEPT = 200_000
+_WORDS_KEPT = 5_000  # about 4 MB at most (800 bytes a word); cleared when full
 
 
 def _scan(text: str, known: dict[str, None]) -> list[str]:
