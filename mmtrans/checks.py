@@ -14,7 +14,7 @@ from typing import Any
 import regex
 from langdetect import DetectorFactory, LangDetectException
 
-from .language import detect_langs
+from .language import guess_languages
 from .numerals import numbers_in as numbers_in  # the scripted server keeps these
 from .numerals import source_numbers, stated_values
 from .records import Record, locate_mentions, map_anchored
@@ -34,6 +34,9 @@ CODES = ("format", "count_mismatch", "label_changed", "residual_source", "anchor
          "numbers", "fidelity")
 #: Fewer letters than this left after removing anchored strings: the language check abstains.
 MIN_LETTERS_FOR_LANGDETECT = 20
+#: The language check passes a text whose target language langdetect puts on top or gives
+#: at least this probability.
+TGT_PROBABILITY = 0.3
 
 DetectorFactory.seed = 0  # langdetect is random unless seeded
 
@@ -189,12 +192,15 @@ def check_language(target: Record, tgt: str) -> list[Problem]:
     if len(LETTER.findall(rest)) < MIN_LETTERS_FOR_LANGDETECT:
         return []
     try:
-        guesses = detect_langs(rest)
+        # None: `tgt` is sure to reach TGT_PROBABILITY before langdetect's trials are all done.
+        guesses = guess_languages(rest, sure_of=(tgt, TGT_PROBABILITY))
     except LangDetectException:
+        return []
+    if guesses is None:
         return []
     top = guesses[0]
     probability = next((g.prob for g in guesses if g.lang.split("-")[0] == tgt), 0.0)
-    if top.lang.split("-")[0] == tgt or probability >= 0.3:
+    if top.lang.split("-")[0] == tgt or probability >= TGT_PROBABILITY:
         return []
     return [Problem("language", f"text looks like {top.lang} ({top.prob:.2f}), "
                                 f"not {language_name(tgt)}", "text")]

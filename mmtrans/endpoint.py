@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import httpx
 
 
+@lru_cache(maxsize=64)  # a pure function of the string, asked twice per request
 def normalise_endpoint(url: str) -> str:
     """`url` as one key however it was typed: an http(s) URL with its scheme and host in lower
     case, its default port dropped and no trailing slash (httpx's reading of it, which the

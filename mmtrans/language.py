@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import threading
-from functools import lru_cache
 
 import numpy as np
 from langdetect import detector_factory
@@ -90,17 +89,26 @@ def _profiles() -> _Profiles:
         return _loaded[0]
 
 
-@lru_cache(maxsize=4096)
-def _normalized(ch: str) -> str:
-    return NGram.normalize(ch)
+class _Normalised(dict[int, str]):
+    """NGram.normalize of each character, by code point, worked out when first met: a table
+    for `str.translate` (NGram.normalize maps one character to one character)."""
+
+    def __missing__(self, code: int) -> str:
+        value = self[code] = NGram.normalize(chr(code))
+        return value
 
 
-def _ngrams(text: str, known: dict[str, None]) -> list[str]:
-    """Detector._extract_ngrams, with NGram.add_char inlined."""
+_NORMALISED = _Normalised()
+#: The n-grams of each word met so far (with its ending space, if it has one).
+_WORD_NGRAMS: dict[str, list[str]] = {}
+_WORDS_KEPT = 5_000  # about 4 MB at most (800 bytes a word); cleared when full
+
+
+def _scan(text: str, known: dict[str, None]) -> list[str]:
+    """Detector._extract_ngrams over normalised `text`, with NGram.add_char inlined."""
     result: list[str] = []
     grams, capitalword = " ", False
     for ch in text:
-        ch = _normalized(ch)
         last_char = grams[-1]
         if last_char == " ":
             grams, capitalword = " ", False
@@ -125,8 +133,43 @@ def _ngrams(text: str, known: dict[str, None]) -> list[str]:
     return result
 
 
+def _ngrams(text: str, known: dict[str, None]) -> list[str]:
+    """Detector._extract_ngrams. Its state starts afresh after every space, so a text's
+    n-grams are those of its words in turn, each scanned with the space that ends it (the
+    last word may have none): scanned once per word, not once per text."""
+    words = text.translate(_NORMALISED).split(" ")
+    last = len(words) - 1
+    result: list[str] = []
+    for n, word in enumerate(words):
+        if not word:
+            continue
+        if n < last:
+            word += " "
+        found = _WORD_NGRAMS.get(word)
+        if found is None:
+            if len(_WORD_NGRAMS) >= _WORDS_KEPT:
+                _WORD_NGRAMS.clear()
+            found = _WORD_NGRAMS[word] = _scan(word, known)
+        result += found
+    return result
+
+
 def detect_langs(text: str) -> list[Language]:
     """What `langdetect.detect_langs(text)` returns, under the same `DetectorFactory.seed`."""
+    guesses = guess_languages(text)
+    assert guesses is not None  # only a `sure_of` can end the trials early
+    return guesses
+
+
+def guess_languages(text: str, sure_of: tuple[str, float] | None = None
+                    ) -> list[Language] | None:
+    """`detect_langs(text)`, or None as soon as the trials so far make it certain that
+    language `sure_of[0]` (by the part of its code before any "-", as the `language` check
+    reads them) will be given at least probability `sure_of[1]`: each trial adds its share
+    (a probability over the number of trials, never negative) to the final figures, so once
+    the shares added reach the bound the remaining trials cannot take it back. A text in the
+    language sought is decided after 3 of langdetect's 7 trials at a bound of 0.3, and a
+    text that is not is given the same answer as `detect_langs`."""
     profiles = _profiles()
     detector = profiles.factory.create()
     detector.append(text)
@@ -135,6 +178,8 @@ def detect_langs(text: str) -> list[Language]:
     if not ngrams:
         raise LangDetectException(ErrorCode.CantDetectError, "No features in text.")
     languages = len(detector.langlist)
+    sought = [i for i, name in enumerate(detector.langlist)
+              if sure_of is not None and name.split("-")[0] == sure_of[0]]
     drawn = profiles.rows(ngrams)
     table = profiles.table
     langprob = np.zeros(languages)
@@ -142,25 +187,34 @@ def detect_langs(text: str) -> list[Language]:
     random.seed(detector.seed)
     below, count = random._randbelow, len(ngrams)  # what random.choice(ngrams) draws
     trials = detector.n_trial
+    block = np.empty((_BETWEEN_CHECKS + 1, languages))
     for _ in range(trials):
         prob = np.full(languages, 1.0 / languages)
         alpha = detector.alpha + random.gauss(0.0, 1.0) * Detector.ALPHA_WIDTH
         weight = alpha / Detector.BASE_FREQ
         # langdetect multiplies in one n-gram at a time and normalises after the first and
         # then after every fifth, stopping once one language passes CONV_THRESHOLD or
-        # ITERATION_LIMIT n-grams are drawn: the same, five at a time.
+        # ITERATION_LIMIT n-grams are drawn: the same, five at a time. The five products
+        # are one running product (the same multiplications in the same order), and the
+        # largest probability is the largest before the division divided (division by a
+        # positive number keeps the order, rounding included).
         prob *= weight + table[drawn[below(count)]]
         i = 0
         while True:
-            prob /= sum(prob.tolist())
-            if prob.max() > Detector.CONV_THRESHOLD or i >= Detector.ITERATION_LIMIT:
+            values = prob.tolist()
+            total = sum(values)
+            prob /= total
+            if max(values) / total > Detector.CONV_THRESHOLD or i >= Detector.ITERATION_LIMIT:
                 break
-            block = table[[drawn[below(count)] for _ in range(_BETWEEN_CHECKS)]]
-            block += weight
-            for factor in block:
-                prob *= factor
+            block[0] = prob
+            np.add(table[[drawn[below(count)] for _ in range(_BETWEEN_CHECKS)]], weight,
+                   out=block[1:])
+            np.multiply.accumulate(block, axis=0, out=block)
+            prob = block[-1].copy()
             i += _BETWEEN_CHECKS
         langprob += prob / trials
+        if sought and max(langprob[i] for i in sought) >= sure_of[1]:  # type: ignore[index]
+            return None
     return detector._sort_probability(langprob.tolist())
 
 

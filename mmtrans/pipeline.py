@@ -82,6 +82,8 @@ class Progress:
 
 ProgressCallback = Callable[[Progress], None]
 ReplyParser = Callable[[str], tuple[Record | None, list[Problem]]]
+#: A record's first turn: the prompt's name, the payload, how to read answers, and notes.
+Opening = tuple[str, str, ReplyParser, list[str]]
 
 
 def make_backend(settings: Settings, on_notice: Callable[[str], None] | None = None
@@ -220,7 +222,7 @@ class Run:
         future.set_result(answer)
         return key, answer
 
-    def opening(self, expected: Record) -> tuple[str, str, ReplyParser, list[str]]:
+    def opening(self, expected: Record) -> Opening:
         """What a record's first turn holds: the prompt (by strategy), the payload, how to
         read the answers, and notes. A record the tagged strategy cannot mark falls back to
         the default, with a note."""
@@ -245,10 +247,12 @@ class Run:
         record whose part of the answer cannot be split out is asked alone. Repair turns
         and everything after the split are per record."""
         s = self.settings
-        openings = [self.opening(self.table.translate(r)) for r in records]
-        names = {name for name, *_ in openings}
         given: list[tuple[str, str] | None] = [None] * len(records)
-        if len(records) > 1 and len(names) == 1:
+        # (A record alone is asked by translate_record: no opening is built for it here.)
+        expected = [self.table.translate(r) for r in records] if len(records) > 1 else []
+        openings = [self.opening(e) for e in expected]
+        names = {name for name, *_ in openings}
+        if len(names) == 1:
             messages = pack_messages(self.prompts[names.pop()],
                                      [payload for _, payload, *_ in openings], s.src, s.tgt)
             try:
@@ -261,19 +265,25 @@ class Run:
                 replies = split_answer(answer["response"], len(records))
                 if replies is not None:
                     given = [(key, reply) for reply in replies]
-        return [await self.translate_record(r, attempts.get(r.id, set()), g)
-                for r, g in zip(records, given)]
+        if not openings:
+            return [await self.translate_record(r, attempts.get(r.id, set()), g)
+                    for r, g in zip(records, given)]
+        return [await self.translate_record(r, attempts.get(r.id, set()), g, (e, o))
+                for r, g, e, o in zip(records, given, expected, openings)]
 
     async def translate_record(self, record: Record, stored_attempts: set[int],
-                               given: tuple[str, str] | None = None) -> str:
+                               given: tuple[str, str] | None = None,
+                               opened: tuple[Record, Opening] | None = None) -> str:
         """Translate one record, with up to `repair` follow-up turns; returns its status.
         Every attempt is stored; a repaired answer passes the same parser and checks. A
         record whose server could not be reached at all is `unreachable` and stays pending
-        (no row): it is not the record's fault."""
+        (no row): it is not the record's fault. `opened`: its translated labels and opening,
+        from the pack that asked for it; its own first turn's messages are built only if
+        they are sent (a record of a pack whose answer is accepted never needs them)."""
         s = self.settings
-        expected = self.table.translate(record)
-        first, parse, strategy_notes = self.first_turn(expected)
-        messages = first
+        expected, (name, payload, parse, strategy_notes) = opened or (
+            (e := self.table.translate(record)), self.opening(e))
+        first: list[Message] | None = None
         status = "failed"
         #: (closeness to the source, attempt, answer) of each flagged answer with a text.
         answers: list[tuple[float, int, Translation]] = []
@@ -282,6 +292,8 @@ class Run:
                 if attempt == 0 and given is not None:  # its part of a packed answer
                     key, answer = given[0], {"response": given[1]}
                 else:
+                    if first is None:
+                        first = messages = self.prompts[name].messages(payload, s.src, s.tgt)
                     key, answer = await self._ask(messages)
             except FatalModelError:
                 raise
@@ -321,6 +333,8 @@ class Run:
             # repeats a flawed answer is asked anew instead of being served the cached reply.
             problems_text = (f"(repair turn {attempt + 1} of {s.repair})\n"
                              + describe_problems(problems, expected))
+            if first is None:
+                first = self.prompts[name].messages(payload, s.src, s.tgt)
             messages = [*first, {"role": "assistant", "content": reply},
                         self.prompts["default"].repair_message(problems_text, s.src, s.tgt)]
         if status == "flagged" and self.fidelity is not None:

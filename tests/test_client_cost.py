@@ -92,3 +92,47 @@ def test_the_language_checks_detector_answers_as_langdetect_does_on_real_data():
 
     assert guesses(detect_langs) == guesses(langdetect_langs)
     assert len(texts) > 800
+
+
+def test_the_language_check_stops_langdetects_trials_early_only_when_the_answer_is_settled():
+    """guess_languages(text, sure_of=(lang, share)) ends the trials as soon as `lang` cannot
+    fall below `share`: on real text in and not in each language sought, None only where
+    langdetect's full answer gives that language at least `share`, and otherwise the very
+    answer detect_langs gives; and it does end early for text in the language sought."""
+    from pathlib import Path
+
+    import pytest
+    from langdetect import DetectorFactory, LangDetectException
+
+    from mmtrans import formats
+    from mmtrans.language import detect_langs, guess_languages
+    from mmtrans.records import Record
+
+    from .conftest import DATA
+
+    DetectorFactory.seed = 0
+    paths = [DATA / "stockmark-ner-wikipedia/ner.json",
+             DATA / "universal-ner/CrossNER_AI.json", *sorted(DATA.glob("iepile/*/test.json"))]
+    texts = [r.text for path in paths if Path(path).is_file()
+             for r in list(formats.read(path))[::23] if isinstance(r, Record)]
+    if len(texts) < 100:
+        pytest.skip(f"needs the real datasets in {DATA}")
+    # Texts half in one language, half in another: trials that disagree, shares in between.
+    mixed = [f"{a[:60]} {b[:60]}" for a, b in zip(texts, texts[len(texts) // 2:])]
+    settled, between = 0, 0
+    for text in texts + mixed:
+        try:
+            full = [(g.lang, g.prob) for g in detect_langs(text)]
+        except LangDetectException:
+            continue
+        for lang in ("en", "ja", "zh", "de"):
+            share = max((p for name, p in full if name.split("-")[0] == lang), default=0.0)
+            between += 0.1 < share < 0.9
+            for bound in (0.3, 0.6):
+                early = guess_languages(text, sure_of=(lang, bound))
+                if early is None:
+                    settled += 1
+                    assert share >= bound, (text, lang, full)
+                else:
+                    assert [(g.lang, g.prob) for g in early] == full
+    assert settled > 50 and between > 10
