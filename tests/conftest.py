@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,14 @@ REPO = Path(__file__).resolve().parent.parent
 #: The real datasets, each with its license beside it.
 DATA = REPO / "tests" / "data"
 STOCKMARK = DATA / "stockmark-ner-wikipedia" / "ner.json"
+
+
+# The fidelity check (an embedding model per record) is off unless a test turns it on
+# (tests/test_fidelity.py): the scripted server's made-up sentences are unfaithful by design,
+# and every other test pins what it pins without it. Set when pytest loads this file, before
+# any test module is imported, so module fixtures and the environment that tests copy for
+# their subprocesses have it too.
+os.environ["MMTRANS_FIDELITY"] = "off"
 
 
 @pytest.fixture(scope="session")
@@ -55,14 +64,6 @@ def no_openai_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never reach a real host: no key or base URL leaks in from the environment."""
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
-
-
-@pytest.fixture(autouse=True)
-def no_fidelity(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The fidelity check (an embedding model per record) is off unless a test turns it on
-    (tests/test_fidelity.py): the scripted server's made-up sentences are unfaithful by
-    design, and every other test pins what it pins without it."""
-    monkeypatch.setenv("MMTRANS_FIDELITY", "off")
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -37,7 +38,8 @@ def test_every_help_fits_80_columns_and_shows_flags_as_plain_flags(argv):
     assert result.exit_code == 0, result.output
     text = result.output
     assert "<bool>" not in text
-    assert "--no-" not in text  # a flag is one switch, not a pair
+    # a flag is one switch (`--no-fidelity` alone is one), not a pair (`--x / --no-x`)
+    assert not re.search(r"--[\w-]+\s*/\s*--no-", text)
     assert "…" not in text and not any(line.rstrip().endswith("...") for line in
                                        text.splitlines() if not line.startswith("Usage"))
     assert max(len(line) for line in text.splitlines()) <= 80
