@@ -250,9 +250,6 @@ def _serve(conn: Any, semantics: str, rpm: float, quantum: bool,
     sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (clients killed mid-request need no trace)
     limited = Limited(semantics, rpm, quantum=quantum, latency=latency, clock=time.time)
     with FakeLLM(limited) as llm:
-        # socketserver listens with a backlog of 5: at 10,000 requests a minute a client
-        # opens a hundred connections at once, and the kernel would drop most of them.
-        llm.server.socket.listen(1024)
         conn.send(llm.base_url)
         while True:
             what = conn.recv()

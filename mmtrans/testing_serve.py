@@ -15,12 +15,11 @@ import json
 import random
 import signal
 import threading
-from http.server import ThreadingHTTPServer
 from typing import Annotated, Any
 
 import typer
 
-from .testing import FakeLLM, Reply, Script, good_translation, translating
+from .testing import FakeLLM, Listener, Reply, Script, good_translation, translating
 
 FAULTS = {
     "429": "a rate limit (429 with Retry-After: 1), per request",
@@ -105,8 +104,7 @@ def start(script: Script, port: int = 0, model: str = "mmtrans-scripted",
             self.wfile.write(data)
 
     llm.server.server_close()  # FakeLLM bound a free port; bind the one asked for instead
-    llm.server = ThreadingHTTPServer((host, port), Handler)
-    llm.server.daemon_threads = True
+    llm.server = Listener((host, port), Handler)
     llm.thread = threading.Thread(target=llm.server.serve_forever, daemon=True)
     return llm.__enter__()
 
