@@ -27,10 +27,18 @@ from starlette.staticfiles import StaticFiles
 from ..classify import CODE as PROPOSED
 from ..groups import dataset_names
 from ..resources import resource_dir
-from ..store import FLAGGED, Store, effective_reviews
+from ..store import FLAGGED, Review, Store, effective_reviews
 from ..store.queue import Cursor
 from .agreement import run_agreement
-from .plan import Plan, annotator_progress, assignees, parse_assign, record_progress, rows_for
+from .plan import (
+    Plan,
+    annotator_progress,
+    assignees,
+    own_decision,
+    parse_assign,
+    record_progress,
+    rows_for,
+)
 from .queue import (
     MAX_PAGE,
     PAGE,
@@ -38,6 +46,7 @@ from .queue import (
     Entry,
     Filters,
     check_edit,
+    decided_records,
     effective_edit,
     entry,
     left_out_of,
@@ -57,14 +66,14 @@ MAX_COMMENT = 4000  # characters in one comment
 
 @dataclass
 class _TeamView:
-    """What one request knows of the team's work: each run's plan, each record's effective
-    decisions, and (for per-annotator progress) each queued record's (run, id, dataset,
-    decisions)."""
+    """What one request knows of the team's work: each run's plan and each record's
+    effective decisions."""
 
     viewer: str | None
     plans: dict[str, Plan] = field(default_factory=dict)
     reviews: dict[tuple[str, str], list[Any]] = field(default_factory=dict)
-    rows: list[tuple[str, str, str, list[Any]]] = field(default_factory=list)
+    #: Every record of the request's runs with a decision: its effective decisions.
+    decided: dict[tuple[str, str], list[Any]] = field(default_factory=dict)
 
 
 def keep_plan(db: Path, run_id: str | None, team: Team) -> None:
@@ -201,16 +210,17 @@ class Api:
         blind = any(plan.blind for plan in team.plans.values())
         counted = None
         if blind:
-            def counted(r: Any) -> bool:
-                return r.adjudicated if self.team.adjudicate else \
-                    r.annotator == viewer and not r.adjudicated
+            def counted(r: Review) -> bool:
+                return own_decision(r, viewer, self.team.adjudicate)
         left_out = None
         if mine and viewer:
             names = dataset_names(store)
             datasets = {r: names.run(store.run(r)) for r in run_ids}
             left_out = left_out_of(store, team.plans, viewer, datasets)
+        # Every record's decisions, read once: for the page, and for each annotator's progress.
+        team.decided = decided_records(store, run_ids)
         page = read_queue(store, filters, limit, after, before, self.spot_check, self.run_id,
-                          codes, flagged, counted, left_out)
+                          codes, flagged, counted, left_out, team.decided)
         for e in page.entries:
             team.reviews[(e.run_id, e.id)] = store.reviews(e.run_id, e.id)
         if blind and not self.team.adjudicate:
@@ -228,7 +238,8 @@ class Api:
         rows = []
         for run_id, plan in team.plans.items():
             dataset = names.run(store.run(run_id))
-            decided = store.all_reviews(run_id)
+            decided = {rid: reviews for (run, rid), reviews in team.decided.items()
+                       if run == run_id}
             rows += [(run_id, rid, dataset, reviews) for rid, reviews in decided.items()]
             if plan.assign is not None:
                 rows += [(run_id, rid, dataset, []) for rid in store.queue_ids(run_id, FLAGGED)

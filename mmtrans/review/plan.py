@@ -109,6 +109,13 @@ def assignees(plan: Plan, run_id: str, record_id: str, dataset: str) -> list[str
     return ranked[:plan.overlap]
 
 
+def own_decision(review: Review, viewer: str | None, adjudicate: bool) -> bool:
+    """Whether a blind page counts the decision as its own: the annotator's own (never an
+    adjudication), or, for the lead, an adjudication."""
+    return review.adjudicated if adjudicate else \
+        review.annotator == viewer and not review.adjudicated
+
+
 def rows_for(plan: Plan, annotator: str | None, adjudicate: bool) -> RowFilter | None:
     """Which review rows a page is shown as the record's decisions (None: all of them).
     Blind, an annotator sees their own rows only; the lead sees the adjudications (every

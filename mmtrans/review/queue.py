@@ -20,7 +20,7 @@ from ..store import ACCEPTED, FLAGGED, QueueQuery, Review, Store, Translation, e
 from ..store.queue import Cursor, Key
 from .agreement import disagreement, votes
 from .pairs import Pair, pair_mentions
-from .plan import Plan, RowFilter, to_do_by
+from .plan import Plan, RowFilter, own_decision, to_do_by
 from .view import StructureError, check_text_label, parse_structures, structure_view
 
 STATES = ("to review", "accepted", "edited", "rejected")
@@ -121,7 +121,7 @@ def entry(store: Store, run_id: str, record_id: str) -> Entry | None:
                      store.reviews(run_id, record_id))
 
 
-def _decided(store: Store, run_ids: list[str]) -> dict[Key, list[Review]]:
+def decided_records(store: Store, run_ids: list[str]) -> dict[Key, list[Review]]:
     """Every record with a decision in effect: its effective decisions, oldest first."""
     return {(run_id, record_id): reviews for run_id in run_ids
             for record_id, reviews in store.all_reviews(run_id).items()}
@@ -159,7 +159,8 @@ def read_queue(store: Store, filters: Filters = Filters(), limit: int = PAGE,
                spot_check: float = 0.0, run_id: str | None = None,
                codes: list[str] | None = None, flagged: int | None = None,
                counted: Callable[[Review], bool] | None = None,
-               left_out: Callable[[dict[Key, list[Review]]], set[Key]] | None = None
+               left_out: Callable[[dict[Key, list[Review]]], set[Key]] | None = None,
+               every: dict[Key, list[Review]] | None = None
                ) -> Page:
     """One page of the queue: flagged and failed records first, then the spot-check draw of
     accepted ones, each in input order, filtered on the server (problem code, dataset, review
@@ -172,7 +173,7 @@ def read_queue(store: Store, filters: Filters = Filters(), limit: int = PAGE,
     runs = {run["id"]: names.run(run) for run in rows_of_runs}
     run_ids = list(runs)
     kept_runs = [r for r in run_ids if not filters.dataset or runs[r] == filters.dataset]
-    every = _decided(store, run_ids)
+    every = decided_records(store, run_ids) if every is None else every
     # Blind review (`counted`): a page's states and filters are its own decisions only;
     # whether annotators disagree is still read from every decision.
     decided = every if counted is None else {
@@ -234,8 +235,7 @@ def seen_by(entry: Entry, reviews: list[Review], annotator: str | None,
     """The entry as one page of a blind review shows it: an annotator's own decision (or
     the lead's adjudication) as its state, never another annotator's; and, for the lead,
     whether the annotators' versions differ."""
-    own = [r for r in reviews if (r.adjudicated if adjudicate else
-                                  r.annotator == annotator and not r.adjudicated)]
+    own = [r for r in reviews if own_decision(r, annotator, adjudicate)]
     decision = own[-1] if own else None
     return replace(entry, state=state(decision),
                    annotator=decision.annotator if decision else None,
