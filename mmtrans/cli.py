@@ -940,3 +940,7 @@ def main() -> None:
     except KeyboardInterrupt:
         console.print("interrupted; run the same command again to resume")
         sys.exit(130)
+
+
+if __name__ == "__main__":  # `python -m mmtrans.cli` as well as `python -m mmtrans`
+    main()

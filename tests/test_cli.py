@@ -128,3 +128,15 @@ def test_translate_names_each_unreadable_line(tmp_path, llm):
                                  "--db", str(tmp_path / "run.db"), "--base-url", llm.base_url])
     assert result.exit_code == 0, result.output
     assert f"unreadable: {path}:2: item 1: not JSON" in " ".join(result.output.split())
+
+
+def test_the_cli_module_runs_as_a_program_like_the_package():
+    """`python -m mmtrans.cli` is what a reader of cli.py tries first; it must not be silent."""
+    import subprocess
+    import sys
+
+    for module in ("mmtrans", "mmtrans.cli"):
+        shown = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True,
+                               text=True, timeout=60)
+        assert shown.returncode == 0, shown.stderr
+        assert "translate" in shown.stdout, module
