@@ -71,9 +71,10 @@ def scripted(tgt: str = "en", latency: float = 0.0, faults: dict[str, float] | N
             return Reply(status=500, delay=latency)
         delay = latency + (5.0 if draw["slow"] < faults.get("slow", 0) else 0.0)
         text = payload.get("text", "")
-        if payload.get("entities") and _share_of(text) < faults.get("flag", 0):
+        kind = next((k for k in ("entities", "relations", "events") if payload.get(k)), None)
+        if kind and _share_of(text) < faults.get("flag", 0):
             answer = good_translation(payload, tgt)
-            answer["entities"] = answer["entities"][1:]
+            answer[kind] = answer[kind][1:]  # a mention, a relation or an event left out
             return Reply(json.dumps(answer, ensure_ascii=False), delay=delay)
         reply = good(payload, request)
         reply.delay = delay

@@ -108,3 +108,21 @@ def test_a_port_in_use_is_one_line_and_exit_2():
     assert done.returncode == 2
     assert done.stderr.strip() == f"error: cannot listen on 127.0.0.1:{port}: Address already " \
                                   "in use"
+
+
+@pytest.mark.parametrize("task", ["RE", "EE"])
+def test_the_flag_fault_leaves_out_a_relation_or_an_event_as_it_does_a_mention(
+        tmp_path, task):
+    """Entities, relations and events are equals: the flag fault makes review work for
+    relation and event records too (it used to touch only records with mentions)."""
+    upstream = Path(__file__).parent / "data/upstream/iepile/data" / task / "train.json"
+    lines = [line for line in upstream.read_text(encoding="utf-8").splitlines()
+             if any(json.loads(json.loads(line)["output"]).values())][:3]  # not all empty
+    source = tmp_path / f"{task}.json"
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with served("--faults", "flag=1") as (url, _):
+        result = runner.invoke(app, ["translate", str(source), "--src", "zh", "--tgt", "en",
+                                     "--db", str(tmp_path / "run.db"), "--base-url", url,
+                                     "--model", "mmtrans-scripted", "--repair", "0"])
+    assert result.exit_code == 0, result.output
+    assert "3 translated (0 accepted, 3 flagged, 0 failed)" in result.output
