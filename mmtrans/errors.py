@@ -50,6 +50,11 @@ class StoreWriteError(StoreError):
         self.path = str(path)
 
 
+class EnoughVotesError(StoreError):
+    """A blind vote on a record that already has the N independent decisions it needs (two
+    annotators saved at the same moment): it is not kept, so a record never gets N+1."""
+
+
 class OutputError(MmtransError):
     """An output file cannot or may not be written (it exists, it is the run's input, it is a
     folder, the disk is full); nothing partial was left."""

@@ -290,3 +290,40 @@ def test_blind_an_annotator_cannot_undo_another_annotators_decision(team_db, ser
     assert theirs.status_code == 403
     own = aiko.client.post("/api/undo", json={"annotator": "aiko"})
     assert own.status_code == 200 and aiko.view(e)["state"] == "to review"
+
+
+def test_a_vote_past_the_overlap_is_refused_and_never_kept(team_db, serve):
+    """Under `--overlap 2` with anyone deciding any record, a third annotator who opened the
+    record before the second saved gets a one-line refusal: the record keeps two votes."""
+    aiko = Page(serve(team_db, annotator="aiko", team=Team(overlap=2)), "aiko")
+    ben, chen = Page(serve(team_db, annotator="ben"), "ben"), Page(serve(team_db), "chen")
+    entry = aiko.queue()["entries"][0]
+    seen = chen.view(entry)["seen"]  # chen opens it while it has no votes
+    assert aiko.decide(entry, "reject").status_code == 200
+    assert ben.decide(entry, "reject").status_code == 200
+    late = chen.client.post("/api/decision", json={
+        "run": entry["run_id"], "id": entry["id"], "decision": "reject",
+        "annotator": "chen", "seen": seen})
+    assert late.status_code == 422
+    assert late.json()["error"] == (f"{entry['id']} already has the 2 decisions it needs; "
+                                    "yours was not saved")
+    reviews = Store(team_db).reviews(entry["run_id"], entry["id"])
+    assert sorted(r.annotator for r in reviews) == ["aiko", "ben"]
+    # An annotator who already voted may still change their own vote.
+    assert aiko.decide(entry, "edit", record=fixed(aiko.view(entry))).status_code == 200
+
+
+def test_accepting_every_passing_record_skips_one_that_has_its_votes_already(team_db, serve):
+    aiko = Page(serve(team_db, annotator="aiko", team=Team(overlap=2), spot_check=1.0), "aiko")
+    ben = Page(serve(team_db, annotator="ben", spot_check=1.0), "ben")
+    chen = Page(serve(team_db, spot_check=1.0), "chen")
+    passing = [e for e in chen.queue()["entries"] if not e["codes"]]
+    counted = chen.client.post("/api/accept-passing", json={"annotator": "chen"}).json()
+    assert counted["count"] == 5
+    aiko.decide(passing[0], "accept")  # the two votes land between the count and the confirm
+    ben.decide(passing[0], "accept")
+    done = chen.client.post("/api/accept-passing", json={
+        "annotator": "chen", "confirm": counted["records"]}).json()
+    assert (done["accepted"], done["skipped"]) == (4, 1)
+    assert sorted(r.annotator for r in Store(team_db).reviews(
+        passing[0]["run_id"], passing[0]["id"])) == ["aiko", "ben"]

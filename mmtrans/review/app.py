@@ -25,6 +25,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..classify import CODE as PROPOSED
+from ..errors import EnoughVotesError
 from ..groups import dataset_names
 from ..resources import resource_dir
 from ..store import FLAGGED, Review, Store, effective_reviews
@@ -407,11 +408,15 @@ class Api:
                     return JSONResponse({"error": "needs_reject_reason",
                                          "reasons": self.team.reasons}, 422)
             adjudicated = bool(body.get("adjudicate")) and self.team.adjudicate
-            review_id = store.add_review(run_id, record_id, annotator.strip(), decision, edited,
-                                         translation_id=judged.id if judged else None,
-                                         reason=kept_reason,
-                                         adjudicated=adjudicated,
-                                         comment=comment.strip() if comment else None)
+            plan = self._plan(store, run_id)
+            try:
+                review_id = store.add_review(
+                    run_id, record_id, annotator.strip(), decision, edited,
+                    translation_id=judged.id if judged else None, reason=kept_reason,
+                    adjudicated=adjudicated, comment=comment.strip() if comment else None,
+                    votes_needed=plan.overlap if plan.blind else None)
+            except EnoughVotesError as e:
+                return JSONResponse({"error": str(e)}, 422)
             return JSONResponse(self._after(store, run_id, record_id, annotator.strip(),
                                             review=review_id))
 
@@ -532,9 +537,14 @@ class Api:
                     if not self._passes(store, self._as_seen(found, team), annotator):
                         continue
                     judged = store.latest_translation(run_id, record_id)
-                    store.add_review(run_id, record_id, annotator, "accept",
-                                     translation_id=judged.id if judged else None,
-                                     adjudicated=self.team.adjudicate)
+                    plan = team.plans[run_id]
+                    try:
+                        store.add_review(run_id, record_id, annotator, "accept",
+                                         translation_id=judged.id if judged else None,
+                                         adjudicated=self.team.adjudicate,
+                                         votes_needed=plan.overlap if plan.blind else None)
+                    except EnoughVotesError:
+                        continue  # the others' votes came first: skipped, as the count says
                     accepted += 1
             return JSONResponse({"accepted": accepted, "skipped": len(confirm) - accepted,
                                  "by_annotator": store.decisions_made(self.run_id)})

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import EnoughVotesError
 from ..records import Record
 from ._core import Core, now
 
@@ -88,9 +89,19 @@ class Reviews(Core):
     def add_review(self, run_id: str, record_id: str, annotator: str, decision: str,
                    record: Record | None = None, undoes: int | None = None,
                    translation_id: int | None = None, reason: str | None = None,
-                   adjudicated: bool = False, comment: str | None = None) -> int:
-        """A decision (or an undo), and the comment made with it, in one transaction."""
+                   adjudicated: bool = False, comment: str | None = None,
+                   votes_needed: int | None = None) -> int:
+        """A decision (or an undo), and the comment made with it, in one transaction.
+        `votes_needed` (blind review): refused with EnoughVotesError when the record already
+        has that many votes of other annotators; read under `write_lock`, two annotators
+        saving at once cannot both be the Nth."""
         with self._write() as db:
+            if votes_needed is not None and not adjudicated and decision != "undo":
+                cast = votes(effective_reviews(list(db["reviews"].rows_where(
+                    "run_id = ? and record_id = ?", [run_id, record_id], order_by="id"))))
+                if annotator not in cast and len(cast) >= votes_needed:
+                    raise EnoughVotesError(f"{record_id} already has the {votes_needed} "
+                                           "decisions it needs; yours was not saved")
             table = db["reviews"].insert({
                 "run_id": run_id, "record_id": record_id, "annotator": annotator,
                 "decision": decision, "record": record.to_json() if record else None,
