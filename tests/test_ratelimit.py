@@ -283,6 +283,48 @@ def test_quantum_refuses_past_a_sixtieth_of_the_limit_within_any_second(semantic
     assert limited.refused == limited.refused_by_quantum == 2
 
 
+@pytest.mark.parametrize("semantics", SEMANTICS)
+def test_a_fixed_quantum_counts_each_second_of_the_servers_clock(semantics):
+    """The other form of the quantum: ten a second of the server's clock, the count reset as
+    the second turns (where the sliding form counts the ten of the last 1 s span)."""
+    clock = Clock()
+    clock.now = 1000.5
+    fixed = Limited(semantics, 600, quantum="fixed", latency=(0, 0), clock=clock)
+    sliding = Limited(semantics, 600, quantum="sliding", latency=(0, 0), clock=clock)
+    for server in (fixed, sliding):
+        assert [server(PAYLOAD, BODY).status for _ in range(11)] == [200] * 10 + [429]
+    clock.now = 1001.0  # a new second: the fixed count starts again, the sliding one not yet
+    assert fixed(PAYLOAD, BODY).status == 200 and sliding(PAYLOAD, BODY).status == 429
+    assert fixed.refused_by_quantum == 1 and sliding.refused_by_quantum == 2
+
+
+def test_the_limiter_server_counts_a_request_when_it_arrived_not_when_it_was_handled():
+    """`LimitedHTTP` counts each request at the kernel's receive time: a request that
+    arrives while the server is busy (here: answering the one before for 0.3 s) is counted
+    when it came, as a limiter on machines of its own would, not when it was handled."""
+    import threading
+
+    from mmtrans.limiters import LimitedHTTP
+    from mmtrans.testing import Reply
+
+    def slow(payload, request):
+        time.sleep(0.3)
+        return Reply("{}")
+
+    limited = Limited("bucket", 600, script=slow, latency=(0, 0), clock=time.time)
+    with LimitedHTTP(limited) as server, httpx.Client(timeout=5) as one, \
+            httpx.Client(timeout=5) as other:
+        url = server.base_url + "/chat/completions"
+        first = threading.Thread(target=one.post, args=(url,), kwargs={"json": BODY})
+        first.start()
+        time.sleep(0.1)
+        sent = time.time()
+        other.post(url, json=BODY)
+        first.join()
+    arrived = [t for t, _, _ in limited.arrivals]
+    assert len(arrived) == 2 and 0 <= arrived[1] - sent < 0.1, (arrived, sent)
+
+
 # -- the real client against each, at high RPM --------------------------------------------
 
 
@@ -305,13 +347,15 @@ async def complete_all(backend, n: int, workers: int) -> None:
 @pytest.mark.parametrize("quantum", [False, True], ids=["no quantum", "quantum"])
 def test_the_client_keeps_to_each_limiter_learning_its_limit(semantics, quantum):
     """3,000 RPM, 200 requests through the real client (OpenAIBackend: SDK, tenacity, the
-    limiter), the limit learned from the headers: at least 0.9 of the limit from 2 s on (on
-    a machine shared with other work: bench/rate shows the figures), no 429 (a few with a
-    quantum), and nothing failed."""
+    limiter) to the limiter server as bench/rate runs it, the limit learned from the
+    headers: at least 0.9 of the limit from 2 s on (on a machine shared with other work:
+    bench/rate shows the figures), no 429 (a few with a quantum), and nothing failed."""
+    from mmtrans.limiters import LimitedHTTP
     from mmtrans.llm import OpenAIBackend
 
-    server = Limited(semantics, 3000, quantum=quantum, latency=(0.05, 0.15), settled=2.0)
-    with FakeLLM(server) as llm:
+    server = Limited(semantics, 3000, quantum=quantum, latency=(0.05, 0.15), settled=2.0,
+                     clock=time.time)
+    with LimitedHTTP(server) as llm:
         backend = OpenAIBackend("m", llm.base_url, max_attempts=2,
                                 limiter=RateLimiter(max_concurrency=64))
         asyncio.run(complete_all(backend, 200, 32))
@@ -491,7 +535,8 @@ def test_making_up_the_wait_for_the_first_answer_keeps_within_a_seconds_share():
 
 
 @pytest.mark.parametrize("semantics", SEMANTICS)
-@pytest.mark.parametrize("quantum", [False, True], ids=["no quantum", "quantum"])
+@pytest.mark.parametrize("quantum", [False, "sliding", "fixed"],
+                         ids=["no quantum", "sliding quantum", "fixed quantum"])
 @pytest.mark.parametrize("rpm", [600, 10_000])
 def test_in_virtual_time_the_pace_holds_0_98_of_every_limiter(semantics, quantum, rpm):
     """The real RateLimiter against each limiter in virtual time (mmtrans.limiters.simulate),
