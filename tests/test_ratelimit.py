@@ -505,6 +505,37 @@ def test_a_spell_of_quantum_429s_widens_the_second_for_a_while_not_for_good():
     assert lane.second.span == pytest.approx(1 + SECOND_MARGIN)
 
 
+def test_a_stragglers_429_does_not_widen_the_second_429s_that_go_on_do():
+    """A send that reaches the server 100 ms late is refused by its echo a second on whatever
+    the margin: two such 429s among a minute's 590 sends leave the span as it was (widening
+    would cost the pace and spare none); 429s at more than MARGIN_TARGET of the sends widen
+    it, up to MAX_SECOND_MARGIN."""
+    from mmtrans.ratelimit import MARGIN_STEP, MAX_SECOND_MARGIN, Lane
+
+    lane = Lane("requests", 600)
+    for k in range(590):  # a minute at the pace, under the minute's limit
+        lane.take(100 + k * 0.1, 1, 0.99)
+    lane.refused(159.0, 1, 1.0)  # the first: the endpoint counts each second
+    lane.refused(159.5, 1, 1.0)  # a straggler's echo, 2 of 590
+    assert lane.per_second and lane.margin == pytest.approx(SECOND_MARGIN)
+    for k in range(2, 12):  # they go on: 4 of 590 and more
+        lane.refused(159.5 + k * 0.01, 1, 1.0)
+    assert lane.margin == pytest.approx(min(MAX_SECOND_MARGIN, SECOND_MARGIN + 8 * MARGIN_STEP))
+    assert lane.margin > SECOND_MARGIN + MARGIN_STEP
+
+
+def test_in_virtual_time_stragglers_do_not_drag_the_pace_down():
+    """1% of the sends reach a sliding per-second count 100 ms late (as the client's busy
+    loop sends on real loopback): their 429s are not made up by a margin that only costs
+    the pace (it was 0.93 of the limit when every such 429 widened the second)."""
+    from mmtrans.limiters import simulate
+
+    achieved = simulate("bucket", 600, quantum="sliding", seconds=120, arrival_jitter=0.002,
+                        late_wake=0.001, stragglers=(0.01, 0.1))
+    assert achieved["failed"] == 0
+    assert achieved["rpm_known"] / 600 >= 0.95, achieved
+
+
 def test_making_up_the_wait_for_the_first_answer_keeps_within_a_seconds_share():
     """The first answer, 1.2 s after the first request, names 600 RPM: the 12 slots missed
     are made up as far as one second's share (10) allows, and neither the making up nor its
