@@ -40,6 +40,7 @@ on a loaded machine.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import subprocess
@@ -70,6 +71,16 @@ class Sends:
     def __init__(self) -> None:
         self.times: dict[int, list[float]] = {}
         self.original = OpenAIBackend._create
+        self.lags: list[float] = []  # how late the event loop ran a 5 ms timer, each time
+        self.probe: asyncio.Task[None] | None = None
+
+    async def _probe(self) -> None:
+        """The event loop's own lateness: a send can go no sooner than the loop runs it."""
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + 0.005
+            await asyncio.sleep(0.005)
+            self.lags.append(loop.time() - due)
 
     def __enter__(self) -> Sends:
         sends, original = self, self.original
@@ -77,6 +88,8 @@ class Sends:
         async def create(backend: OpenAIBackend, messages: Any, params: Any) -> Any:
             key = message_key({"messages": messages})
             sends.times.setdefault(key, []).append(time.time())
+            if sends.probe is None:  # (asyncio.run cancels it when the run ends)
+                sends.probe = asyncio.get_running_loop().create_task(sends._probe())
             return await original(backend, messages, params)
 
         OpenAIBackend._create = create  # type: ignore[method-assign]
@@ -125,6 +138,7 @@ def run_one(semantics: str, quantum: str | None, rpm: float, busy: bool, seconds
             cpu = time.process_time() - cpu
             achieved = server.achieved()
             late = sends.lateness(server.arrivals())
+            lags = sorted(sends.lags)
     finally:
         if spinner is not None:
             spinner.kill()
@@ -139,7 +153,8 @@ def run_one(semantics: str, quantum: str | None, rpm: float, busy: bool, seconds
             "failed": result["failed"], "accepted": result["accepted"], "wall": wall,
             "cpu": cpu / wall if wall else 0.0, "sent_per_second": sent / wall if wall else 0.0,
             "late_p50": percentile(late, 0.5), "late_p99": percentile(late, 0.99),
-            "late_max": late[-1] if late else 0.0}
+            "late_max": late[-1] if late else 0.0,
+            "lag_p99": percentile(lags, 0.99), "lag_max": lags[-1] if lags else 0.0}
 
 
 def run_virtual(semantics: str, quantum: str | None, rpm: float, busy: bool,
@@ -166,8 +181,8 @@ def quantum_name(quantum: str | None) -> str:
 
 HEADER = ("| semantics | quantum | RPM | load | fraction of limit | from the first answer | "
           "from 5 s on | 429s | failed | records | wall s | client CPU | sent/s | "
-          "send to arrival p50 / p99 / max ms |\n"
-          "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "send to arrival p50 / p99 / max ms | loop lag p99 / max ms |\n"
+          "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 
 
 def table_row(row: dict[str, Any]) -> str:
@@ -176,10 +191,12 @@ def table_row(row: dict[str, Any]) -> str:
             f"{row['late_max'] * 1000:.0f}" if "late_p50" in row else "")
     cpu = f"{row['cpu']:.0%}" if "cpu" in row else ""
     sent = f"{row['sent_per_second']:.1f}" if "sent_per_second" in row else ""
+    lag = (f"{row['lag_p99'] * 1000:.1f} / {row['lag_max'] * 1000:.0f}"
+           if "lag_p99" in row else "")
     return (f"| {row['semantics']} | {quantum_name(row['quantum'])} | {row['rpm']:,.0f} | "
             f"{load} | {row['fraction']:.3f} | {row['known']:.3f} | {row['settled']:.3f} | "
             f"{row['refused']} ({row['refused_share']:.2%}) | {row['failed']} | "
-            f"{row['records']:,} | {row['wall']:.0f} | {cpu} | {sent} | {late} |")
+            f"{row['records']:,} | {row['wall']:.0f} | {cpu} | {sent} | {late} | {lag} |")
 
 
 def summary(rows: list[dict[str, Any]]) -> str:
