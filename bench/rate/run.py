@@ -4,8 +4,10 @@ the different ways real endpoints build them, idle and with a busy process besid
 For each semantics of mmtrans/limiters.py (`bucket`: OpenAI's refilling bucket; `sliding`: a
 sliding 60 s log whose remaining stays near zero at full pace and whose reset says `1s`;
 `window10`: Azure's fixed 10 s windows), without and with a per-second quantum (no more than
-rpm/60 within any one second), at each RPM, a loopback server in a process of its own enforces
-the limit (latency uniform 150-600 ms) and answers good translations of stockmark records, so
+rpm/60 within any 1 s span, `sliding`, or within each second of the server's clock, `fixed`),
+at each RPM, a loopback server in a process of its own enforces the limit (latency uniform
+150-600 ms), counting each request at the kernel's receive time (`--front threads`: when a
+server thread parsed it), and answers good translations of stockmark records, so
 prompts and answers have their real sizes. The limit is not given to mmtrans: it learns it from
 the answers. Each run lasts about `--seconds` at the limit (records = rpm * seconds / 60, the
 5,343 stockmark sentences repeated with their own text when more are needed). `busy` runs a
@@ -32,7 +34,13 @@ late; "busy core": 4 ms, 10 ms at 600 RPM). It takes seconds, is the same on eve
 and separates the pacing from the client's CPU, which decides the 10,000 RPM rows of a real run
 on a loaded machine.
 
+Beside the pace each row shows the client's CPU (this process over the wall), requests sent
+a second, the lateness from the SDK's post being entered to the kernel's receive time at the
+server (request by request) and the client's event-loop lag (a 5 ms timer's overshoot).
+
     python bench/rate/run.py                       # every row: about 30 minutes
+    python bench/rate/run.py --rpm 600 --quantum sliding --json rows.json   # in parts ...
+    python bench/rate/run.py --table rows.json more.json                     # ... one table
     python bench/rate/run.py --semantics sliding --rpm 600 --load busy --seconds 65
     python bench/rate/run.py --virtual             # every row in virtual time: seconds
 """
@@ -199,15 +207,15 @@ def table_row(row: dict[str, Any]) -> str:
             f"{row['records']:,} | {row['wall']:.0f} | {cpu} | {sent} | {late} | {lag} |")
 
 
-def summary(rows: list[dict[str, Any]]) -> str:
+def summary(rows: list[dict[str, Any]], load: bool = True) -> str:
     worst = min(rows, key=lambda r: r["fraction"])
     steady = min(rows, key=lambda r: r["settled"])
     known = min(rows, key=lambda r: r["known"])
     most = max(rows, key=lambda r: r["refused_share"])
     return (f"lowest fraction {worst['fraction']:.3f} ({known['known']:.3f} from the first "
             f"answer, {steady['settled']:.3f} from 5 s on); most 429s "
-            f"{most['refused_share']:.2%}; failed records {sum(r['failed'] for r in rows)}; "
-            f"load at the end {os.getloadavg()[0]:.1f}")
+            f"{most['refused_share']:.2%}; failed records {sum(r['failed'] for r in rows)}"
+            + (f"; load at the end {os.getloadavg()[0]:.1f}" if load else ""))
 
 
 def order(row: dict[str, Any]) -> tuple[Any, ...]:
@@ -247,7 +255,7 @@ def main() -> None:
         print(HEADER)
         for row in rows:
             print(table_row(row))
-        print("\n" + summary(rows))
+        print("\n" + summary(rows, load=False))  # (each row has its own load)
         return
     rows = []
     print(f"{os.cpu_count()} cores; {args.seconds:g} s per run at the limit; latency "
