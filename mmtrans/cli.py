@@ -172,6 +172,9 @@ def translate(
     pack: Annotated[int, typer.Option(
         min=1, help="Records per request for first answers (one instruction and example "
                     "for K records; repair turns go one by one).")] = 1,
+    check_processes: Annotated[int, typer.Option(
+        min=0, help="Processes that run the checks of the answers beside the run's own "
+                    "(0: in it).")] = 0,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Render and price the requests; send none, write nothing.")] = False,
     price_in: Annotated[float | None, typer.Option(
@@ -192,7 +195,8 @@ def translate(
         local_model=local_model, concurrency=concurrency, rpm=rpm, tpm=tpm,
         temperature=temperature, seed=seed, max_tokens=max_tokens, prompt=prompt,
         format=format, limit=limit, repair=repair, strategy=strategy, timeout=timeout,
-        max_attempts=max_attempts, pack=pack, dry_run=dry_run, price_in=price_in,
+        max_attempts=max_attempts, pack=pack, check_processes=check_processes,
+        dry_run=dry_run, price_in=price_in,
         price_out=price_out, fidelity=not no_fidelity, embeddings_url=embeddings_url,
         embeddings_model=embeddings_model)
     progress: list[pipeline.Progress] = []

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .checks import Problem, run_checks
+from .check_pool import CheckPool
+from .checks import CheckResult, Problem, run_checks
 from .errors import (
     ConnectError,
     ConnectionDroppedError,
@@ -84,6 +85,9 @@ ProgressCallback = Callable[[Progress], None]
 ReplyParser = Callable[[str], tuple[Record | None, list[Problem]]]
 #: A record's first turn: the prompt's name, the payload, how to read answers, and notes.
 Opening = tuple[str, str, ReplyParser, list[str]]
+#: A record's reply parsed and checked: the target (None: unreadable), the parser's
+#: problems, and the checks' result (None when there was no target to check).
+Checked = tuple[Record | None, list[Problem], CheckResult | None]
 
 
 def make_backend(settings: Settings, on_notice: Callable[[str], None] | None = None
@@ -140,6 +144,8 @@ class Run:
     _unreachable_why: ModelError | None = None
     #: The fidelity check, judged in a thread of its own in batches (None: not checked).
     fidelity: FidelityQueue | None = None
+    #: Worker processes that run the checks (None: they run in this process).
+    check_pool: CheckPool | None = None
 
     @staticmethod
     def key_for(endpoint: str, model: str, messages: list[Message],
@@ -268,18 +274,43 @@ class Run:
         if not openings:
             return [await self.translate_record(r, attempts.get(r.id, set()), g)
                     for r, g in zip(records, given)]
-        return [await self.translate_record(r, attempts.get(r.id, set()), g, (e, o))
-                for r, g, e, o in zip(records, given, expected, openings)]
+        checked: list[Checked | None] = [None] * len(records)
+        if self.check_pool is not None and given[0] is not None:
+            checked = await self._check_pack(expected, openings, given)
+        return [await self.translate_record(r, attempts.get(r.id, set()), g, (e, o), c)
+                for r, g, e, o, c in zip(records, given, expected, openings, checked)]
+
+    async def _check_pack(self, expected: list[Record], openings: list[Opening],
+                          given: list[tuple[str, str] | None]) -> list[Checked | None]:
+        """Each record's part of a packed answer parsed here and checked in one call to the
+        check pool (one hand-over for the pack instead of one a record)."""
+        parsed = [o[2](g[1]) if g is not None else (None, []) for o, g in zip(openings, given)]
+        pairs = [(e, target) for e, (target, _) in zip(expected, parsed) if target is not None]
+        results = iter(await self._check_all(pairs))
+        return [(target, problems, next(results) if target is not None else None)
+                for target, problems in parsed]
+
+    async def _check_all(self, pairs: list[tuple[Record, Record]]) -> list[CheckResult]:
+        """`run_checks` of each (expected, target) pair: in the check pool when there is
+        one, else here."""
+        s = self.settings
+        if not pairs:
+            return []
+        if self.check_pool is not None:
+            return await self.check_pool.check(pairs)
+        return [run_checks(expected, target, s.src, s.tgt) for expected, target in pairs]
 
     async def translate_record(self, record: Record, stored_attempts: set[int],
                                given: tuple[str, str] | None = None,
-                               opened: tuple[Record, Opening] | None = None) -> str:
+                               opened: tuple[Record, Opening] | None = None,
+                               checked: Checked | None = None) -> str:
         """Translate one record, with up to `repair` follow-up turns; returns its status.
         Every attempt is stored; a repaired answer passes the same parser and checks. A
         record whose server could not be reached at all is `unreachable` and stays pending
         (no row): it is not the record's fault. `opened`: its translated labels and opening,
         from the pack that asked for it; its own first turn's messages are built only if
-        they are sent (a record of a pack whose answer is accepted never needs them)."""
+        they are sent (a record of a pack whose answer is accepted never needs them).
+        `checked`: its part of the packed answer, parsed and checked by the pack."""
         s = self.settings
         expected, (name, payload, parse, strategy_notes) = opened or (
             (e := self.table.translate(record)), self.opening(e))
@@ -308,10 +339,14 @@ class Run:
                     [{"code": "request", "message": str(e), "where": ""}], [], None))
                 return "failed"
             reply = answer["response"]
-            target, problems = parse(reply)
+            if attempt == 0 and checked is not None:
+                target, problems, result = checked
+            else:
+                target, problems = parse(reply)
+                result = (await self._check_all([(expected, target)]))[0] \
+                    if target is not None else None
             notes = list(strategy_notes)
-            if target is not None:
-                result = run_checks(expected, target, s.src, s.tgt)
+            if target is not None and result is not None:
                 target, problems, notes = result.record, result.problems, notes + result.notes
                 target.meta = {**target.meta, "lang": s.tgt}  # writers pick templates by it
             closeness = 0.0
@@ -406,6 +441,8 @@ class Run:
                 await close()
             if self.fidelity is not None:
                 self.fidelity.close()
+            if self.check_pool is not None:
+                self.check_pool.close()
 
 
 def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:

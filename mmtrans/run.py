@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import formats
+from .check_pool import CheckPool
 from .errors import ConfigError, InputError, LabelError
 from .estimate import dry_run
 from .fidelity import FidelityChecker, FidelityQueue, identity, make_checker
@@ -68,6 +69,8 @@ class Settings:
     embeddings_model: str | None = None
     #: Set by `translate` when fidelity is checked: what its verdicts depend on.
     fidelity_identity: dict[str, Any] | None = None
+    #: Worker processes for the checks of the answers (0: in the run's own process).
+    check_processes: int = 0
 
 
 
@@ -366,6 +369,8 @@ def _translate_stored(store: Store, config: dict[str, Any], table: LabelTable, s
         if on_progress:
             on_progress(progress)
         if waiting:  # a finished run reads nothing more (no record, no attempt)
+            if settings.check_processes > 0:
+                run.check_pool = CheckPool(settings.check_processes, settings.src, settings.tgt)
             with store.grouped():
                 run_sync(run.translate_all(pending))
             for batch_id, keys in run.held_asked.items():

@@ -86,3 +86,34 @@ def test_a_flawed_part_of_a_packed_answer_is_repaired_alone(tmp_path, sample):
         repairs = llm.requests[1:]
     assert result["accepted"] == 4
     assert len(repairs) == 1 and "Nobody Atall" in repairs[0]["messages"][-2]["content"]
+
+
+def _stored(db) -> list:
+    """Every translation row of the run: record, attempt, status, target, problems, notes."""
+    with Store(db) as store:
+        rows = store._db.conn.execute(
+            "select record_id, attempt, status, target, problems, notes from translations "
+            "order by record_id, attempt").fetchall()
+    return rows
+
+
+def test_checks_in_a_process_of_their_own_store_exactly_what_the_run_stores_alone(
+        tmp_path, sample):
+    def script(payload, request):  # every third record comes back still in Japanese
+        def answer(p):
+            good = good_translation({k: v for k, v in p.items() if k != "index"})
+            return {**good, "text": p["text"]} if p.get("index", 0) % 3 == 1 else good
+        if "packed" in payload:
+            return Reply(json.dumps([{"index": p["index"], **answer(p)}
+                                     for p in payload["packed"]], ensure_ascii=False))
+        return Reply(json.dumps(good_translation(payload), ensure_ascii=False))
+
+    path = sample(12)
+    with FakeLLM(script) as llm:
+        mmtrans.translate(path, tmp_path / "here.db", settings(llm, pack=4, repair=0))
+    with FakeLLM(script) as llm:
+        mmtrans.translate(path, tmp_path / "pool.db",
+                          settings(llm, pack=4, repair=0, check_processes=1))
+    here, pool = _stored(tmp_path / "here.db"), _stored(tmp_path / "pool.db")
+    assert [status for _, _, status, *_ in here].count("flagged") == 3  # one a pack
+    assert pool == here

@@ -75,7 +75,7 @@ def main() -> None:
                 cmd = [sys.executable, "-m", "mmtrans", "translate", str(source), "--src", "ja",
                        "--tgt", "en", "--labels", "scnm", "--db", str(db), "--base-url",
                        server.base_url, "--model", "bench", "--concurrency",
-                       str(args.concurrency)]
+                       str(args.concurrency), "--no-fidelity"]
                 if n > args.full:
                     cmd += ["--limit", str(LIMITED)]
                 translated = n if n <= args.full else LIMITED
