@@ -278,12 +278,15 @@ class E5Engine:
         BLAS one thread each, see `InProcessEmbedder`)."""
         inputs = [(t, w) for t, text in enumerate(texts) for w in self.windows(text)]
         order = sorted(range(len(inputs)), key=lambda k: len(inputs[k][1]))
+        # Each thread gets a batch at least: a call of a few dozen short texts is one
+        # batch's worth, and one batch runs on one core.
+        budget = min(BATCH_TOKENS, -(-sum(len(w) for _, w in inputs) // max(threads, 1)))
         batches: list[list[tuple[int, list[int]]]] = []
         start = 0
         while start < len(order):
             stop = start + 1
             while stop < len(order) and \
-                    (stop - start + 1) * len(inputs[order[stop]][1]) <= BATCH_TOKENS:
+                    (stop - start + 1) * len(inputs[order[stop]][1]) <= budget:
                 stop += 1
             batches.append([inputs[k] for k in order[start:stop]])
             start = stop

