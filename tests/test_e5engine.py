@@ -27,7 +27,8 @@ def sample() -> list[str]:
     """An even spread of 120 texts of tests/data (ja, zh, en and others), plus the edges."""
     texts = texts_of(ROOT / "tests" / "data")
     return texts[::len(texts) // 120][:120] + [
-        "", "  two  spaces  ", "ｆｕｌｌｗｉｄｔｈ ＡＢＣ １２３", "emoji 😀 and \u00e9\u0301", "東京\u3000都"]
+        "", "  two  spaces  ", "ｆｕｌｌｗｉｄｔｈ ＡＢＣ １２３", "emoji 😀 and \u00e9\u0301",
+        "東京\u3000都"]
 
 
 @pytest.fixture(scope="module")

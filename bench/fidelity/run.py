@@ -85,8 +85,8 @@ def write_calibration(held: dict) -> None:
     """The shipped calibration: the mean of the two half calibrations, the rule the held-out
     figures measure (a threshold at the edge of 28 good translations, not of all 56)."""
     lines = ["# Written by `python bench/fidelity/run.py --calibrate` from the good translations",
-             "# of bench/fidelity/triples.tsv (multilingual-e5-small, numpy engine): the mean of the",
-             "# calibrations of its two halves, each measured on the other half. See",
+             "# of bench/fidelity/triples.tsv (multilingual-e5-small, numpy engine): the mean",
+             "# of the calibrations of its two halves, each measured on the other half. See",
              "# mmtrans/fidelity.py for what each number is.", "", "[pairs]"]
     for src, tgt in DIRECTIONS:
         halves = [vars(held[(src, tgt, h)]) for h in (0, 1)]
