@@ -131,3 +131,35 @@ def test_no_sql_outside_the_store_package():
         if ".db[" in line or ".db.conn" in line or ".db.query" in line or "store._db" in line
         or "import sqlite3" in line]
     assert offenders == []
+
+
+OPEN_AT = """
+import sys, time
+from pathlib import Path
+from mmtrans.store import Store
+start = float(sys.argv[2])
+while time.time() < start:
+    pass
+with Store(Path(sys.argv[1]), create=True):
+    pass
+"""
+
+
+def test_two_processes_creating_one_new_store_at_once_both_open_it(tmp_path):
+    """Two runs started together on a new --db: both migrated it (`table ... already
+    exists`) or one found the lock taken mid-transaction (`database is locked`), in 7 of
+    10 tries. Now the second waits for the first's migration and finds nothing to do."""
+    import os
+    import time
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    for attempt in range(6):
+        db = tmp_path / f"new{attempt}.db"
+        start = time.time() + 1.5  # both are past their imports by then
+        both = [subprocess.Popen([sys.executable, "-c", OPEN_AT, str(db), str(start)],
+                                 env=env, stderr=subprocess.PIPE, text=True)
+                for _ in range(2)]
+        for p in both:
+            _, err = p.communicate(timeout=60)
+            assert p.returncode == 0, err.strip().splitlines()[-1]
+        assert Store(db).runs() == []

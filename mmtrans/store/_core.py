@@ -173,13 +173,27 @@ class Core:
             # per commit, so a commit per answer costs little.
             db.execute("PRAGMA synchronous = NORMAL")
             if not self._has_schema(conn) or pending(conn):
-                with conn:
-                    migrations.apply(db)
+                self._migrate(conn, db)
         except sqlite3.OperationalError as e:
             raise write_error(self.path, e) or StoreError(f"{self.path}: cannot open: {e}") \
                 from None
         self._writable = True
         return db
+
+    def _migrate(self, conn: sqlite3.Connection, db: sqlite_utils.Database) -> None:
+        """Bring the schema up to date holding the write lock from the first read: two
+        processes opening a new store at once (two runs started together) would both read
+        that a migration is pending and both apply it (`table ... already exists`), or one
+        would find the lock taken mid-transaction, where SQLite waits for nobody (`database
+        is locked`). The second waits (busy timeout), then finds nothing to do."""
+        conn.execute("begin immediate")
+        try:
+            if not self._has_schema(conn) or pending(conn):
+                migrations.apply(db)  # each migration in a savepoint of this transaction
+            conn.execute("commit")
+        except BaseException:
+            conn.rollback()
+            raise
 
     @property
     def _reserve(self) -> Path:
