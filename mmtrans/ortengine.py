@@ -27,6 +27,8 @@ from .e5engine import E5Engine, default_model_path, dequantise
 
 #: LayerNormalization is an ONNX operator from opset 17.
 OPSET = 17
+#: Part of the int8 cache key: bump it when build_model changes the graph.
+GRAPH_VERSION = 1
 
 
 class _Graph:
@@ -124,7 +126,8 @@ def _int8_model(engine: E5Engine, weights: Path) -> bytes:
 
     stat = weights.stat()
     key = hashlib.sha256(f"{weights.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|"
-                         f"{ort.__version__}|{onnx.__version__}|{OPSET}".encode()).hexdigest()
+                         f"{ort.__version__}|{onnx.__version__}|{OPSET}|"
+                         f"{GRAPH_VERSION}".encode()).hexdigest()
     cached = cache_dir() / f"e5-small-int8-{key[:16]}.onnx"
     try:
         return cached.read_bytes()
