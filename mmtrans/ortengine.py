@@ -14,6 +14,7 @@ batching and pooling over windows are the numpy engine's, so token ids are nanoe
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -133,11 +134,17 @@ def _int8_model(engine: E5Engine, weights: Path) -> bytes:
         return cached.read_bytes()
     except OSError:
         pass
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "int8.onnx"
-        quantize_dynamic(build_model(engine), out, weight_type=QuantType.QInt8,
-                         per_channel=True)
-        data = out.read_bytes()
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # its advice to pre-process is for image models
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "int8.onnx"
+            quantize_dynamic(build_model(engine), out, weight_type=QuantType.QInt8,
+                             per_channel=True)
+            data = out.read_bytes()
+    finally:
+        root.setLevel(level)
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
         partial = cached.with_suffix(f".{os.getpid()}.part")
