@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -37,8 +38,11 @@ from .verify import check_files
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Translate annotated IE datasets with an LLM, keeping every span true.")
-console = Console(stderr=True)
-out = Console()
+# Markup off by default: paths, labels, texts and error messages are data ("train[1].json",
+# "mmtrans[fidelity]" lost their brackets). A line that styles a word says markup=True and
+# escapes what it puts in.
+console = Console(stderr=True, markup=False)
+out = Console(markup=False)
 
 Db = Annotated[Path, typer.Option("--db", help="The run's SQLite file.")]
 Src = Annotated[str, typer.Option("--src", metavar="LANG",
@@ -127,7 +131,8 @@ def fail(error: Exception) -> typer.Exit:
     """Print `error` as one line and give the exit its status (ERROR_LINES)."""
     word, status = next((ERROR_LINES[c] for c in type(error).__mro__ if c in ERROR_LINES),
                         ("error", 2))
-    console.print(f"[red]{word}:[/red] {error}", highlight=False, soft_wrap=True)
+    console.print(f"[red]{word}:[/red] {escape(str(error))}", highlight=False, soft_wrap=True,
+                  markup=True)
     return typer.Exit(status)
 
 
@@ -214,7 +219,7 @@ def translate(
         bar.update(task, total=p.total, completed=p.done, stats=stats)
 
     def notice(text: str) -> None:
-        console.print(f"[yellow]note:[/] {text}", highlight=False)
+        console.print(f"[yellow]note:[/] {escape(text)}", highlight=False, markup=True)
 
     terminated = sigterm_interrupts()
     try:
@@ -234,7 +239,7 @@ def translate(
         print_estimate(result["estimate"])
         return
     for line in result["reject_lines"]:
-        console.print(f"[yellow]unreadable:[/] {line}", highlight=False, markup=True)
+        console.print(f"[yellow]unreadable:[/] {escape(line)}", highlight=False, markup=True)
     if result["rejects"] > len(result["reject_lines"]):
         console.print(f"... and {result['rejects'] - len(result['reject_lines'])} more: "
                       "see the store's rejects table", highlight=False)
@@ -248,7 +253,7 @@ def translate(
     unfinished = result["failed"] + result["unreachable"]
     if unfinished:
         console.print(f"[red]{unfinished} record(s) failed[/red]: run the same command again "
-                      "to retry them", highlight=False)
+                      "to retry them", highlight=False, markup=True)
         raise typer.Exit(1)
 
 
@@ -323,7 +328,7 @@ def classify(
     unfinished = result["failed"] + result.get("unreachable", 0)
     if unfinished:
         console.print(f"[red]{unfinished} record(s) failed[/red]: run the same command again "
-                      "to retry them", highlight=False)
+                      "to retry them", highlight=False, markup=True)
         raise typer.Exit(1)
 
 
@@ -352,7 +357,8 @@ def status(
         sums = f"{f['records']} records + {f['rejects']} unreadable"
         rows.append(("file", f["path"]))
         rows.append(("", f"{f['items_read']} items read = {sums}" if f["ok"] else
-                     f"[red]{f['items_read']} items read, but {sums}: items are missing[/]"))
+                     Text(f"{f['items_read']} items read, but {sums}: items are missing",
+                          style="red")))
     cost = "no listed price" if summary["cost_usd"] is None else f"${summary['cost_usd']}"
     rows.append(("requests", f"{summary['requests']}: {summary['tokens_in']} tokens in, "
                              f"{summary['tokens_out']} out ({cost})"))
@@ -375,11 +381,12 @@ def status(
     table.add_column(overflow="fold")
     for label, text in rows:
         table.add_row(label, text)
-    out.print(f"[bold]{db}[/]: run {summary['run']} ({summary['model']})", highlight=False)
+    out.print(f"[bold]{escape(str(db))}[/]: run {summary['run']} ({escape(str(summary['model']))})",
+              highlight=False, markup=True)
     out.print(table, highlight=False)
     if not all(f["ok"] for f in summary["files"]):
         console.print("[red]items read and items stored differ[/red]: see the files above",
-                      highlight=False)
+                      highlight=False, markup=True)
 
 
 @app.command(short_help="The store's runs with their settings and counts.")
@@ -411,7 +418,7 @@ def runs(
         if n:
             out.print()
         used = (r["last_used"] or r["created"] or "")[:16].replace("T", " ")
-        out.print(f"[bold]run {r['id']}[/]  last used {used} UTC", highlight=False)
+        out.print(f"[bold]run {r['id']}[/]  last used {used} UTC", highlight=False, markup=True)
         out.print(table, highlight=False)
     if not rows:
         console.print(f"{db} holds no run yet", highlight=False)
@@ -677,7 +684,8 @@ def eval_(
                   f"missing prediction(s) counted as wrong; {result.extra} extra line(s) "
                   "ignored.", highlight=False)
     for line in result.malformed_lines:
-        console.print(f"[yellow]malformed:[/] {pred}:{line}", highlight=False)
+        console.print(f"[yellow]malformed:[/] {escape(f'{pred}:{line}')}", highlight=False,
+                      markup=True)
 
 
 batch_app = typer.Typer(
@@ -810,7 +818,8 @@ def batch_collect(db: Db = Path("mmtrans.db"), base_url: BaseUrl = None,
                   f"pending); {totals['waiting']} batch(es) still running", highlight=False,
                   soft_wrap=True)
     for note in totals["notes"]:
-        console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+        console.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True,
+                      markup=True)
 
 
 @batch_app.command("read", short_help="Put a batch output file's answers into the cache.")
@@ -827,8 +836,8 @@ def batch_read(
     except MmtransError as e:
         raise fail(e) from None
     for path, line, why in counts.unreadable:
-        console.print(f"[yellow]unreadable:[/] {path}:{line}: {why}", highlight=False,
-                      soft_wrap=True)
+        console.print(f"[yellow]unreadable:[/] {escape(f'{path}:{line}: {why}')}",
+                      highlight=False, soft_wrap=True, markup=True)
     console.print(f"{counts.imported} answer(s) imported, {counts.failed} failed (their "
                   f"records stay pending), {counts.unknown} not asked by this store",
                   highlight=False, soft_wrap=True)

@@ -140,3 +140,20 @@ def test_the_cli_module_runs_as_a_program_like_the_package():
                                text=True, timeout=60)
         assert shown.returncode == 0, shown.stderr
         assert "translate" in shown.stdout, module
+
+
+def test_brackets_in_a_path_or_a_note_are_printed_as_they_are(tmp_path, monkeypatch):
+    """Rich read `[en]` as markup: `train[en].jsonl` was printed `train.jsonl`, and the note that
+    fidelity was not checked told users to `pip install 'mmtrans'` (the extra's name gone)."""
+    result = check(str(tmp_path / "train[en].jsonl"), str(tmp_path / "x.jsonl"))
+    assert result.exit_code == 2
+    assert "train[en].jsonl: no such file" in result.output
+
+    from mmtrans import fidelity
+
+    monkeypatch.setenv("MMTRANS_FIDELITY", "on")
+    monkeypatch.setattr(fidelity, "default_embedder", lambda *a, **k: None)  # no extra
+    source = write(tmp_path, "src.jsonl", mre_lines(SOURCE))
+    target = write(tmp_path, "en.jsonl", mre_lines(GOOD))
+    noted = check(str(source), str(target))
+    assert "pip install 'mmtrans[fidelity]'" in " ".join(noted.output.split())
