@@ -164,8 +164,23 @@ class Core:
                 raise StoreError(f"{self.path}: cannot open: {e}") from None
 
     def _open_writable(self) -> sqlite_utils.Database:
+        # A new store's first opening switches it to WAL and migrates it; a second process
+        # doing the same at that moment can be refused at once (`database is locked`: a
+        # journal-mode change waits for nobody), so it tries again until the busy timeout.
+        deadline = time.monotonic() + BUSY_MS / 1000
+        while True:
+            try:
+                return self._open_writable_once()
+            except sqlite3.OperationalError as e:
+                if "locked" in str(e) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    continue
+                raise write_error(self.path, e) or \
+                    StoreError(f"{self.path}: cannot open: {e}") from None
+
+    def _open_writable_once(self) -> sqlite_utils.Database:
+        conn = _connect(self.path, readonly=False)
         try:
-            conn = _connect(self.path, readonly=False)
             db = sqlite_utils.Database(conn)
             db.enable_wal()
             # In WAL mode a commit is in the log file before it returns: a killed process
@@ -174,9 +189,9 @@ class Core:
             db.execute("PRAGMA synchronous = NORMAL")
             if not self._has_schema(conn) or pending(conn):
                 self._migrate(conn, db)
-        except sqlite3.OperationalError as e:
-            raise write_error(self.path, e) or StoreError(f"{self.path}: cannot open: {e}") \
-                from None
+        except BaseException:
+            conn.close()
+            raise
         self._writable = True
         return db
 
