@@ -18,8 +18,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .check_pool import CheckPool
-from .checks import CheckResult, Problem, run_checks
+from .check_pool import CheckPool, check_all
+from .checks import CheckResult, Problem
 from .errors import (
     ConnectError,
     ConnectionDroppedError,
@@ -299,7 +299,7 @@ class Run:
             return []
         if self.check_pool is not None:
             return await self.check_pool.check(pairs)
-        return [run_checks(expected, target, s.src, s.tgt) for expected, target in pairs]
+        return check_all(pairs, s.src, s.tgt)
 
     async def translate_record(self, record: Record, stored_attempts: set[int],
                                given: tuple[str, str] | None = None,
