@@ -447,13 +447,12 @@ function ask({ title, text, choices = [], free = false }) {
   });
   $("ask-free-label").hidden = !free;
   $("ask-free").value = "";
-  $("ask").hidden = false;
-  (free ? $("ask-free") : box.querySelector("input")).focus();
+  openOverlay("ask", free ? $("ask-free") : box.querySelector("input"));
   return new Promise((resolve) => { answer = resolve; });
 }
 
 function closeAsk(value) {
-  $("ask").hidden = true;
+  closeOverlay("ask");
   if (answer) { const resolve = answer; answer = null; resolve(value); }
 }
 
@@ -684,9 +683,30 @@ async function poll() {
 
 // -- keys --------------------------------------------------------------------------------
 
+// A dialog takes the focus when it opens and gives it back to what had it when it closes.
+// Hidden, it must not keep it: Chrome moves the focus off a hidden element only at its next
+// frame, and a key pressed before that reached the dialog's (hidden) input and was lost.
+const openers = {};
+
+function openOverlay(overlay, focus) {
+  if ($(overlay).hidden) openers[overlay] = document.activeElement;
+  $(overlay).hidden = false;
+  focus.focus();
+}
+
+function closeOverlay(overlay) {
+  $(overlay).hidden = true;
+  const opener = openers[overlay];
+  delete openers[overlay];
+  if (!$(overlay).contains(document.activeElement)) return;
+  if (opener && opener !== document.body && opener.isConnected && !opener.closest("[hidden]")) opener.focus();
+  else document.activeElement.blur();
+}
+
 function toggle(overlay, show) {
-  $(overlay).hidden = show === undefined ? !$(overlay).hidden : !show;
-  if (!$(overlay).hidden) $(overlay).querySelector("button").focus();
+  const open = show === undefined ? $(overlay).hidden : show;
+  if (open) openOverlay(overlay, $(overlay).querySelector("button"));
+  else closeOverlay(overlay);
 }
 
 function toggleGuidelines(show) {
@@ -731,7 +751,7 @@ function keyAction(event) {
     if (event.key === "Escape") return () => { closeEditor(); render(); };
     return null;
   }
-  const field = event.target instanceof Element && event.target.matches("input, textarea, select");
+  const field = event.target instanceof Element && event.target.matches("input, textarea, select") && !event.target.closest("[hidden]");
   if (field && event.target.matches("select") && event.key === "Escape") return () => event.target.blur();
   if (field) return null;
   if (event.ctrlKey || event.metaKey || event.altKey) return null;

@@ -259,3 +259,24 @@ def test_reject_reasons_and_guidelines(browser, served, serve, tmp_path):  # noq
     page.wait_for_function("document.querySelector('#reviewed').innerText === '1'")
     row = Store(db)._db.execute("select reason from reviews").fetchone()
     assert row[0] == "not translatable"
+
+
+def test_a_key_pressed_at_once_after_a_dialog_closes_is_not_lost(browser, served, serve):  # noqa: F811
+    """Escape on the reject reason, then `e` in the same moment (before the browser draws a
+    frame, which is when Chrome takes the focus off a hidden input): the editor opens. The
+    dialog gives the focus back as it closes; kept on its hidden radio, the key was read as
+    typing in a field and dropped (CI met it once on a phone-sized page)."""
+    db, _ = served
+    page = open_page(browser, serve(db, annotator="aiko", team=Team(reasons=["garbled", "other"])))
+    page.wait_for_selector("#queue-list li.current")
+    page.keyboard.press("x")
+    page.wait_for_selector("#ask:not([hidden])")
+    page.evaluate("""() => {
+        const key = (k) => document.activeElement.dispatchEvent(
+            new KeyboardEvent('keydown', {key: k, bubbles: true, cancelable: true}));
+        key('Escape');
+        key('e');
+    }""")
+    page.wait_for_selector("#editor:not([hidden])")
+    assert page.is_hidden("#ask")
+    assert Store(db)._db.execute("select count(*) from reviews").fetchone()[0] == 0
