@@ -30,6 +30,7 @@ from .export import SKIP_REASONS
 from .export import export as export_run
 from .fidelity import make_checker
 from .files import check_output, write_output
+from .formats import check_input
 from .llm import Params
 from .run import Settings
 from .run import translate as translate_run
@@ -512,6 +513,8 @@ def check(
     """Check a translated file against its source without any model. Exit 1 if any is flagged."""
     flagged = total = 0
     try:
+        for path in (source, target):  # before the embedding model loads
+            check_input(path)
         checker = make_checker(src, tgt, not no_fidelity, embeddings_url, embeddings_model,
                                on_notice=lambda text: console.print(f"note: {text}",
                                                                     highlight=False))

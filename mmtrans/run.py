@@ -298,14 +298,17 @@ def translate(
         with scratch_store(db_path) as copy:  # a dry run writes nothing to the store
             return translate(input_path, copy, settings, on_progress, backend, on_notice,
                              scratch=True)
+    # What the user typed is checked before a model loads or a server is asked: a missing
+    # file is one line, not a wait for the embedder and the server's model list first.
+    formats.check_input(input_path)
+    prompts = {strategy: load_prompt(settings.src, settings.tgt, settings.prompt, strategy)
+               for strategy in {"default", settings.strategy}}
     backend = backend or make_backend(settings, on_notice)
     checker = None if settings.dry_run else make_checker(
         settings.src, settings.tgt, settings.fidelity, settings.embeddings_url,
         settings.embeddings_model, on_notice=on_notice)
     if checker is not None:
         settings = replace(settings, fidelity_identity=identity(checker))
-    prompts = {strategy: load_prompt(settings.src, settings.tgt, settings.prompt, strategy)
-               for strategy in {"default", settings.strategy}}
     db = Path(db_path)
     created = not db.exists()
     stored_input = False

@@ -9,6 +9,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -116,18 +117,27 @@ def cli(path: Path, db: Path, url: str) -> list[str]:
 def test_a_second_process_on_the_same_run_refuses_until_the_first_is_killed(tmp_path, sample):
     path, db = sample(20), tmp_path / "run.db"
     env = {**os.environ, "OPENAI_API_KEY": "test"}
-    with FakeLLM(slow_translation) as llm:
+    # The first process's answers wait until the second has been refused: on a busy machine
+    # the second's start (imports, the embedding model) outlasted 20 answers of 0.5 s.
+    second_done = threading.Event()
+
+    def held_translation(payload, request):
+        second_done.wait(60)
+        return slow_translation(payload, request)
+
+    with FakeLLM(held_translation) as llm:
         first = subprocess.Popen(cli(path, db, llm.base_url), env=env,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 20
-        while len(llm.requests) < 2 and time.monotonic() < deadline:
+        while not llm.requests and time.monotonic() < deadline:  # its first request waits
             time.sleep(0.05)
-        assert len(llm.requests) >= 2, "the first process never got to sending"
+        assert llm.requests, "the first process never got to sending"
         second = subprocess.run(cli(path, db, llm.base_url), env=env, capture_output=True,
                                 text=True, timeout=60)
         assert second.returncode == 2, second.stderr
         assert "is being translated by pid" in second.stderr
         first.send_signal(signal.SIGKILL)
+        second_done.set()
         first.wait(timeout=10)
         sent_before = len(llm.requests)
         third = subprocess.run(cli(path, db, llm.base_url), env=env, capture_output=True,

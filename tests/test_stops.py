@@ -162,6 +162,16 @@ def test_a_dead_server_says_it_cannot_connect_and_exits_2(tmp_path, sample):
     assert seconds < 20
 
 
+def test_a_missing_input_is_said_before_the_server_is_asked(tmp_path):
+    """Without --model the run asks the server for its models, and the in-process embedder
+    loads: a mistyped input path is said first, alone, whatever the server is doing."""
+    result, _ = translate(tmp_path / "typo.jsonl", tmp_path / "run.db", closed_port_url())
+    assert result.exit_code == 2, result.output
+    assert "typo.jsonl: no such file" in result.output
+    assert "connect" not in result.output and "onnxruntime" not in result.output
+    assert not (tmp_path / "run.db").exists()
+
+
 @pytest.mark.parametrize("form", ["empty", "null", "html", "server-error"])
 def test_an_answer_that_is_no_answer_fails_the_record_and_is_never_cached(
         tmp_path, sample, form):

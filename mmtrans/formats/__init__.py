@@ -13,7 +13,7 @@ from types import ModuleType
 from ..errors import InputError
 from ..records import Record
 from . import iepile, iepile_instruction, mre, stockmark, uie, uniner
-from ._io import InputReader, Reject, first_value
+from ._io import InputReader, Reject, check_input, first_value
 
 #: Changes whenever the readers make different records of the same input (2: ids became
 #: "<file>:<index>", the dataset's own id moved to meta["id"]; 3: JSON Lines split on "\\n"
@@ -57,4 +57,5 @@ def write(records: Iterable[Record], path: str | Path, fmt: str) -> int:
     return get(fmt).write(records, path)
 
 
-__all__ = ["FORMATS", "READER_VERSION", "InputReader", "Reject", "detect", "read", "write"]
+__all__ = ["FORMATS", "READER_VERSION", "InputReader", "Reject", "check_input", "detect", "read",
+           "write"]

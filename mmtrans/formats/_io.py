@@ -63,6 +63,13 @@ def read_text(path: str | Path) -> str:
         raise InputError(path, None, f"cannot read: {e}") from e
 
 
+def check_input(path: str | Path) -> None:
+    """InputError unless `path` is a directory (a dataset of split files) or a file that
+    opens: asked before anything slow (a model loading, a server asked) so a typo is one line."""
+    if not Path(path).is_dir():
+        InputReader(path, hashing=False).close()
+
+
 #: Bytes read from an input at a time.
 CHUNK = 1 << 16
 #: The longest line of a JSON array kept whole for finding where its items begin.
