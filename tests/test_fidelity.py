@@ -286,3 +286,38 @@ def test_an_edit_on_the_review_page_keeps_the_fidelity_problem_of_its_drift(
     assert view["target"]["text"] == edit["text"]
     problems = [p for p in view["problems"] if p["code"] == "fidelity"]
     assert problems and "the second sentence of the translation" in problems[0]["message"]
+
+
+def test_an_edited_record_is_embedded_once_however_often_it_is_checked_and_opened(
+        tmp_path: Path, fidelity_on, serve, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The page checks an edit as it is typed, saves it, then opens the record again and
+    again: the edit's fidelity verdict is worked out once, then kept."""
+    with FakeLLM(translating_with([EN + ADDED])) as llm:
+        mmtrans.translate(stockmark_input(tmp_path), tmp_path / "run.db", mmtrans.Settings(
+            src="ja", tgt="en", base_url=llm.base_url, model="scripted-model", repair=0))
+    with Store(tmp_path / "run.db") as store:
+        run_id = store.runs()[0]["id"]
+        [(record_id, latest)] = store.latest_translations(run_id).items()
+    judged: list[int] = []
+    check_many = FidelityChecker.check_many
+
+    def counted(self, pairs):
+        judged.append(len(pairs))
+        return check_many(self, pairs)
+
+    monkeypatch.setattr(FidelityChecker, "check_many", counted)
+    url = serve(tmp_path / "run.db")
+    edit = latest.target.to_dict()
+    edit["text"] = edit["text"].replace("café", "the cafe")
+    with httpx.Client(base_url=url, timeout=60) as client:
+        checked = client.post("/api/check", json={"run": run_id, "id": record_id,
+                                                  "record": edit}).json()
+        saved = client.post("/api/decision", json={
+            "run": run_id, "id": record_id, "decision": "edit", "annotator": "aiko",
+            "record": edit, "seen": 0, "override": "kept for now"})
+        assert saved.status_code == 200, saved.text
+        views = [client.get("/api/record", params={"run": run_id, "id": record_id}).json()
+                 for _ in range(3)]
+    assert "fidelity" in [p["code"] for p in checked["problems"]]
+    assert all("fidelity" in [p["code"] for p in v["problems"]] for v in views)
+    assert judged == [1]

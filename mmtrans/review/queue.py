@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -299,6 +301,30 @@ def effective_edit(store: Store, run_id: str, record_id: str,
     return reviews[-1].record if reviews else None
 
 
+#: Edits whose fidelity verdict is kept (a few KB each).
+EDIT_VERDICTS_KEPT = 256
+_edit_verdicts: OrderedDict[str, list[Problem]] = OrderedDict()
+_edit_verdicts_lock = threading.Lock()
+
+
+def edit_fidelity(config: dict[str, Any], expected: Record, edited: Record) -> list[Problem]:
+    """`fidelity.recheck` of an annotator's edit, kept for the server's life by what it
+    depends on (the run's fidelity identity, the expected record, the edit): the page asks
+    for an edited record's view each time it opens it, and each verdict is an embedding call."""
+    key = json.dumps([config.get("fidelity"), config.get("src"), config.get("tgt"),
+                      expected.to_dict(), edited.to_dict()], ensure_ascii=False, sort_keys=True)
+    with _edit_verdicts_lock:
+        if key in _edit_verdicts:
+            _edit_verdicts.move_to_end(key)
+            return list(_edit_verdicts[key])
+    found = recheck(config, expected, edited)
+    with _edit_verdicts_lock:
+        _edit_verdicts[key] = found
+        while len(_edit_verdicts) > EDIT_VERDICTS_KEPT:
+            _edit_verdicts.popitem(last=False)
+    return list(found)
+
+
 def record_view(store: Store, run_id: str, record_id: str, counted: RowFilter | None = None,
                 with_votes: bool = True) -> dict[str, Any]:
     """Everything the page shows of one record. `counted` picks the review rows shown as
@@ -323,7 +349,8 @@ def record_view(store: Store, run_id: str, record_id: str, counted: RowFilter | 
         last = reviews[-1]
         version = f"{'edited' if last.decision == 'edit' else 'edit accepted'} by {last.annotator}"
         checked = run_checks(expected, edit, run["src"], run["tgt"])
-        found = checked.problems + recheck(store.run_config(run_id), expected, checked.record)
+        found = checked.problems + edit_fidelity(store.run_config(run_id), expected,
+                                                 checked.record)
         target, problems = checked.record, [p.to_dict() for p in found]
     expected_labels = [m.label for m in expected.mentions]
     pairs = pair_mentions(source.mentions, source.text, expected_labels, target.mentions,
@@ -414,5 +441,5 @@ def check_edit(store: Store, run_id: str, record_id: str, data: Any) -> tuple[Re
     edited = parse_edit(data, base, labels)
     result = run_checks(expected, edited, run["src"], run["tgt"])
     # The run's fidelity check too: an edit does not make a drift go away.
-    return result.record, result.problems + recheck(store.run_config(run_id), expected,
-                                                    result.record)
+    return result.record, result.problems + edit_fidelity(store.run_config(run_id), expected,
+                                                          result.record)
