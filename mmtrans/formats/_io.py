@@ -63,11 +63,21 @@ def read_text(path: str | Path) -> str:
         raise InputError(path, None, f"cannot read: {e}") from e
 
 
+def open_input(path: str | Path) -> IO[bytes]:
+    """`path` opened for reading bytes; InputError (one line: no such file, cannot read)."""
+    try:
+        return open(path, "rb")  # noqa: SIM115 (the caller closes it)
+    except FileNotFoundError as e:
+        raise InputError(path, None, "no such file") from e
+    except OSError as e:
+        raise InputError(path, None, f"cannot read: {e}") from e
+
+
 def check_input(path: str | Path) -> None:
     """InputError unless `path` is a directory (a dataset of split files) or a file that
     opens: asked before anything slow (a model loading, a server asked) so a typo is one line."""
     if not Path(path).is_dir():
-        InputReader(path, hashing=False).close()
+        open_input(path).close()
 
 
 #: Bytes read from an input at a time.
@@ -86,12 +96,7 @@ class InputReader:
     def __init__(self, path: str | Path, hashing: bool = True):
         self.path = Path(path)
         self.hashing = hashing  # False: the caller hashed the file already
-        try:
-            self._file: IO[bytes] = open(self.path, "rb")  # noqa: SIM115 (closed by close())
-        except FileNotFoundError as e:
-            raise InputError(path, None, "no such file") from e
-        except OSError as e:
-            raise InputError(path, None, f"cannot read: {e}") from e
+        self._file: IO[bytes] = open_input(path)  # closed by close()
         self._digest = hashlib.sha256()
         self.bytes_read = 0
         self._replay: list[bytes] = []
