@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -191,6 +192,26 @@ def test_kg_output_nests_entities_attributes_and_values_as_relations():
     assert output == {"人物": {"Meiji": {"别名": "Mutsuhito",
                                         "父母": ["Komei", "Eisho", "Gon-Dainagon"]},
                                "Komei": {"配偶": ["Eisho", "Gon-Dainagon"]}}}
+
+
+def test_a_kg_entity_named_two_ways_by_the_model_stays_one_entity():
+    """The model sees an entity's name once per attribute and may translate it two ways: the
+    entity is written once, under its first name, with every attribute read under it."""
+    record = line(IEPILE / "KG" / "train.json", 0)
+    names = {"明治天皇": "Meiji", "睦仁": "Mutsuhito", "孝明天皇": "Komei",
+             "英照皇太后": "Eisho", "权大纳言": "Gon-Dainagon"}
+    translated = map_anchored(record, lambda where, s: "Emperor Meiji"
+                              if where == "relations[2].head" else names[s])
+    assert {r.head for r in translated.relations[:4]} == {"Meiji", "Emperor Meiji"}
+    output = json.loads(iepile_instruction.to_item(translated)["output"])
+    assert output == {"人物": {"Meiji": {"别名": "Mutsuhito",
+                                        "父母": ["Komei", "Eisho", "Gon-Dainagon"]},
+                               "Komei": {"配偶": ["Eisho", "Gon-Dainagon"]}}}
+    # A relation added in review: the names decide again, as for a record read before.
+    reviewed = replace(translated, relations=[*translated.relations,
+                                              Relation("Komei", "别名", "Osahito", "人物")])
+    output = json.loads(iepile_instruction.to_item(reviewed)["output"])
+    assert output["人物"]["Komei"] == {"配偶": ["Eisho", "Gon-Dainagon"], "别名": "Osahito"}
 
 
 def test_a_kg_entity_without_attributes_is_an_anchored_mention_written_back_empty():

@@ -7,7 +7,10 @@ entity, relation: the attribute, tail: the value, head_label: the entity type); 
 with no attribute is a Mention of its type. `meta["kg"]` keeps what the Record does not:
 the order of the entities (`heads`: `["m", mention]` or `["r", its first relation]`) and which
 attributes were lists (`lists`: relation indices), so an untranslated record is written back
-as read and a translated one in the same shape.
+as read and a translated one in the same shape. The model translates an entity's name once per
+attribute, and may do it two ways ("Emperor Meiji", "Meiji"): while the record holds the
+relations it was read with (`relations`: their count), an entity's relations are the ones read
+under it, written under its first name, never split into two entities.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ def read_kg(record: Record, output: dict[str, Any]) -> None:
                     lists.append(len(record.relations))
                 record.relations.extend(Relation(head, attribute, tail, entity_type)
                                         for tail in values)
-    record.meta["kg"] = {"heads": heads, "lists": lists}
+    record.meta["kg"] = {"heads": heads, "lists": lists, "relations": len(record.relations)}
 
 
 def write_kg(record: Record, schema: list[Any]) -> dict[str, Any]:
@@ -52,13 +55,20 @@ def write_kg(record: Record, schema: list[Any]) -> dict[str, Any]:
     placed: set[int] = set()
     named: set[int] = set()
     relations = record.relations
+    entity_of = _entities_read(kg, len(relations))
+
+    def same_entity(i: int, j: int) -> bool:
+        if entity_of is not None:
+            return entity_of[i] == entity_of[j]
+        return (relations[j].head == relations[i].head
+                and (relations[j].head_label or "") == (relations[i].head_label or ""))
 
     def place(i: int) -> None:
         head, entity_type = relations[i].head, relations[i].head_label or ""
         attributes: dict[str, list[str]] = {}
         listed: set[str] = set()
         for j, r in enumerate(relations):
-            if j in placed or r.head != head or (r.head_label or "") != entity_type:
+            if j in placed or not same_entity(i, j):
                 continue
             placed.add(j)
             attributes.setdefault(r.relation, []).append(r.tail)
@@ -66,6 +76,9 @@ def write_kg(record: Record, schema: list[Any]) -> dict[str, Any]:
                 listed.add(r.relation)
         entity = output.setdefault(entity_type, {}).setdefault(head, {})
         for attribute, tails in attributes.items():
+            if attribute in entity:  # two entities read apart, translated to one name
+                before = entity[attribute]
+                tails = [*(before if isinstance(before, list) else [before]), *tails]
             entity[attribute] = tails if len(tails) > 1 or attribute in listed else tails[0]
 
     def name(i: int) -> None:
@@ -85,3 +98,19 @@ def write_kg(record: Record, schema: list[Any]) -> dict[str, Any]:
         if i not in named:
             name(i)
     return output
+
+
+def _entities_read(kg: dict[str, Any], count: int) -> list[int] | None:
+    """The entity (its place among `heads`) each relation was read under, while the record
+    holds the `count` relations it was read with; None once relations were added or removed
+    (a review), or for a record read before the count was kept: then the name decides."""
+    if kg.get("relations") != count:
+        return None
+    starts = sorted((i, k) for k, (kind, i) in enumerate(kg.get("heads", [])) if kind == "r")
+    if not starts or starts[0][0] != 0:
+        return None if count else []
+    entity_of = []
+    for n, (start, k) in enumerate(starts):
+        end = starts[n + 1][0] if n + 1 < len(starts) else count
+        entity_of.extend([k] * (end - start))
+    return entity_of if len(entity_of) == count else None
