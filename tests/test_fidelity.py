@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -256,16 +257,23 @@ def test_among_flagged_answers_the_closest_to_the_source_is_kept(tmp_path: Path,
     assert any("closest to the source" in n for n in latest.notes)
 
 
-def test_an_edit_on_the_review_page_keeps_the_fidelity_problem_of_its_drift(
-        tmp_path: Path, fidelity_on, serve) -> None:
-    """The review server re-runs the run's fidelity check on an edit: an annotator who
-    fixes a word of a drifted translation still sees the sentence it added."""
+def drifted_run(tmp_path: Path) -> tuple[str, str, Any]:
+    """A run whose one record came back with a sentence added (flagged, not repaired): its
+    run id, record id and latest translation."""
     with FakeLLM(translating_with([EN + ADDED])) as llm:
         mmtrans.translate(stockmark_input(tmp_path), tmp_path / "run.db", mmtrans.Settings(
             src="ja", tgt="en", base_url=llm.base_url, model="scripted-model", repair=0))
     with Store(tmp_path / "run.db") as store:
         run_id = store.runs()[0]["id"]
         [(record_id, latest)] = store.latest_translations(run_id).items()
+    return run_id, record_id, latest
+
+
+def test_an_edit_on_the_review_page_keeps_the_fidelity_problem_of_its_drift(
+        tmp_path: Path, fidelity_on, serve) -> None:
+    """The review server re-runs the run's fidelity check on an edit: an annotator who
+    fixes a word of a drifted translation still sees the sentence it added."""
+    run_id, record_id, latest = drifted_run(tmp_path)
     assert "fidelity" in [p["code"] for p in latest.problems]
     url = serve(tmp_path / "run.db")
     edit = latest.target.to_dict()
@@ -292,12 +300,7 @@ def test_an_edited_record_is_embedded_once_however_often_it_is_checked_and_opene
         tmp_path: Path, fidelity_on, serve, monkeypatch: pytest.MonkeyPatch) -> None:
     """The page checks an edit as it is typed, saves it, then opens the record again and
     again: the edit's fidelity verdict is worked out once, then kept."""
-    with FakeLLM(translating_with([EN + ADDED])) as llm:
-        mmtrans.translate(stockmark_input(tmp_path), tmp_path / "run.db", mmtrans.Settings(
-            src="ja", tgt="en", base_url=llm.base_url, model="scripted-model", repair=0))
-    with Store(tmp_path / "run.db") as store:
-        run_id = store.runs()[0]["id"]
-        [(record_id, latest)] = store.latest_translations(run_id).items()
+    run_id, record_id, latest = drifted_run(tmp_path)
     judged: list[int] = []
     check_many = FidelityChecker.check_many
 
