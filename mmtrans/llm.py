@@ -454,29 +454,48 @@ class OpenAIBackend:
 
     async def complete(self, messages: list[Message], params: Params) -> Completion:
         started = time.monotonic()
-        attempts = 0
+        tries = [1]
         prompt_tokens = estimate_tokens(messages, self.model)
         try:
-            async for attempt in AsyncRetrying(
-                retry=retry_if_exception(_retryable),
-                wait=self._wait,
-                stop=stop_after_attempt(self.max_attempts),
-                before_sleep=self._before_sleep,
-                reraise=True,
-            ):
-                with attempt:
-                    attempts += 1
-                    text, usage = await self._paced(messages, params, prompt_tokens)
+            try:
+                text, usage = await self._paced(messages, params, prompt_tokens)
+            except Exception as e:
+                if not _retryable(e):  # what tenacity would raise at once, untouched
+                    raise
+                text, usage = await self._retried(messages, params, prompt_tokens, e, tries)
         except (openai.OpenAIError, ServerFault) as e:
             raise model_error(e, str(self.base_url), self.model, self.timeout,
-                              attempts) from e
+                              tries[0]) from e
         return Completion(
             text=text,
             tokens_in=getattr(usage, "prompt_tokens", 0) or 0,
             tokens_out=getattr(usage, "completion_tokens", 0) or 0,
             latency=time.monotonic() - started,
-            attempts=attempts,
+            attempts=tries[0],
         )
+
+    async def _retried(self, messages: list[Message], params: Params, prompt_tokens: float,
+                       failed: Exception, tries: list[int]) -> tuple[str, Any]:
+        """The attempts after a first one that failed with `failed` (retryable), by
+        tenacity, whose first outcome is that failure: the same waits, stop and notes as a
+        loop entered before the first attempt, whose cost (an AsyncRetrying and its state
+        built for every request) a request answered at once no longer pays. `tries[0]`
+        counts the attempts made."""
+        replay: Exception | None = failed
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception(_retryable),
+            wait=self._wait,
+            stop=stop_after_attempt(self.max_attempts),
+            before_sleep=self._before_sleep,
+            reraise=True,
+        ):
+            with attempt:
+                if replay is not None:
+                    failure, replay = replay, None
+                    raise failure
+                tries[0] += 1
+                return await self._paced(messages, params, prompt_tokens)
+        raise AssertionError("unreachable")  # pragma: no cover (tenacity reraises)
 
     async def close(self) -> None:
         if self._client is not None:

@@ -42,7 +42,7 @@ from .payload import parse_reply, payload_json
 from .prompts import Message, Prompt
 from .ratelimit import RateLimiter
 from .records import Record
-from .store import Store, Translation, content_key
+from .store import Store, Translation, request_key
 from .tagging import Tagged, parse_tagged_reply, tag, tagged_payload
 
 if TYPE_CHECKING:
@@ -152,7 +152,7 @@ class Run:
     def key_for(endpoint: str, model: str, messages: list[Message],
                 params: dict[str, Any]) -> str:
         """The cache key: what answers (endpoint, model or weights), what it is asked, how."""
-        return content_key(endpoint, model, messages, params)
+        return request_key(endpoint, model, messages, params)
 
     def request_key(self, messages: list[Message]) -> str:
         return self.key_for(self.backend.endpoint, self.backend.model, messages,

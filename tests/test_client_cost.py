@@ -158,3 +158,30 @@ def test_what_the_run_starts_with_is_out_of_the_collectors_sight_while_it_runs(
     assert len(frozen_while_answering) == 3
     assert min(frozen_while_answering) > 10_000  # the modules, the client, the tables
     assert gc.get_freeze_count() == 0
+
+
+def test_a_request_key_is_the_content_key_of_the_same_request_byte_for_byte():
+    """The cache key written the quick way (the prompt's fixed messages' JSON kept) is the
+    digest content_key gives: every store's cached answers stay found."""
+    from mmtrans.store import content_key, request_key
+    from mmtrans.store._core import prefix_key
+
+    fixed = [{"role": "system", "content": "Translate \"exactly\" 日本語 → English\n\t\\"},
+             {"content": "例: {\"text\": \"東京\"}", "role": "user"},
+             {"role": "assistant", "content": "{\"text\": \"Tokyo\"}"}]
+    shapes = [
+        fixed + [{"role": "user", "content": '{"text": "大阪", "entities": []}'}],
+        fixed,
+        fixed[:1],
+        [],
+        fixed + [{"role": "assistant", "content": "x"}, {"role": "user", "content": "y"}],
+        [{"role": "user", "content": [{"type": "text", "text": "part"}]}, *fixed],
+        [{"role": "user", "content": "a", "name": "n"}, *fixed],
+        [{"role": "user", "content": None}, *fixed],
+    ]
+    for _ in range(2):  # the second time from what was kept
+        for messages in shapes:
+            for params in ({}, {"temperature": 0.0, "seed": 7, "max_tokens": 100}):
+                assert request_key("http://127.0.0.1:8000/v1", "m-1", messages, params) == \
+                    content_key("http://127.0.0.1:8000/v1", "m-1", messages, params)
+        assert prefix_key(fixed) == content_key(fixed)

@@ -80,3 +80,32 @@ def test_parameters_reach_the_server():
     request = llm.requests[0]
     assert (request["model"], request["temperature"], request["seed"], request["max_tokens"]) \
         == ("my-model", 0.3, 7, 99)
+
+
+def test_a_request_answered_at_once_builds_no_retry_loop_and_a_retried_one_waits_as_before(
+        monkeypatch):
+    """tenacity is entered only once an attempt failed, with that failure as its first
+    outcome: the same attempts, waits and notes as a loop entered before the first."""
+    from mmtrans import llm as llm_module
+
+    built: list[object] = []
+    real = llm_module.AsyncRetrying
+
+    def counted(*args, **kwargs):
+        built.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(llm_module, "AsyncRetrying", counted)
+    with scripted(Reply("ok")) as llm:
+        assert complete(OpenAIBackend("m", llm.base_url)).attempts == 1
+    assert built == []
+    notes: list[str] = []
+    with scripted(Reply(status=503), Reply(status=500), Reply("fine")) as llm:
+        backend = OpenAIBackend("m", llm.base_url, backoff=0.01, on_retry=notes.append)
+        assert complete(backend).attempts == 3 and len(llm.requests) == 3
+    assert len(built) == 1
+    assert [n.split(" (")[1].split(")")[0] for n in notes] == ["attempt 2 of 6", "attempt 3 of 6"]
+    with scripted(Reply(status=500)) as llm:
+        with pytest.raises(ModelError, match="HTTP 500 after 2 attempt"):
+            complete(OpenAIBackend("m", llm.base_url, backoff=0.01, max_attempts=2))
+        assert len(llm.requests) == 2

@@ -109,11 +109,55 @@ def test_checks_in_a_process_of_their_own_store_exactly_what_the_run_stores_alon
         return Reply(json.dumps(good_translation(payload), ensure_ascii=False))
 
     path = sample(12)
-    with FakeLLM(script) as llm:
-        mmtrans.translate(path, tmp_path / "here.db", settings(llm, pack=4, repair=0))
-    with FakeLLM(script) as llm:
-        mmtrans.translate(path, tmp_path / "pool.db",
-                          settings(llm, pack=4, repair=0, check_processes=1))
-    here, pool = _stored(tmp_path / "here.db"), _stored(tmp_path / "pool.db")
-    assert [status for _, _, status, *_ in here].count("flagged") == 3  # one a pack
-    assert pool == here
+    for pack in (4, 1):
+        with FakeLLM(script) as llm:
+            mmtrans.translate(path, tmp_path / f"here{pack}.db",
+                              settings(llm, pack=pack, repair=0))
+        with FakeLLM(script) as llm:
+            mmtrans.translate(path, tmp_path / f"pool{pack}.db",
+                              settings(llm, pack=pack, repair=0, check_processes=1))
+        here, pool = _stored(tmp_path / f"here{pack}.db"), _stored(tmp_path / f"pool{pack}.db")
+        assert [status for _, _, status, *_ in here].count("flagged") == (3 if pack > 1 else 0)
+        assert pool == here
+
+
+def test_checks_asked_for_while_the_worker_is_busy_go_to_it_in_one_call(sample):
+    """The first check goes at once; the nine asked for meanwhile wait and go together, and
+    each caller gets its own results, as `check_all` gives them."""
+    import asyncio
+
+    from mmtrans import formats
+    from mmtrans.check_pool import CheckPool, check_all
+    from mmtrans.labels import load_tables
+    from mmtrans.payload import parse_reply
+    from mmtrans.records import Record
+
+    table = load_tables(["scnm"], "ja", "en")
+    expected = [table.translate(r) for r in formats.read(sample(10)) if isinstance(r, Record)]
+    pairs = []
+    for i, e in enumerate(expected):
+        good = good_translation(json.loads(_payload(e)))
+        target, _ = parse_reply(json.dumps({**good, "text": e.text} if i % 3 == 1 else good,
+                                           ensure_ascii=False), e)
+        pairs.append((e, target))
+
+    async def run() -> tuple[list, int, int]:
+        pool = CheckPool(1, "ja", "en")
+        try:
+            results = await asyncio.gather(*(pool.check([pair]) for pair in pairs))
+            return [r for (result,) in results for r in [result]], pool.calls, pool.pairs
+        finally:
+            pool.close()
+
+    results, calls, checked = asyncio.run(run())
+    alone = check_all(pairs, "ja", "en")
+    assert [(r.record, r.problems, r.notes) for r in results] == \
+        [(r.record, r.problems, r.notes) for r in alone]
+    assert sum(1 for r in alone if r.problems) == 3
+    assert (calls, checked) == (2, 10)
+
+
+def _payload(record) -> str:
+    from mmtrans.payload import payload_json
+
+    return payload_json(record)

@@ -10,6 +10,10 @@ requests per second, unpacked (target >= 0.9) and with `--pack 8` (target >= 4).
 mmtrans runs with `--no-fidelity`: this measures the client, and the fidelity check's model
 (on by default once its extra is installed) is bench/fidelity's to measure; with it on, a
 run of the 5,343 records took over 16 minutes on this machine.
+mmtrans's modules are byte-compiled first, as `pip install` compiles them: a source tree run
+with PYTHONDONTWRITEBYTECODE set (as here) would otherwise compile all of them again in every
+run, about a second of each process's time on this machine that no installed copy pays, while
+the loop's SDK comes compiled from site-packages.
 
 Then, with `--full`: 50,000 records (the 5,343 sentences repeated, each copy with new ids and
 its own text, so no request is a cache hit of another) by `mmtrans translate --concurrency 64`:
@@ -17,12 +21,14 @@ records per second and peak RSS for a fresh run, the same for a fully cached rer
 long after its start a run killed half way with SIGKILL and resumed sends its first new
 request.
 
-    python bench/overhead/run.py [--rounds 3] [--full [--records 50000] [--no-resume]]
+    python bench/overhead/run.py [--rounds 3] [--check-processes 1]
+                                 [--full [--records 50000] [--no-resume]]
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import signal
@@ -45,11 +51,11 @@ def make_input(path: Path, n: int) -> None:
 
 
 def command(source: Path, db: Path, base_url: str, concurrency: int,
-            pack: int = 1) -> list[str]:
+            pack: int = 1, check_processes: int = 0) -> list[str]:
     return [sys.executable, "-m", "mmtrans", "translate", str(source), "--src", "ja",
             "--tgt", "en", "--labels", "scnm", "--db", str(db), "--base-url", base_url,
             "--model", "bench", "--concurrency", str(concurrency), "--pack", str(pack),
-            "--no-fidelity"]
+            "--no-fidelity", "--check-processes", str(check_processes)]
 
 
 def write_requests(source: Path, path: Path) -> int:
@@ -97,9 +103,24 @@ def bare_loop(base_url: str, requests: Path, concurrency: int) -> None:
     asyncio.run(run())
 
 
-def against_bare_loop(rounds: int, concurrency: int) -> list[tuple[str, str]]:
-    """mmtrans (unpacked and --pack 8) and the bare loop in turn, `rounds` times each."""
+def compile_mmtrans() -> None:
+    """Byte-compile the mmtrans package that runs (as an installed copy is)."""
+    import mmtrans
+
+    compileall.compile_dir(Path(mmtrans.__file__).parent, quiet=1)
+
+
+def against_bare_loop(rounds: int, concurrency: int, check_processes: int = 0
+                      ) -> list[tuple[str, str]]:
+    """mmtrans (unpacked and --pack 8) and the bare loop in turn, `rounds` times each; with
+    `check_processes`, also both with `--check-processes` that many."""
     rows = []
+    compile_mmtrans()
+    runs = [("bare", 0, 0), ("mmtrans", 1, 0), ("pack 8", 8, 0)]
+    pool = f" --check-processes {check_processes}"
+    if check_processes:
+        runs += [("mmtrans" + pool, 1, check_processes),
+                 ("pack 8" + pool, 8, check_processes)]
     with tempfile.TemporaryDirectory() as tmp, ServerProcess() as server:
         source = Path(tmp) / "ner.json"
         make_input(source, len(json.loads(STOCKMARK.read_text(encoding="utf-8"))))
@@ -107,32 +128,43 @@ def against_bare_loop(rounds: int, concurrency: int) -> list[tuple[str, str]]:
         n = write_requests(source, requests)
         bare = [sys.executable, __file__, "--bare", server.base_url, str(requests),
                 "--concurrency", str(concurrency)]
-        seconds: dict[str, list[float]] = {"bare": [], "mmtrans": [], "pack 8": []}
+        seconds: dict[str, list[float]] = {name: [] for name, *_ in runs}
+        cpu: dict[str, list[float]] = {name: [] for name, *_ in runs}
         loads = [os.getloadavg()[0]]
         for i in range(rounds):
-            for name, pack in (("bare", 0), ("mmtrans", 1), ("pack 8", 8)):
+            for n_run, (name, pack, processes) in enumerate(runs):
                 cmd = bare if not pack else command(
-                    source, Path(tmp) / f"run-{name}-{i}.db", server.base_url, concurrency, pack)
+                    source, Path(tmp) / f"run-{n_run}-{i}.db", server.base_url, concurrency,
+                    pack, processes)
                 wall, _, code = timed(cmd)
                 if code:
                     raise SystemExit(f"{name} exited with {code}: {' '.join(cmd)}")
                 seconds[name].append(wall)
+                cpu[name].append(LAST_CPU[0])
             loads.append(os.getloadavg()[0])
     rate = {name: n / statistics.median(walls) for name, walls in seconds.items()}
-    ratio = [(n / m) / (n / b) for m, b in zip(seconds["mmtrans"], seconds["bare"])]
-    packed = [(n / m) / (n / b) for m, b in zip(seconds["pack 8"], seconds["bare"])]
     rows.append((f"bare AsyncOpenAI loop: requests/s ({n} requests, median of {rounds})",
                  f"{rate['bare']:.0f}"))
-    rows.append(("mmtrans: records/s", f"{rate['mmtrans']:.0f}"))
-    rows.append(("mmtrans --pack 8: records/s", f"{rate['pack 8']:.0f}"))
-    rows.append(("mmtrans / bare loop, each round (target >= 0.9)",
-                 ", ".join(f"{r:.2f}" for r in ratio) + f"; median {statistics.median(ratio):.2f}"))
-    rows.append(("mmtrans --pack 8 / bare loop, each round (target >= 4)",
-                 ", ".join(f"{r:.2f}" for r in packed)
-                 + f"; median {statistics.median(packed):.2f}"))
+    for name, *_ in runs[1:]:
+        shown = name.replace("pack 8", "mmtrans --pack 8")
+        rows.append((f"{shown}: records/s", f"{rate[name]:.0f}"))
+    for name, pack, _ in runs[1:]:
+        shown = name.replace("pack 8", "mmtrans --pack 8")
+        ratio = [(n / m) / (n / b) for m, b in zip(seconds[name], seconds["bare"])]
+        rows.append((f"{shown} / bare loop, each round (target >= {4 if pack > 1 else 0.9})",
+                     ", ".join(f"{r:.2f}" for r in ratio)
+                     + f"; median {statistics.median(ratio):.2f}"))
+    rows.append(("CPU ms a record (a request for the loop), the process and its children, "
+                 "median: " + ", ".join(name for name, *_ in runs),
+                 ", ".join(f"{1000 * statistics.median(cpu[name]) / n:.2f}"
+                           for name, *_ in runs)))
     rows.append(("load (1-minute average) before and after each round",
                  ", ".join(f"{x:.1f}" for x in loads)))
     return rows
+
+
+#: CPU seconds (user and system) of the last command `timed` ran, its children included.
+LAST_CPU = [0.0]
 
 
 def timed(cmd: list[str]) -> tuple[float, float, int]:
@@ -140,6 +172,7 @@ def timed(cmd: list[str]) -> tuple[float, float, int]:
     started = time.monotonic()
     process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _, status, usage = os.wait4(process.pid, 0)
+    LAST_CPU[0] = usage.ru_utime + usage.ru_stime
     return time.monotonic() - started, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status)
 
 
@@ -178,6 +211,7 @@ def resume_delay(source: Path, db: Path, server: ServerProcess, concurrency: int
 
 def full(records: int, concurrency: int, resume: bool) -> list[tuple[str, str]]:
     rows = []
+    compile_mmtrans()
     with tempfile.TemporaryDirectory() as tmp, ServerProcess() as server:
         source = Path(tmp) / "ner.json"
         make_input(source, records)
@@ -206,6 +240,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3, help="A B rounds against the loop")
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--check-processes", type=int, default=0,
+                        help="also run both with --check-processes N (checks beside the run)")
     parser.add_argument("--full", action="store_true",
                         help="also the 50,000-record fresh, cached and resumed runs")
     parser.add_argument("--records", type=int, default=50000, help="for --full")
@@ -217,7 +253,7 @@ def main() -> None:
         bare_loop(args.bare[0], Path(args.bare[1]), args.concurrency)
         return
     print(f"{os.cpu_count()} cores; load {os.getloadavg()[0]:.1f} at start", flush=True)
-    rows = against_bare_loop(args.rounds, args.concurrency)
+    rows = against_bare_loop(args.rounds, args.concurrency, args.check_processes)
     if args.full:
         rows += full(args.records, 64 if args.concurrency == 32 else args.concurrency,
                      not args.no_resume)

@@ -29,7 +29,15 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import StoreError
-from ._core import GROUP_ROWS, GROUP_SECONDS, content_key, inspect, now, run_id_of
+from ._core import (
+    GROUP_ROWS,
+    GROUP_SECONDS,
+    content_key,
+    inspect,
+    now,
+    request_key,
+    run_id_of,
+)
 from .batches import Batches
 from .migrations import migrations
 from .queue import ACCEPTED, FLAGGED, QueueQuery, ReviewQueue
@@ -40,7 +48,7 @@ from .translations import Translation
 
 __all__ = ["ACCEPTED", "FLAGGED", "GROUP_ROWS", "GROUP_SECONDS", "PREFIX_MESSAGES",
            "QueueQuery", "Review", "Store", "Translation",
-           "content_key", "effective_reviews", "held_records", "migrations", "now",
+           "content_key", "effective_reviews", "request_key", "held_records", "migrations", "now",
            "run_id_of", "scratch_store", "settled", "votes"]
 
 

@@ -58,6 +58,50 @@ def content_key(*parts: Any) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
+def _canonical(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+#: The canonical JSON of the prompt's fixed messages met so far, by (role, content): they
+#: open every request of a run, and writing them out again was most of a request key's cost.
+_FIXED_JSON: dict[tuple[str, str], str] = {}
+_FIXED_KEPT = 64
+FIXED_MESSAGES = 3  # leading messages that are the prompt's fixed part
+
+
+def _message_json(message: Any) -> str:
+    if type(message) is dict and len(message) == 2:
+        role, content = message.get("role"), message.get("content")
+        if type(role) is str and type(content) is str:
+            found = _FIXED_JSON.get((role, content))
+            if found is None:
+                if len(_FIXED_JSON) >= _FIXED_KEPT:
+                    _FIXED_JSON.clear()
+                found = _FIXED_JSON[(role, content)] = _canonical(message)
+            return found
+    return _canonical(message)
+
+
+def request_key(endpoint: str, model: str, messages: list[Any], params: dict[str, Any]
+                ) -> str:
+    """`content_key(endpoint, model, messages, params)`, the same digest of the same bytes
+    (the canonical JSON of a list is its items' canonical JSON joined by commas), with the
+    prompt's fixed messages written out once instead of for every request."""
+    if type(messages) is not list:
+        return content_key(endpoint, model, messages, params)
+    fixed = [_message_json(m) for m in messages[:FIXED_MESSAGES]]
+    rest = [_canonical(m) for m in messages[FIXED_MESSAGES:]]
+    blob = (f"[{_canonical(endpoint)},{_canonical(model)},[{','.join(fixed + rest)}],"
+            f"{_canonical(params)}]")
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def prefix_key(prefix: list[Any]) -> str:
+    """`content_key(prefix)` of a request's fixed messages, the same way."""
+    blob = f"[[{','.join(_message_json(m) for m in prefix)}]]"
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
 def run_id_of(config: dict[str, Any]) -> str:
     """A run's id: the hash of everything its results depend on."""
     return content_key(config)[:16]

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import StoreError, StoreWriteError
-from ._core import Core, content_key, encoded, now
+from ._core import FIXED_MESSAGES, Core, encoded, now, prefix_key
 
 #: Leading messages of a request that are the prompt's fixed part (system, example in and out).
-PREFIX_MESSAGES = 3
+PREFIX_MESSAGES = FIXED_MESSAGES
 HOST = socket.gethostname()
 
 
@@ -63,7 +63,7 @@ class RequestCache(Core):
         prefix = None
         if isinstance(messages, list) and len(messages) > PREFIX_MESSAGES:
             prefix = messages[:PREFIX_MESSAGES]
-            row["prefix"] = content_key(prefix)
+            row["prefix"] = prefix_key(prefix)
             row["messages"] = messages[PREFIX_MESSAGES:]
         values = {"key": key, **encoded(row), "created": now()}
         try:
