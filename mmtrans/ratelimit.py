@@ -127,6 +127,24 @@ class Window:
         self.entries.append(entry)
         self.total += entry[1]
 
+    def remove(self, entry: list[float]) -> bool:
+        """Take `entry` out (found from the newest end: it is a recent one); False when it
+        is no longer in the window."""
+        for i in range(len(self.entries) - 1, -1, -1):
+            if self.entries[i] is entry:
+                del self.entries[i]
+                self.total -= entry[1]
+                return True
+        return False
+
+    def insert(self, entry: list[float]) -> None:
+        """Put `entry` back in time order (from the newest end: it is a recent one)."""
+        i = len(self.entries)
+        while i > 0 and self.entries[i - 1][0] > entry[0]:
+            i -= 1
+        self.entries.insert(i, entry)
+        self.total += entry[1]
+
     def adjust(self, entry: list[float], delta: float) -> None:
         """`entry`'s cost changes by `delta` (when it is still in the window)."""
         if self.entries and entry[0] >= self.entries[0][0]:
@@ -294,6 +312,19 @@ class Lane:
         if self.per_minute:
             self.tat += delta / (self.per_minute * share / WINDOW)
 
+    def went(self, entry: list[float], at: float) -> None:
+        """The request charged `entry` was written to the connection `at` (after it was
+        let go: the SDK's send path, a busy event loop, a new connection). A limiter counts
+        it when it arrives, so every window counts it from then: against a per-second count
+        the send a second after it waits for its real time, not for its slot's (which the
+        server would see as one too many in that second). The slot grid stays where it was."""
+        if at <= entry[0]:
+            return
+        windows = [w for w in (self.second, self.ten, self.minute) if w.remove(entry)]
+        entry[0] = at
+        for window in windows:
+            window.insert(entry)
+
     def refund(self, entry: list[float], share: float) -> None:
         """A refused request (429) cost the endpoint nothing."""
         self.settle(entry, 0.0, share)
@@ -459,6 +490,13 @@ class RateLimiter:
             ticket.tokens_entry = self.tokens.take(now, tokens, share)
             self.in_flight += 1
             return ticket
+
+    def sent(self, ticket: Ticket, at: float | None = None) -> None:
+        """The ticket's request was written to the connection at `at` (the limiter's clock;
+        now when None): its windows count it from then (see `Lane.went`)."""
+        at = self.clock() if at is None else at
+        self.requests.went(ticket.requests_entry, at)
+        self.tokens.went(ticket.tokens_entry, at)
 
     def _release(self, ticket: Ticket) -> None:
         if not ticket.done:
