@@ -562,7 +562,8 @@ def simulate(semantics: str, rpm: float, *, quantum: bool = False, seconds: floa
              arrival_jitter: float = 0.003, late_wake: float = 0.0, first_wait: float = 0.0,
              stragglers: tuple[float, float] = (0.0, 0.0),
              latency: tuple[float, float] = (0.15, 0.6), seed: int = 0,
-             limiter_options: dict[str, Any] | None = None) -> dict[str, Any]:
+             limiter_options: dict[str, Any] | None = None,
+             told_when_sent: bool = True) -> dict[str, Any]:
     """The real `RateLimiter` against a `Limited` rule in virtual time, with the two things a
     busy machine adds made explicit: each request reaches the limiter `arrival_jitter`
     seconds late on average (exponential: usually little, sometimes much, as when a process
@@ -571,6 +572,9 @@ def simulate(semantics: str, rpm: float, *, quantum: bool = False, seconds: floa
     bench/rate measures on real loopback: the client's own send path, at p99 10 to 20 ms,
     at most 100 to 200 ms). So
     the pacing's own figure can be had on any machine, in a second, the same every time.
+    `told_when_sent`: the limiter is told when each request reached the server, as the real
+    client's HTTP trace tells it when the bytes were written (False: it knows only when it
+    let each one go).
     Returns `Limited.achieved()` with the client's `limiter`."""
     import asyncio
 
@@ -599,6 +603,8 @@ def simulate(semantics: str, rpm: float, *, quantum: bool = False, seconds: floa
             ticket = await limiter.acquire(100)
             straggles = chance.random() < stragglers[0]
             await asyncio.sleep(late(arrival_jitter) + (stragglers[1] if straggles else 0.0))
+            if told_when_sent:
+                limiter.sent(ticket)  # as the real client's HTTP trace tells it (llm.py)
             reply = server({}, {})
             headers = reply.headers
             if reply.status == 429:

@@ -670,3 +670,19 @@ def test_late_sends_are_not_refused_by_their_echo_on_a_real_any_second_quantum()
     assert achieved["answered"] == 120
     assert achieved["refused"] <= 2, achieved
     assert achieved["rpm_settled"] / 1200 >= 0.9, achieved
+
+
+def test_in_virtual_time_stragglers_told_when_they_went_cost_no_429():
+    """1% of the sends reach an any-1-s count 100 ms late: told when each went, the limiter
+    meets one 429 (the one that teaches it the second's count) where it met one for every
+    straggler's echo. The pace with every wake-up 10 ms late on average: a send a second
+    after another may go only once that one has arrived, and each adds its own lateness, so
+    10 go in 1 s + margin + the mean lateness (0.98 of the limit here)."""
+    from mmtrans.limiters import simulate
+
+    told = simulate("sliding", 600, quantum="sliding", seconds=65, arrival_jitter=0.002,
+                    late_wake=0.01, stragglers=(0.01, 0.1))
+    blind = simulate("sliding", 600, quantum="sliding", seconds=65, arrival_jitter=0.002,
+                     late_wake=0.01, stragglers=(0.01, 0.1), told_when_sent=False)
+    assert told["refused"] <= 1 < 5 <= blind["refused"], (told, blind)
+    assert told["rpm_settled"] / 600 >= 0.975 and told["failed"] == 0, told
