@@ -10,6 +10,9 @@ tell the client where it stands in `x-ratelimit-*` headers on every answer. So t
   instead of losing them, but never beyond what any one second (rpm/60), any 10 s (rpm/6) or
   any minute may hold, so limiters that count per second, over 10 s windows or over a sliding
   minute all see an even pace (see `Lane`);
+- counts each request in its windows from when its bytes were written to the connection
+  (`sent`, told by the HTTP client's trace in llm.py), not from when it let it go: a send
+  that went late (the SDK's path, a busy event loop) holds back the one a second after it;
 - learns the limits from `x-ratelimit-limit-requests` / `-tokens` of the first answer when they
   are not given (until then one request is in flight), and follows `x-ratelimit-remaining-*`
   by holding back when the endpoint has less left than the run has sent since;
