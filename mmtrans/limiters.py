@@ -346,6 +346,7 @@ class LimitedHTTP:
         self.selector.register(self.listener, selectors.EVENT_READ, None)
         self.due: list[tuple[float, int, _Peer, bytes]] = []  # answers by when they go
         self.sequence = 0
+        self.connections = 0  # accepted: a client that opens one per request shows here
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._serve, daemon=True)
 
@@ -394,6 +395,7 @@ class LimitedHTTP:
                 sock, _ = self.listener.accept()
             except BlockingIOError:
                 return
+            self.connections += 1
             sock.setblocking(False)
             sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMP, 1)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -497,7 +499,7 @@ def _serve(conn: Any, semantics: str, rpm: float, quantum: bool | str,
                 with limited.lock:
                     conn.send(list(limited.arrivals))
                 continue
-            conn.send(limited.achieved())
+            conn.send(limited.achieved() | {"connections": getattr(server, "connections", 0)})
 
 
 class LimitedServer:
