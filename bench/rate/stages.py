@@ -43,16 +43,19 @@ class Stages:
 
     def __init__(self) -> None:
         self.sends: dict[int, list[dict[str, float]]] = {}
-        self.lags: list[tuple[float, float]] = []  # (wall time, lag)
+        #: (wall time, lag, CPU this process used meanwhile): a lag the process spent on
+        #: the CPU is its own synchronous work; one it did not, other processes' turn.
+        self.lags: list[tuple[float, float, float]] = []
         self.probe: asyncio.Task[None] | None = None
         self.saved: list[tuple[Any, str, Any]] = []
 
     async def _probe(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            due = loop.time() + 0.005
+            due, cpu = loop.time() + 0.005, time.process_time()
             await asyncio.sleep(0.005)
-            self.lags.append((time.time(), loop.time() - due))
+            lag = loop.time() - due
+            self.lags.append((time.time(), lag, max(0.0, time.process_time() - cpu)))
 
     def _patch(self, owner: Any, name: str, value: Any) -> None:
         self.saved.append((owner, name, getattr(owner, name)))
@@ -154,13 +157,19 @@ def main() -> None:
                 parts.append(f"{stage.split('.')[-2] if '.' in stage else stage}"
                              f" +{(r[stage] - last) * 1000:.1f}")
                 last = r[stage]
-        lag = max((lag for t, lag in stages.lags if r["released"] - 0.05 <= t
-                   <= r["arrived"] + 0.05), default=0.0)
+        near = [(lag, cpu) for t, lag, cpu in stages.lags
+                if r["released"] - 0.05 <= t <= r["arrived"] + 0.05]
+        lag, cpu = max(near, default=(0.0, 0.0))
         total = (r["arrived"] - r["released"]) * 1000
         print(f"  {'ok ' if r['admitted'] else '429'} total {total:6.1f} ms; conns "
               f"{r.get('connections', 0):.0f} idle {r.get('idle', 0):.0f}; "
-              + "; ".join(parts) + f"; loop lag near {lag * 1000:.0f} ms")
+              + "; ".join(parts) + f"; loop lag near {lag * 1000:.0f} ms "
+              f"(this process on the CPU {cpu * 1000:.0f} ms of its {lag * 1000 + 5:.0f})")
     refused = [r for r in rows if not r["admitted"]]
+    lags = sorted(stages.lags, key=lambda x: -x[1])[:max(1, len(stages.lags) // 100)]
+    print(f"loop lag, the worst 1% ({len(lags)}): {sum(x[1] for x in lags) * 1000:.0f} ms in "
+          f"all, this process on the CPU for {sum(x[2] for x in lags) * 1000:.0f} ms of "
+          f"{sum(x[1] + 0.005 for x in lags) * 1000:.0f}")
     print(f"refused: {len(refused)}")
     for r in refused:
         print(f"  at {r['arrived'] % 100:.3f} release->arrival "
