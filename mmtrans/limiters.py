@@ -346,6 +346,7 @@ class LimitedHTTP:
         self.selector.register(self.listener, selectors.EVENT_READ, None)
         self.due: list[tuple[float, int, _Peer, bytes]] = []  # answers by when they go
         self.sequence = 0
+        self.connections = 0  # accepted: a client that opens one per request shows here
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._serve, daemon=True)
 
@@ -394,6 +395,7 @@ class LimitedHTTP:
                 sock, _ = self.listener.accept()
             except BlockingIOError:
                 return
+            self.connections += 1
             sock.setblocking(False)
             sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMP, 1)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -497,7 +499,7 @@ def _serve(conn: Any, semantics: str, rpm: float, quantum: bool | str,
                 with limited.lock:
                     conn.send(list(limited.arrivals))
                 continue
-            conn.send(limited.achieved())
+            conn.send(limited.achieved() | {"connections": getattr(server, "connections", 0)})
 
 
 class LimitedServer:
@@ -562,7 +564,8 @@ def simulate(semantics: str, rpm: float, *, quantum: bool = False, seconds: floa
              arrival_jitter: float = 0.003, late_wake: float = 0.0, first_wait: float = 0.0,
              stragglers: tuple[float, float] = (0.0, 0.0),
              latency: tuple[float, float] = (0.15, 0.6), seed: int = 0,
-             limiter_options: dict[str, Any] | None = None) -> dict[str, Any]:
+             limiter_options: dict[str, Any] | None = None,
+             told_when_sent: bool = True) -> dict[str, Any]:
     """The real `RateLimiter` against a `Limited` rule in virtual time, with the two things a
     busy machine adds made explicit: each request reaches the limiter `arrival_jitter`
     seconds late on average (exponential: usually little, sometimes much, as when a process
@@ -571,6 +574,9 @@ def simulate(semantics: str, rpm: float, *, quantum: bool = False, seconds: floa
     bench/rate measures on real loopback: the client's own send path, at p99 10 to 20 ms,
     at most 100 to 200 ms). So
     the pacing's own figure can be had on any machine, in a second, the same every time.
+    `told_when_sent`: the limiter is told when each request reached the server, as the real
+    client's HTTP trace tells it when the bytes were written (False: it knows only when it
+    let each one go).
     Returns `Limited.achieved()` with the client's `limiter`."""
     import asyncio
 
@@ -599,6 +605,8 @@ def simulate(semantics: str, rpm: float, *, quantum: bool = False, seconds: floa
             ticket = await limiter.acquire(100)
             straggles = chance.random() < stragglers[0]
             await asyncio.sleep(late(arrival_jitter) + (stragglers[1] if straggles else 0.0))
+            if told_when_sent:
+                limiter.sent(ticket)  # as the real client's HTTP trace tells it (llm.py)
             reply = server({}, {})
             headers = reply.headers
             if reply.status == 429:

@@ -15,6 +15,7 @@ once one is raised the backend sends nothing more.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import email.utils
 import hashlib
 import json
@@ -57,10 +58,29 @@ from .errors import (
     QuotaExhaustedError,
     ServerFaultError,
 )
-from .ratelimit import RateLimiter
+from .ratelimit import RateLimiter, Ticket
 from .tokens import estimate_tokens
 
 Message = dict[str, str]
+
+#: The request this task is sending, to tell its limiter when its bytes went (`_on_trace`).
+_SENDING: contextvars.ContextVar[tuple[RateLimiter, Ticket] | None] = \
+    contextvars.ContextVar("mmtrans_sending", default=None)
+
+
+async def _on_trace(event: str, info: dict[str, Any]) -> None:
+    """httpcore's trace of one request: when its body has been written to the connection,
+    its limiter counts it from then (a send can reach the server well after the limiter let
+    it go: the SDK's send path, an event loop busy elsewhere, a new connection)."""
+    if event.endswith("send_request_body.complete"):
+        sending = _SENDING.get()
+        if sending is not None:
+            sending[0].sent(sending[1])
+
+
+async def _trace_request(request: Any) -> None:
+    """The HTTP client's request hook: trace the sending of each request (`_on_trace`)."""
+    request.extensions["trace"] = _on_trace
 
 
 @dataclass
@@ -347,6 +367,10 @@ class OpenAIBackend:
                 base_url=self.base_url,
                 timeout=self.timeout,
                 max_retries=0,
+                # The SDK's own HTTP client, with a hook that tells the limiter when each
+                # request's bytes went (see `_on_trace`).
+                http_client=openai.DefaultAsyncHttpxClient(
+                    event_hooks={"request": [_trace_request]}),
             )
         return self._client
 
@@ -398,6 +422,7 @@ class OpenAIBackend:
                 self.limiter.failed(ticket)
                 raise self._stopped
             started = time.monotonic()
+            sending = _SENDING.set((self.limiter, ticket))
             try:
                 text, usage, headers = await self._create(messages, params)
             except openai.APIStatusError as e:
@@ -430,6 +455,8 @@ class OpenAIBackend:
                 elif isinstance(e, ServerFault):
                     self._silent_streak = 0
                 raise
+            finally:
+                _SENDING.reset(sending)
             self._silent_streak = 0
             self.limiter.answered(
                 ticket, headers, getattr(usage, "prompt_tokens", 0) or 0,

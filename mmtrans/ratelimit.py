@@ -10,6 +10,9 @@ tell the client where it stands in `x-ratelimit-*` headers on every answer. So t
   instead of losing them, but never beyond what any one second (rpm/60), any 10 s (rpm/6) or
   any minute may hold, so limiters that count per second, over 10 s windows or over a sliding
   minute all see an even pace (see `Lane`);
+- counts each request in its windows from when its bytes were written to the connection
+  (`sent`, told by the HTTP client's trace in llm.py), not from when it let it go: a send
+  that went late (the SDK's path, a busy event loop) holds back the one a second after it;
 - learns the limits from `x-ratelimit-limit-requests` / `-tokens` of the first answer when they
   are not given (until then one request is in flight), and follows `x-ratelimit-remaining-*`
   by holding back when the endpoint has less left than the run has sent since;
@@ -125,6 +128,24 @@ class Window:
 
     def add(self, entry: list[float]) -> None:
         self.entries.append(entry)
+        self.total += entry[1]
+
+    def remove(self, entry: list[float]) -> bool:
+        """Take `entry` out (found from the newest end: it is a recent one); False when it
+        is no longer in the window."""
+        for i in range(len(self.entries) - 1, -1, -1):
+            if self.entries[i] is entry:
+                del self.entries[i]
+                self.total -= entry[1]
+                return True
+        return False
+
+    def insert(self, entry: list[float]) -> None:
+        """Put `entry` back in time order (from the newest end: it is a recent one)."""
+        i = len(self.entries)
+        while i > 0 and self.entries[i - 1][0] > entry[0]:
+            i -= 1
+        self.entries.insert(i, entry)
         self.total += entry[1]
 
     def adjust(self, entry: list[float], delta: float) -> None:
@@ -294,6 +315,19 @@ class Lane:
         if self.per_minute:
             self.tat += delta / (self.per_minute * share / WINDOW)
 
+    def went(self, entry: list[float], at: float) -> None:
+        """The request charged `entry` was written to the connection `at` (after it was
+        let go: the SDK's send path, a busy event loop, a new connection). A limiter counts
+        it when it arrives, so every window counts it from then: against a per-second count
+        the send a second after it waits for its real time, not for its slot's (which the
+        server would see as one too many in that second). The slot grid stays where it was."""
+        if at <= entry[0]:
+            return
+        windows = [w for w in (self.second, self.ten, self.minute) if w.remove(entry)]
+        entry[0] = at
+        for window in windows:
+            window.insert(entry)
+
     def refund(self, entry: list[float], share: float) -> None:
         """A refused request (429) cost the endpoint nothing."""
         self.settle(entry, 0.0, share)
@@ -459,6 +493,13 @@ class RateLimiter:
             ticket.tokens_entry = self.tokens.take(now, tokens, share)
             self.in_flight += 1
             return ticket
+
+    def sent(self, ticket: Ticket, at: float | None = None) -> None:
+        """The ticket's request was written to the connection at `at` (the limiter's clock;
+        now when None): its windows count it from then (see `Lane.went`)."""
+        at = self.clock() if at is None else at
+        self.requests.went(ticket.requests_entry, at)
+        self.tokens.went(ticket.tokens_entry, at)
 
     def _release(self, ticket: Ticket) -> None:
         if not ticket.done:

@@ -36,7 +36,8 @@ on a loaded machine.
 
 Beside the pace each row shows the client's CPU (this process over the wall), requests sent
 a second, the lateness from the SDK's post being entered to the kernel's receive time at the
-server (request by request) and the client's event-loop lag (a 5 ms timer's overshoot).
+server (request by request), the client's event-loop lag (a 5 ms timer's overshoot) and the
+connections the server accepted. `bench/rate/stages.py` traces one row's sends stage by stage.
 
     python bench/rate/run.py                       # every row: about 30 minutes
     python bench/rate/run.py --rpm 600 --quantum sliding --json rows.json   # in parts ...
@@ -162,7 +163,8 @@ def run_one(semantics: str, quantum: str | None, rpm: float, busy: bool, seconds
             "cpu": cpu / wall if wall else 0.0, "sent_per_second": sent / wall if wall else 0.0,
             "late_p50": percentile(late, 0.5), "late_p99": percentile(late, 0.99),
             "late_max": late[-1] if late else 0.0,
-            "lag_p99": percentile(lags, 0.99), "lag_max": lags[-1] if lags else 0.0}
+            "lag_p99": percentile(lags, 0.99), "lag_max": lags[-1] if lags else 0.0,
+            "connections": achieved.get("connections", 0)}
 
 
 def run_virtual(semantics: str, quantum: str | None, rpm: float, busy: bool,
@@ -189,8 +191,8 @@ def quantum_name(quantum: str | None) -> str:
 
 HEADER = ("| semantics | quantum | RPM | load | fraction of limit | from the first answer | "
           "from 5 s on | 429s | failed | records | wall s | client CPU | sent/s | "
-          "send to arrival p50 / p99 / max ms | loop lag p99 / max ms |\n"
-          "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "send to arrival p50 / p99 / max ms | loop lag p99 / max ms | connections |\n"
+          "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 
 
 def table_row(row: dict[str, Any]) -> str:
@@ -204,7 +206,8 @@ def table_row(row: dict[str, Any]) -> str:
     return (f"| {row['semantics']} | {quantum_name(row['quantum'])} | {row['rpm']:,.0f} | "
             f"{load} | {row['fraction']:.3f} | {row['known']:.3f} | {row['settled']:.3f} | "
             f"{row['refused']} ({row['refused_share']:.2%}) | {row['failed']} | "
-            f"{row['records']:,} | {row['wall']:.0f} | {cpu} | {sent} | {late} | {lag} |")
+            f"{row['records']:,} | {row['wall']:.0f} | {cpu} | {sent} | {late} | {lag} | "
+            f"{row.get('connections') or ''} |")
 
 
 def summary(rows: list[dict[str, Any]], load: bool = True) -> str:
