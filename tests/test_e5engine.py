@@ -157,3 +157,22 @@ def test_ort_batch_gives_each_text_its_own_vector(sample: list[str]) -> None:
     together = int8.embed(texts)
     alone = np.stack([int8.embed([t])[0] for t in texts])
     assert (together * alone).sum(axis=1).min() >= 0.99
+
+
+def test_fused_graph_gives_the_standard_operators_vectors(engine: E5Engine,
+                                                          sample: list[str]) -> None:
+    """The default graph runs onnxruntime's own BERT kernels (Attention, SkipLayerNorm,
+    BiasGelu); the same encoder in standard ONNX operators is the reference."""
+    pytest.importorskip("onnxruntime")
+    import onnxruntime as ort
+
+    from mmtrans.ortengine import OrtEngine, build_model
+
+    fused = OrtEngine(intra_threads=1)
+    kinds = {n.op_type for n in build_model(engine).graph.node}
+    assert {"Attention", "SkipLayerNormalization", "BiasGelu"} <= kinds
+    plain = OrtEngine(intra_threads=1)
+    plain.session = ort.InferenceSession(build_model(engine, fused=False).SerializeToString(),
+                                         providers=["CPUExecutionProvider"])
+    texts = [E5_PREFIX + t for t in sample[:48]]  # several lengths: padded batches
+    assert np.abs(fused.embed(texts) - plain.embed(texts)).max() < 1e-4
