@@ -217,6 +217,11 @@ class OrtEngine(E5Engine):
     threads; `int8` quantises the weights of every projection but the FFN's output
     (`_int8_model`)."""
 
+    #: Smaller batches than the numpy engine's: onnxruntime computes every padded row, and
+    #: 512 tokens a batch halved the padding of bench/fidelity's calls (1.45x the real
+    #: tokens at 4096, 1.11x at 512) at no cost in matrix speed.
+    batch_tokens = 512
+
     def __init__(self, path: str | Path | None = None, intra_threads: int = 1,
                  int8: bool = False) -> None:
         super().__init__(path)

