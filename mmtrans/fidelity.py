@@ -39,7 +39,8 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 from .checks import Problem
-from .embeddings import Embedder, default_embedder
+from .embeddings import Embedder, default_embedder, say_once
+from .errors import EmbeddingsError
 from .records import Record
 from .resources import resource_dir
 from .scripts import is_spaced, language_name
@@ -353,28 +354,43 @@ def make_checker(src: str, tgt: str, enabled: bool = True, url: str | None = Non
     return FidelityChecker(embedder, src, tgt)
 
 
-@lru_cache(maxsize=8)
+_checkers: dict[tuple[str, str, str], FidelityChecker] = {}
+
+
 def _checker_for(src: str, tgt: str, embedder_name: str) -> FidelityChecker | None:
     """The checker a run's fidelity identity names: its endpoint ("model at url"), else the
-    in-process model; None when neither is there now."""
+    in-process model; None when neither is there now (not kept: it may be there later)."""
+    key = (src, tgt, embedder_name)
+    if key in _checkers:
+        return _checkers[key]
     model, sep, url = embedder_name.rpartition(" at ")
     try:
         embedder = default_embedder(url if sep and "://" in url else None,
                                     model if sep and "://" in url else None)
     except Exception:  # an endpoint gone since the run: the edit is checked without it
         return None
-    return FidelityChecker(embedder, src, tgt) if embedder is not None else None
+    if embedder is None:
+        return None
+    return _checkers.setdefault(key, FidelityChecker(embedder, src, tgt))
 
 
-def recheck(config: dict[str, Any], expected: Record, edited: Record) -> list[Problem]:
+def recheck(config: dict[str, Any], expected: Record, edited: Record) -> list[Problem] | None:
     """The fidelity problems of an annotator's edit, for a run that checked fidelity (its
-    identity holds "fidelity") when a model is there; [] otherwise. A blocking call: the
-    review server's handlers run in its thread pool."""
+    identity holds "fidelity") when a model is there; [] otherwise; None when its endpoint
+    fails now (said once on stderr; not checked, to ask again later): an embeddings server
+    that is down must not keep an annotator from opening or saving a record. A blocking
+    call: the review server's handlers run in its thread pool."""
     run_fidelity = config.get("fidelity")
     if not run_fidelity or os.environ.get(OFF_VARIABLE, "").lower() in ("off", "0", "no"):
         return []
     checker = _checker_for(config["src"], config["tgt"], run_fidelity.get("embedder", ""))
-    return checker.check(expected, edited).problems if checker is not None else []
+    if checker is None:
+        return []
+    try:
+        return checker.check(expected, edited).problems
+    except EmbeddingsError as e:
+        say_once(f"mmtrans review: the fidelity of edits is not checked: {e}")
+        return None
 
 
 def identity(checker: FidelityChecker) -> dict[str, Any]:

