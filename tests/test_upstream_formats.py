@@ -214,6 +214,29 @@ def test_a_kg_entity_named_two_ways_by_the_model_stays_one_entity():
     assert output["人物"]["Komei"] == {"配偶": ["Eisho", "Gon-Dainagon"], "别名": "Osahito"}
 
 
+def test_a_kg_attribute_an_annotator_moves_to_another_entity_is_written_under_it():
+    """A review edit that keeps the number of relations but changes them: the names, not
+    where the relations were read, say which entity each belongs to."""
+    from mmtrans.review.view import parse_structures
+
+    item = {"task": "KG", "instruction": json.dumps({
+        "instruction": "", "schema": [{"entity_type": "城市", "attributes": ["国家", "人口"]}],
+        "input": "东京和大阪"}, ensure_ascii=False),
+        "output": json.dumps({"城市": {"东京": {"国家": "日本", "人口": "1400万"},
+                                       "大阪": {"国家": "日本"}}}, ensure_ascii=False)}
+    record = iepile_instruction.parse(item, "x")
+    relations = [{"head": r.head, "relation": r.relation, "tail": r.tail,
+                  "head_label": r.head_label} for r in record.relations]
+    relations[1]["head"] = "大阪"  # 人口 belongs to 大阪
+    edited = parse_structures({"relations": relations}, record, None)
+    output = json.loads(iepile_instruction.to_item(edited)["output"])
+    assert output == {"城市": {"东京": {"国家": "日本"},
+                               "大阪": {"人口": "1400万", "国家": "日本"}}}
+    unchanged = parse_structures({"relations": relations[:1] + [
+        {**relations[1], "head": "东京"}] + relations[2:]}, record, None)
+    assert iepile_instruction.to_item(unchanged)["output"] == item["output"]
+
+
 def test_a_kg_entity_without_attributes_is_an_anchored_mention_written_back_empty():
     item = {"task": "KG", "instruction": json.dumps({
         "instruction": "", "schema": [{"entity_type": "人物", "attributes": ["别名"]}],

@@ -13,6 +13,7 @@ from types import ModuleType
 from ..errors import InputError
 from ..records import Record
 from . import iepile, iepile_instruction, mre, stockmark, uie, uniner
+from ._iepile_kg import relations_edited
 from ._io import InputReader, Reject, check_input, first_value
 
 #: Changes whenever the readers make different records of the same input (2: ids became
@@ -58,4 +59,4 @@ def write(records: Iterable[Record], path: str | Path, fmt: str) -> int:
 
 
 __all__ = ["FORMATS", "READER_VERSION", "InputReader", "Reject", "check_input", "detect", "read",
-           "write"]
+           "relations_edited", "write"]

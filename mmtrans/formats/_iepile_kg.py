@@ -10,11 +10,13 @@ attributes were lists (`lists`: relation indices), so an untranslated record is 
 as read and a translated one in the same shape. The model translates an entity's name once per
 attribute, and may do it two ways ("Emperor Meiji", "Meiji"): while the record holds the
 relations it was read with (`relations`: their count), an entity's relations are the ones read
-under it, written under its first name, never split into two entities.
+under it, written under its first name, never split into two entities. An annotator's edit of
+the relations ends that (`relations_edited`): then the names say which entity is which.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from ..records import Mention, Record, Relation
@@ -100,10 +102,20 @@ def write_kg(record: Record, schema: list[Any]) -> dict[str, Any]:
     return output
 
 
+def relations_edited(record: Record) -> Record:
+    """`record` once an annotator edited its relations: an entity is no longer known by where
+    its relations were read (one moved to another entity keeps the count), only by its name."""
+    kg = record.meta.get("kg")
+    if not isinstance(kg, dict) or "relations" not in kg:
+        return record
+    kept = {k: v for k, v in kg.items() if k != "relations"}
+    return replace(record, meta={**record.meta, "kg": kept})
+
+
 def _entities_read(kg: dict[str, Any], count: int) -> list[int] | None:
     """The entity (its place among `heads`) each relation was read under, while the record
-    holds the `count` relations it was read with; None once relations were added or removed
-    (a review), or for a record read before the count was kept: then the name decides."""
+    holds the `count` relations it was read with and no edit changed them; None otherwise,
+    or for a record read before the count was kept: then the name decides."""
     if kg.get("relations") != count:
         return None
     starts = sorted((i, k) for k, (kind, i) in enumerate(kg.get("heads", [])) if kind == "r")

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from ..formats import relations_edited
 from ..records import Argument, Event, Record, Relation, whole_word
 from ..scripts import is_spaced
 from .pairs import first_place, pair_events, pair_relations
@@ -126,7 +127,8 @@ def parse_structures(data: dict[str, Any], base: Record, labels: list[str] | Non
                 _string(r.get("tail"), f"relations[{i}].tail"),
                 _optional_label(r, "head_label", i, labels, old),
                 _optional_label(r, "tail_label", i, labels, old)))
-        record = replace(record, relations=parsed)
+        if parsed != base.relations:
+            record = relations_edited(replace(record, relations=parsed))
     if "events" in data:
         events = data["events"]
         if not isinstance(events, list):
