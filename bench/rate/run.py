@@ -108,17 +108,24 @@ class Sends:
         OpenAIBackend._create = self.original  # type: ignore[method-assign]
 
     def lateness(self, arrivals: list[tuple[float, bool, int]]) -> list[float]:
-        """Seconds from each send to its arrival at the server (the k-th send of a request to
-        its k-th arrival)."""
-        seen: dict[int, int] = {}
-        late = []
-        for arrived, _, key in arrivals:
-            k = seen.get(key, 0)
-            seen[key] = k + 1
-            sent = self.times.get(key, [])
-            if k < len(sent):
-                late.append(arrived - sent[k])
-        return sorted(late)
+        """Seconds from each send to its arrival at the server."""
+        return sorted(arrived - sent for (arrived, _, _), sent in paired(arrivals, self.times))
+
+
+def paired(arrivals: list[tuple[float, bool, int]], sends: dict[int, list[Any]]
+           ) -> list[tuple[tuple[float, bool, int], Any]]:
+    """Each arrival (time, admitted, request key) with its send: the k-th send of a request
+    is its k-th arrival; an arrival with no send recorded is left out."""
+    seen: dict[int, int] = {}
+    pairs = []
+    for arrival in arrivals:
+        key = arrival[2]
+        k = seen.get(key, 0)
+        seen[key] = k + 1
+        sent = sends.get(key, [])
+        if k < len(sent):
+            pairs.append((arrival, sent[k]))
+    return pairs
 
 
 def percentile(values: list[float], share: float) -> float:

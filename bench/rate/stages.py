@@ -27,7 +27,7 @@ import httpcore2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from run import make_input  # noqa: E402
+from run import make_input, paired  # noqa: E402
 
 import mmtrans  # noqa: E402
 from mmtrans.limiters import LimitedServer, message_key  # noqa: E402
@@ -134,14 +134,8 @@ def main() -> None:
         mmtrans.translate(source, Path(tmp) / "run.db", settings)
         achieved = server.achieved()
         arrivals = server.arrivals()
-    seen: dict[int, int] = {}
-    rows = []
-    for arrived, admitted, key in arrivals:
-        k = seen.get(key, 0)
-        seen[key] = k + 1
-        sent = stages.sends.get(key, [])
-        if k < len(sent):
-            rows.append(dict(sent[k], arrived=arrived, admitted=admitted))
+    rows = [dict(sent, arrived=arrived, admitted=admitted)
+            for (arrived, admitted, _), sent in paired(arrivals, stages.sends)]
     connects = sum("connection.connect_tcp.started" in r for r in rows)
     print(f"load {load:.1f}/{os.getloadavg()[0]:.1f}; {len(rows)} sends, "
           f"{achieved['refused']} refused, rpm_known {achieved['rpm_known'] / args.rpm:.3f}; "
