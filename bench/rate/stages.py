@@ -1,11 +1,11 @@
 """Where a late send's time goes: one bench/rate row with every send traced stage by stage.
 
 For each request: when the limiter let it go (`acquire` returned), when the SDK's post was
-entered, when the HTTP pool gave it a connection (and whether that was a new one: connect
-start and end), when its headers and body were written to the socket, and when the kernel
-of the server received it (SO_TIMESTAMP). Sends that reached the server more than
-`--late` ms after the limiter let them go are listed with each stage's share, and the
-event loop's lag (a 5 ms timer's overshoot) around them.
+entered, when it reached the transport (mmtrans/transport.py) and aiohttp's pool gave it a
+connection (and whether that was a new one: connect start and end), when its headers and body
+were written to the socket, and when the kernel of the server received it (SO_TIMESTAMP).
+Sends that reached the server more than `--late` ms after the limiter let them go are listed
+with each stage's share, and the event loop's lag (a 5 ms timer's overshoot) around them.
 
     flock /work/bench.lock python bench/rate/stages.py --semantics sliding --quantum sliding
 """
@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpcore2
+import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -33,13 +33,14 @@ import mmtrans  # noqa: E402
 from mmtrans.limiters import LimitedServer, message_key  # noqa: E402
 from mmtrans.llm import OpenAIBackend  # noqa: E402
 from mmtrans.ratelimit import RateLimiter  # noqa: E402
+from mmtrans.transport import AiohttpTransport  # noqa: E402
 
 CURRENT: contextvars.ContextVar[dict[str, float] | None] = contextvars.ContextVar(
     "CURRENT", default=None)
 
 
 class Stages:
-    """Patches the limiter, the backend and the HTTP pool to stamp each send's stages."""
+    """Patches the limiter, the backend and the transport to stamp each send's stages."""
 
     def __init__(self) -> None:
         self.sends: dict[int, list[dict[str, float]]] = {}
@@ -64,8 +65,8 @@ class Stages:
     def __enter__(self) -> Stages:
         stages = self
         acquire, create = RateLimiter.acquire, OpenAIBackend._create
-        pool_send = httpcore2.AsyncConnectionPool.handle_async_request
-
+        transport_send, open_session = AiohttpTransport.handle_async_request, \
+            AiohttpTransport._open
         async def timed_acquire(limiter: RateLimiter, prompt_tokens: float = 0.0) -> Any:
             ticket = await acquire(limiter, prompt_tokens)
             CURRENT.set({"released": time.time(), "due": limiter.requests.tat})
@@ -80,25 +81,37 @@ class Stages:
                 stages.probe = asyncio.get_running_loop().create_task(stages._probe())
             return await create(backend, messages, params)
 
-        async def traced(pool: Any, request: Any) -> Any:
+        async def traced(transport: AiohttpTransport, request: Any) -> Any:
             stamp = CURRENT.get()
             if stamp is not None:
                 stamp["pool"] = time.time()
-                stamp["connections"] = len(pool.connections)
-                stamp["idle"] = sum(c.is_idle() for c in pool.connections)
-                inner = request.extensions.get("trace")  # mmtrans's own (llm.py)
+                connector = transport._session.connector if transport._session else None
+                if connector is not None:  # (aiohttp's own counts: no public accessor)
+                    stamp["idle"] = sum(len(c) for c in connector._conns.values())
+                    stamp["connections"] = stamp["idle"] + len(connector._acquired)
+            return await transport_send(transport, request)
 
-                async def trace(name: str, info: dict[str, Any]) -> None:
-                    stamp.setdefault(name, time.time())
-                    if inner is not None:
-                        await inner(name, info)
+        def stamp_of(name: str) -> Any:
+            async def stamp(*_: Any) -> None:
+                current = CURRENT.get()
+                if current is not None:
+                    current.setdefault(name, time.time())
+            return stamp
 
-                request.extensions["trace"] = trace
-            return await pool_send(pool, request)
+        def traced_open(transport: AiohttpTransport) -> aiohttp.ClientSession:
+            session = open_session(transport)
+            trace = aiohttp.TraceConfig()
+            for name in ("connection_create_start", "connection_create_end",
+                         "request_headers_sent", "request_chunk_sent"):
+                getattr(trace, "on_" + name).append(stamp_of(name))
+            trace.freeze()
+            session._trace_configs.append(trace)
+            return session
 
         self._patch(RateLimiter, "acquire", timed_acquire)
         self._patch(OpenAIBackend, "_create", timed_create)
-        self._patch(httpcore2.AsyncConnectionPool, "handle_async_request", traced)
+        self._patch(AiohttpTransport, "handle_async_request", traced)
+        self._patch(AiohttpTransport, "_open", traced_open)
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -106,9 +119,8 @@ class Stages:
             setattr(owner, name, value)
 
 
-STAGES = ("released", "created", "pool", "connection.connect_tcp.started",
-          "connection.connect_tcp.complete", "http11.send_request_headers.started",
-          "http11.send_request_body.complete", "arrived")
+STAGES = ("released", "created", "pool", "connection_create_start", "connection_create_end",
+          "request_headers_sent", "request_chunk_sent", "arrived")
 
 
 def main() -> None:
@@ -136,7 +148,7 @@ def main() -> None:
         arrivals = server.arrivals()
     rows = [dict(sent, arrived=arrived, admitted=admitted)
             for (arrived, admitted, _), sent in paired(arrivals, stages.sends)]
-    connects = sum("connection.connect_tcp.started" in r for r in rows)
+    connects = sum("connection_create_start" in r for r in rows)
     print(f"load {load:.1f}/{os.getloadavg()[0]:.1f}; {len(rows)} sends, "
           f"{achieved['refused']} refused, rpm_known {achieved['rpm_known'] / args.rpm:.3f}; "
           f"new connections {connects}")
@@ -148,8 +160,7 @@ def main() -> None:
         last = r["released"]
         for stage in STAGES[1:]:
             if stage in r:
-                parts.append(f"{stage.split('.')[-2] if '.' in stage else stage}"
-                             f" +{(r[stage] - last) * 1000:.1f}")
+                parts.append(f"{stage} +{(r[stage] - last) * 1000:.1f}")
                 last = r[stage]
         near = [(lag, cpu) for t, lag, cpu in stages.lags
                 if r["released"] - 0.05 <= t <= r["arrived"] + 0.05]
