@@ -6,7 +6,10 @@ and, in turn with it (A B A B, so a drift of the machine's speed hits both), a b
 `AsyncOpenAI` loop with 32 workers sends the same requests (mmtrans's own prompts for those
 records, so the same sizes) through `chat.completions.create` to the same server. Both are
 timed as whole processes, start to exit. Figures: mmtrans's records per second over the loop's
-requests per second, unpacked (target >= 0.9) and with `--pack 8` (target >= 4).
+requests per second, unpacked (target >= 0.9) and with `--pack 8` (target >= 4). For
+reference, the same loop through the SDK's own aiohttp client (`DefaultAioHttpClient`) too:
+mmtrans sends through aiohttp (mmtrans/transport.py), and the ratio to that loop says what
+mmtrans costs beside the HTTP library it chose.
 mmtrans runs with `--no-fidelity`: this measures the client, and the fidelity check's model
 (on by default once its extra is installed) is bench/fidelity's to measure; with it on, a
 run of the 5,343 records took over 16 minutes on this machine.
@@ -78,8 +81,9 @@ def write_requests(source: Path, path: Path) -> int:
     return n
 
 
-def bare_loop(base_url: str, requests: Path, concurrency: int) -> None:
-    """The bare `AsyncOpenAI` loop: `concurrency` workers send every request of `requests`."""
+def bare_loop(base_url: str, requests: Path, concurrency: int, aiohttp: bool = False) -> None:
+    """The bare `AsyncOpenAI` loop: `concurrency` workers send every request of `requests`;
+    with `aiohttp`, through the SDK's own aiohttp client (`openai.DefaultAioHttpClient`)."""
     import asyncio
 
     import openai
@@ -87,7 +91,8 @@ def bare_loop(base_url: str, requests: Path, concurrency: int) -> None:
     async def run() -> None:
         # (The SDK's default retries: the test server's listen backlog of 5 refuses some of
         # 32 connections opened at once, and mmtrans retries those too.)
-        client = openai.AsyncOpenAI(api_key="none", base_url=base_url)
+        client = openai.AsyncOpenAI(api_key="none", base_url=base_url, http_client=(
+            openai.DefaultAioHttpClient() if aiohttp else None))
         queue = [json.loads(line) for line in requests.read_text(encoding="utf-8").splitlines()]
         queue.reverse()
 
@@ -116,7 +121,7 @@ def against_bare_loop(rounds: int, concurrency: int, check_processes: int = 0
     `check_processes`, also both with `--check-processes` that many."""
     rows = []
     compile_mmtrans()
-    runs = [("bare", 0, 0), ("mmtrans", 1, 0), ("pack 8", 8, 0)]
+    runs = [("bare", 0, 0), ("bare aiohttp", 0, 0), ("mmtrans", 1, 0), ("pack 8", 8, 0)]
     pool = f" --check-processes {check_processes}"
     if check_processes:
         runs += [("mmtrans" + pool, 1, check_processes),
@@ -128,12 +133,13 @@ def against_bare_loop(rounds: int, concurrency: int, check_processes: int = 0
         n = write_requests(source, requests)
         bare = [sys.executable, __file__, "--bare", server.base_url, str(requests),
                 "--concurrency", str(concurrency)]
+        loops = {"bare": bare, "bare aiohttp": bare + ["--aiohttp"]}
         seconds: dict[str, list[float]] = {name: [] for name, *_ in runs}
         cpu: dict[str, list[float]] = {name: [] for name, *_ in runs}
         loads = [os.getloadavg()[0]]
         for i in range(rounds):
             for n_run, (name, pack, processes) in enumerate(runs):
-                cmd = bare if not pack else command(
+                cmd = loops[name] if not pack else command(
                     source, Path(tmp) / f"run-{n_run}-{i}.db", server.base_url, concurrency,
                     pack, processes)
                 wall, _, code = timed(cmd)
@@ -145,15 +151,19 @@ def against_bare_loop(rounds: int, concurrency: int, check_processes: int = 0
     rate = {name: n / statistics.median(walls) for name, walls in seconds.items()}
     rows.append((f"bare AsyncOpenAI loop: requests/s ({n} requests, median of {rounds})",
                  f"{rate['bare']:.0f}"))
-    for name, *_ in runs[1:]:
+    rows.append(("the same loop through the SDK's aiohttp client (DefaultAioHttpClient): "
+                 "requests/s", f"{rate['bare aiohttp']:.0f}"))
+    for name, *_ in runs[2:]:
         shown = name.replace("pack 8", "mmtrans --pack 8")
         rows.append((f"{shown}: records/s", f"{rate[name]:.0f}"))
-    for name, pack, _ in runs[1:]:
+    for name, pack, _ in runs[2:]:
         shown = name.replace("pack 8", "mmtrans --pack 8")
-        ratio = [(n / m) / (n / b) for m, b in zip(seconds[name], seconds["bare"])]
-        rows.append((f"{shown} / bare loop, each round (target >= {4 if pack > 1 else 0.9})",
-                     ", ".join(f"{r:.2f}" for r in ratio)
-                     + f"; median {statistics.median(ratio):.2f}"))
+        for loop, target in (("bare", f" (target >= {4 if pack > 1 else 0.9})"),
+                             ("bare aiohttp", "")):
+            ratio = [(n / m) / (n / b) for m, b in zip(seconds[name], seconds[loop])]
+            rows.append((f"{shown} / {loop.replace('bare', 'bare loop')}, each round{target}",
+                         ", ".join(f"{r:.2f}" for r in ratio)
+                         + f"; median {statistics.median(ratio):.2f}"))
     rows.append(("CPU ms a record (a request for the loop), the process and its children, "
                  "median: " + ", ".join(name for name, *_ in runs),
                  ", ".join(f"{1000 * statistics.median(cpu[name]) / n:.2f}"
@@ -248,9 +258,10 @@ def main() -> None:
     parser.add_argument("--no-resume", action="store_true", help="skip the resume figure")
     parser.add_argument("--bare", nargs=2, metavar=("BASE_URL", "REQUESTS"),
                         help=argparse.SUPPRESS)  # the bare loop's own process
+    parser.add_argument("--aiohttp", action="store_true", help=argparse.SUPPRESS)  # its client
     args = parser.parse_args()
     if args.bare:
-        bare_loop(args.bare[0], Path(args.bare[1]), args.concurrency)
+        bare_loop(args.bare[0], Path(args.bare[1]), args.concurrency, args.aiohttp)
         return
     print(f"{os.cpu_count()} cores; load {os.getloadavg()[0]:.1f} at start", flush=True)
     rows = against_bare_loop(args.rounds, args.concurrency, args.check_processes)
