@@ -16,6 +16,10 @@ the run depends on:
   and a dropped connection by these classes.
 - `on_sent` is told when each request's body is handed to the socket, so the rate limiter
   counts the request from when the server can first see it (`RateLimiter.sent`).
+- The proxy the environment names (HTTP_PROXY, HTTPS_PROXY, NO_PROXY, as httpx2 reads them)
+  is looked up once per server, not per request: aiohttp's `trust_env` looks it up, and
+  ~/.netrc, in a worker thread for every request, two hand-overs that each put the send
+  behind everything else the event loop had to do (9 ms a send at 10,000 RPM, 24 ms p90).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any
 import aiohttp
 import httpx2
 import yarl
+from aiohttp.helpers import get_env_proxy_for_url
 
 #: aiohttp's errors, most specific first, and the httpx2 error each one is.
 _ERRORS: tuple[tuple[type[BaseException], type[httpx2.TransportError]], ...] = (
@@ -52,6 +57,10 @@ def httpx_error(exc: BaseException, request: httpx2.Request) -> httpx2.Transport
     return None
 
 
+#: Tries of a request whose kept-alive connection turns out closed before any answer.
+STALE_TRIES = 3
+
+
 class AiohttpTransport(httpx2.AsyncBaseTransport):
     """Sends httpx2 requests through one aiohttp session and reads each answer whole (the
     SDK reads a non-streamed answer whole anyway)."""
@@ -61,18 +70,31 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
         self.limits = limits or httpx2.Limits(max_connections=1000)
         self.on_sent = on_sent
         self._session: aiohttp.ClientSession | None = None
+        #: The environment's proxy (and its credentials) for each server, by origin.
+        self._proxies: dict[tuple[str, str, int | None], Any] = {}
 
     def _open(self) -> aiohttp.ClientSession:
         """The session, made in the running event loop on the first request."""
         trace = aiohttp.TraceConfig()
         trace.on_request_chunk_sent.append(self._chunk_sent)
+        trace.on_connection_reuseconn.append(self._reused)
         connector = aiohttp.TCPConnector(
             limit=self.limits.max_connections or 0,
             keepalive_timeout=self.limits.keepalive_expiry or 5.0,
             ssl=httpx2.create_ssl_context(),  # the SDK's certificates (certifi), not the OS's
         )
-        return aiohttp.ClientSession(connector=connector, trust_env=True,
+        return aiohttp.ClientSession(connector=connector, trust_env=False,
                                      trace_configs=[trace], auto_decompress=False)
+
+    def _proxy(self, url: yarl.URL) -> tuple[yarl.URL | None, aiohttp.BasicAuth | None]:
+        """The environment's proxy for `url`'s server (None: go direct), read once."""
+        origin = (url.scheme, url.host or "", url.port)
+        if origin not in self._proxies:
+            try:
+                self._proxies[origin] = get_env_proxy_for_url(url)
+            except LookupError:  # NO_PROXY names it, or no proxy for its scheme
+                self._proxies[origin] = (None, None)
+        return self._proxies[origin]
 
     async def _chunk_sent(self, session: aiohttp.ClientSession, context: Any,
                           params: aiohttp.TraceRequestChunkSentParams) -> None:
@@ -81,27 +103,50 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
         if self.on_sent is not None:
             self.on_sent()
 
+    @staticmethod
+    async def _reused(session: aiohttp.ClientSession, context: Any,
+                      params: aiohttp.TraceConnectionReuseconnParams) -> None:
+        context.trace_request_ctx["reused"] = True
+
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        if self._session is None:
-            self._session = self._open()
-        timeout = request.extensions.get("timeout", {})
         content = await request.aread()  # (a streamed body, such as a file upload, too)
         try:
-            async with self._session.request(
-                request.method, yarl.URL(str(request.url), encoded=True),  # as httpx2 built it
-                headers=list(request.headers.multi_items()),
-                data=content or None, allow_redirects=False, compress=None,
-                timeout=aiohttp.ClientTimeout(total=None, connect=timeout.get("pool"),
-                                              sock_connect=timeout.get("connect"),
-                                              sock_read=timeout.get("read")),
-                server_hostname=request.extensions.get("sni_hostname"),
-            ) as response:
-                body = await response.read()
+            for tries in range(1, STALE_TRIES + 1):
+                state = {"reused": False}
+                try:
+                    return await self._send(request, content, state)
+                except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+                    # A kept-alive connection the server had closed without saying so
+                    # (no "connection: close"), found out only once written to: the same
+                    # request goes again (as the run would retry a dropped connection, but
+                    # now, and not counted as a server that drops requests).
+                    if not state["reused"] or tries == STALE_TRIES:
+                        raise
+            raise AssertionError("unreachable")  # pragma: no cover
         except Exception as exc:
             error = httpx_error(exc, request)
             if error is None:
                 raise
             raise error from exc
+
+    async def _send(self, request: httpx2.Request, content: bytes, state: dict[str, bool]
+                    ) -> httpx2.Response:
+        """One try; `state["reused"]` says whether it went on a kept-alive connection."""
+        if self._session is None:
+            self._session = self._open()
+        timeout = request.extensions.get("timeout", {})
+        url = yarl.URL(str(request.url), encoded=True)  # as httpx2 built it
+        proxy, proxy_auth = self._proxy(url)
+        async with self._session.request(
+            request.method, url, headers=list(request.headers.multi_items()),
+            proxy=proxy, proxy_auth=proxy_auth,
+            data=content or None, allow_redirects=False, compress=None,
+            timeout=aiohttp.ClientTimeout(total=None, connect=timeout.get("pool"),
+                                          sock_connect=timeout.get("connect"),
+                                          sock_read=timeout.get("read")),
+            server_hostname=request.extensions.get("sni_hostname"), trace_request_ctx=state,
+        ) as response:
+            body = await response.read()
         # The body as sent (compressed, if it was): httpx2 decodes it by its headers.
         return httpx2.Response(response.status, headers=response.raw_headers, content=body,
                                request=request,

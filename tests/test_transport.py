@@ -166,6 +166,25 @@ def test_a_keep_alive_connection_the_server_closed_while_idle_is_not_an_error():
     assert [a.status_code for a in answers] == [200, 200, 200]
 
 
+def test_requests_sent_at_once_on_connections_the_server_closed_unsaid_go_again():
+    """A server that closes every connection after its answer without saying so (no
+    "connection: close"): the next request, sent at once, finds its kept-alive connection
+    closed only when written to (reset, or closing). It goes again on a new one, and every
+    request is answered."""
+    seen: list[tuple[bytes, bytes]] = []
+
+    def answer(conn: socket.socket) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
+
+    async def run(url: str) -> list[int]:
+        async with httpx2.AsyncClient(transport=AiohttpTransport()) as client:
+            return [(await client.post(url, json={})).status_code for _ in range(20)]
+
+    with raw_server(answer, seen) as url:
+        assert asyncio.run(run(url)) == [200] * 20
+    assert len(seen) == 20
+
+
 # -- the limiter hears when each request went --------------------------------------------------
 
 
@@ -179,3 +198,45 @@ def test_on_sent_is_told_once_per_request_before_its_answer_comes():
     with raw_server(answer) as url:
         fetch(url, json={"big": "x" * 200_000}, times=2, on_sent=lambda: events.append("sent"))
     assert events == ["sent", "answered", "sent", "answered"]
+
+
+# -- the environment's proxy, read once ---------------------------------------------------------
+
+
+def test_the_environments_proxy_carries_the_requests_and_no_proxy_is_kept(monkeypatch):
+    """HTTP_PROXY as httpx2 honours it (the SDK's client does not, once given a transport):
+    the proxy gets the request in absolute form; a server NO_PROXY names is asked direct."""
+    seen: list[tuple[bytes, bytes]] = []
+
+    def answer(conn: socket.socket) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
+
+    with raw_server(answer, seen) as proxy_url, raw_server(answer, seen) as direct_url:
+        proxy = proxy_url.removesuffix("/v1/chat/completions")
+        monkeypatch.setenv("HTTP_PROXY", proxy)
+        monkeypatch.setenv("NO_PROXY", "localhost")
+        # (the name is never resolved here: the proxy on 127.0.0.1 answers for it)
+        fetch("http://llm.example.invalid/v1/chat/completions", json={})
+        fetch(direct_url.replace("127.0.0.1", "localhost"), json={})
+    assert seen[0][0].split(b"\r\n")[0] == \
+        b"POST http://llm.example.invalid/v1/chat/completions HTTP/1.1"
+    assert seen[1][0].split(b"\r\n")[0] == b"POST /v1/chat/completions HTTP/1.1"
+
+
+def test_no_request_waits_for_a_worker_thread():
+    """aiohttp's `trust_env` reads the proxy and ~/.netrc in a worker thread for every
+    request; the transport reads the proxy once, on the event loop."""
+    threads: list[str] = []
+
+    def answer(conn: socket.socket) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}")
+
+    async def run(url: str) -> None:
+        async with httpx2.AsyncClient(transport=AiohttpTransport()) as client:
+            for _ in range(3):
+                await client.post(url, json={})
+            threads.extend(t.name for t in threading.enumerate())
+
+    with raw_server(answer) as url:
+        asyncio.run(run(url))
+    assert not [name for name in threads if name.startswith("asyncio_")], threads

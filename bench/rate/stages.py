@@ -101,7 +101,8 @@ class Stages:
         def traced_open(transport: AiohttpTransport) -> aiohttp.ClientSession:
             session = open_session(transport)
             trace = aiohttp.TraceConfig()
-            for name in ("connection_create_start", "connection_create_end",
+            for name in ("request_start", "connection_reuseconn", "connection_queued_start",
+                         "connection_create_start", "connection_create_end",
                          "request_headers_sent", "request_chunk_sent"):
                 getattr(trace, "on_" + name).append(stamp_of(name))
             trace.freeze()
@@ -119,7 +120,8 @@ class Stages:
             setattr(owner, name, value)
 
 
-STAGES = ("released", "created", "pool", "connection_create_start", "connection_create_end",
+STAGES = ("released", "created", "pool", "request_start", "connection_reuseconn",
+          "connection_queued_start", "connection_create_start", "connection_create_end",
           "request_headers_sent", "request_chunk_sent", "arrived")
 
 
