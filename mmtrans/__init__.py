@@ -6,7 +6,10 @@
     mmtrans.export("run.db", "scnm.en.json", fmt="mre")
 """
 
-from . import _lean  # noqa: F401  (first: sqlite-utils without pandas)
+from . import (
+    _gc_pause,  # first: no collection while the package is imported
+    _lean,  # noqa: F401  (first: sqlite-utils without pandas)
+)
 from .checks import CheckResult, Problem, run_checks
 from .classify import classify
 from .errors import ConfigError, InputError, LabelError, MmtransError, ModelError
@@ -31,3 +34,5 @@ __all__ = [
     "status",
     "Verdict", "check_files", "classify", "evaluate", "export", "run_checks", "translate",
 ]
+
+_gc_pause.imported()

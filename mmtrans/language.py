@@ -8,13 +8,20 @@ draws, with each step over the 55 languages one numpy operation instead of a Pyt
 each character's normalisation looked up once. Every multiplication, addition and division
 is the same IEEE operation element by element, and the one sum is Python's own `sum` over
 the same floats in the same order, so the probabilities are the same to the last bit
-(tests/test_checks.py compares both on real data).
+(tests/test_client_cost.py compares both on real data, tests/test_language.py on the texts
+langdetect's cleaning changes). langdetect seeds its generator afresh for every text, so its
+draws are read from one stream of the generator's words drawn once per process, each trial's
+n-grams drawn ahead and multiplied in with one operation for the five between two
+normalisations.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import random
+import re
 import threading
 
 import numpy as np
@@ -51,8 +58,25 @@ class _Profiles:
         self.factory = detector_factory.DetectorFactory()
         self.factory.langlist = self.langlist
         self.factory.word_lang_prob_map = self.known
+        #: langdetect's settings and its sorting of the answer (its seed is read per text).
+        self._detector = self.factory.create()
+        self._positions: dict[str, list[int]] = {}
         self.index: dict[str, int] = {}
         self.table = np.zeros((0, len(self.langlist)))
+
+    def detector(self) -> Detector:
+        """A detector as `DetectorFactory.create()` makes it now (the seed may change)."""
+        self._detector.seed = self.factory.seed
+        return self._detector
+
+    def positions(self, language: str) -> list[int]:
+        """Where the profiles of `language` (by the part of their code before any "-") are
+        in `langlist`."""
+        found = self._positions.get(language)
+        if found is None:
+            found = self._positions[language] = [
+                i for i, name in enumerate(self.langlist) if name.split("-")[0] == language]
+        return found
 
     def _probabilities(self, word: str) -> list[float]:
         """DetectorFactory.add_profile's probabilities of `word`, language by language."""
@@ -99,9 +123,9 @@ class _Normalised(dict[int, str]):
 
 
 _NORMALISED = _Normalised()
-#: The n-grams of each word met so far (with its ending space, if it has one).
-_WORD_NGRAMS: dict[str, list[str]] = {}
-_WORDS_KEPT = 5_000  # about 4 MB at most (800 bytes a word); cleared when full
+#: The table rows of the n-grams of each word met so far (with its ending space, if any).
+_WORD_ROWS: dict[str, list[int]] = {}
+_WORDS_KEPT = 5_000  # about 1 MB at most (200 bytes a word); cleared when full
 
 
 def _scan(text: str, known: dict[str, None]) -> list[str]:
@@ -133,25 +157,153 @@ def _scan(text: str, known: dict[str, None]) -> list[str]:
     return result
 
 
-def _ngrams(text: str, known: dict[str, None]) -> list[str]:
-    """Detector._extract_ngrams. Its state starts afresh after every space, so a text's
-    n-grams are those of its words in turn, each scanned with the space that ends it (the
-    last word may have none): scanned once per word, not once per text."""
+def _ngram_rows(text: str, profiles: _Profiles) -> list[int]:
+    """The table row of each n-gram Detector._extract_ngrams finds in `text`, in order. Its
+    state starts afresh after every space, so a text's n-grams are those of its words in
+    turn, each scanned with the space that ends it (the last word may have none): scanned
+    once per word, not once per text, and looked up in the table once per word."""
     words = text.translate(_NORMALISED).split(" ")
     last = len(words) - 1
-    result: list[str] = []
+    result: list[int] = []
     for n, word in enumerate(words):
         if not word:
             continue
         if n < last:
             word += " "
-        found = _WORD_NGRAMS.get(word)
+        found = _WORD_ROWS.get(word)
         if found is None:
-            if len(_WORD_NGRAMS) >= _WORDS_KEPT:
-                _WORD_NGRAMS.clear()
-            found = _WORD_NGRAMS[word] = _scan(word, known)
+            if len(_WORD_ROWS) >= _WORDS_KEPT:
+                _WORD_ROWS.clear()
+            found = _WORD_ROWS[word] = profiles.rows(_scan(word, profiles.known))
         result += found
     return result
+
+
+_LATIN = re.compile("[A-z]")  # langdetect's 'A' <= ch <= 'z', brackets and all
+_NOT_LATIN = re.compile("[\u0300-\U0010ffff]")
+
+
+def _cleaned(text: str) -> str:
+    """Detector.append(text) then Detector.cleaning_text(), as one fresh detector's text
+    after them: URLs and mail addresses blanked, Vietnamese normalised, cut at
+    max_text_length (append also makes runs of spaces one, after the cut: a space after a
+    space makes no n-gram, so that is left out here); and, where letters of other scripts are more
+    than twice the Latin ones, the Latin letters removed. (langdetect means to count only
+    letters at or above U+0300 outside Latin Extended Additional, but it compares a block
+    number with a block name, so it counts every one.)"""
+    text = Detector.MAIL_RE.sub(" ", Detector.URL_RE.sub(" ", text))
+    text = NGram.normalize_vi(text)[:_MAX_TEXT_LENGTH]
+    if not text.isascii() and len(_LATIN.findall(text)) * 2 < len(_NOT_LATIN.findall(text)):
+        text = _LATIN.sub("", text)
+    return text
+
+
+_MAX_TEXT_LENGTH = 10_000  # Detector.max_text_length
+_COUNTS_KEPT = 512  # choices kept for this many n-gram counts: about 6 MB at most
+_TWO_TO_53 = 1.0 / 9007199254740992.0
+
+
+class _Stream:
+    """The 32-bit words `random.Random(seed)` gives in turn, drawn ahead once per process
+    (and grown by doubling when a text needs more): langdetect seeds its generator afresh
+    for every text, so every text's trials read the same words, and reading them from a
+    list replaces a Python call per draw by a slice. `random.getrandbits(k)` for k <= 32 is
+    the next word's top k bits, `random.random()` two words' bits as CPython makes them,
+    and `gauss` the formula of the random module, cached second value and all."""
+
+    def __init__(self, seed: int | None) -> None:
+        self.generator = random.Random(seed)
+        self.words = np.zeros(0, dtype=np.uint32)
+        #: Held while the stream grows or a choice is scanned (the review app checks in
+        #: threads).
+        self.lock = threading.Lock()
+        self.grow(4096)
+        self._choices: dict[int, _Choices] = {}
+
+    def choices(self, count: int) -> _Choices:
+        """The choices from `count` n-grams, kept for the texts to come with as many (the
+        same draws: the stream is the same for every text)."""
+        found = self._choices.get(count)
+        if found is None:
+            with self.lock:
+                if len(self._choices) >= _COUNTS_KEPT:
+                    self._choices.clear()
+                found = self._choices.setdefault(count, _Choices(self, count))
+        return found
+
+    def grow(self, size: int) -> None:
+        """Draw words until there are `size` (under `lock`, or before the stream is shared)."""
+        more = size - len(self.words)
+        if more > 0:
+            drawn = self.generator.getrandbits(32 * more).to_bytes(4 * more, "little")
+            self.words = np.concatenate([self.words, np.frombuffer(drawn, dtype="<u4")])
+
+    def uniform(self, pos: int) -> float:
+        """random.random() from the words at `pos` and `pos + 1`."""
+        a, b = int(self.words[pos]) >> 5, int(self.words[pos + 1]) >> 6
+        return (a * 67108864.0 + b) * _TWO_TO_53
+
+    def gauss_pair(self, pos: int) -> tuple[float, float]:
+        """What two calls of random.gauss(0.0, 1.0) return when the first finds no cached
+        value, from the 4 words at `pos` (the second call reads none)."""
+        if pos + 4 > len(self.words):
+            with self.lock:
+                self.grow(2 * (pos + 4))
+        x2pi = self.uniform(pos) * math.tau
+        g2rad = math.sqrt(-2.0 * math.log(1.0 - self.uniform(pos + 2)))
+        return 0.0 + math.cos(x2pi) * g2rad * 1.0, 0.0 + math.sin(x2pi) * g2rad * 1.0
+
+
+class _Choices:
+    """What `random.choice` of a list of `count` items gives, word by word of a stream:
+    `_randbelow` takes a word's top `count.bit_length()` bits, and again with the next word
+    while they are `count` or more. Found for the first words at once, more when asked."""
+
+    def __init__(self, stream: _Stream, count: int) -> None:
+        self.stream, self.count = stream, count
+        self.shift = np.uint32(32 - count.bit_length())
+        self.scanned = 0
+        #: The choices found, and the stream position just after the word of each (one
+        #: tuple, replaced whole: a thread reading it never sees half of a scan).
+        self.found = (np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=np.intp))
+
+    def take(self, pos: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The next `n` choices read from stream position `pos`, and the position after each."""
+        values, ends = self.found
+        first = int(ends.searchsorted(pos, side="right"))
+        while len(ends) < first + n:
+            with self.stream.lock:
+                if self.found[1] is ends:
+                    self._scan(max(512, self.scanned))
+            values, ends = self.found
+            first = int(ends.searchsorted(pos, side="right"))
+        return values[first:first + n], ends[first:first + n]
+
+    def _scan(self, size: int) -> None:
+        stream = self.stream
+        stream.grow(self.scanned + size)
+        top = stream.words[self.scanned:self.scanned + size] >> self.shift
+        accepted = np.flatnonzero(top < self.count)
+        values, ends = top[accepted], accepted + (self.scanned + 1)
+        if self.scanned:
+            values = np.concatenate([self.found[0], values])
+            ends = np.concatenate([self.found[1], ends])
+        self.found = values, ends
+        self.scanned += size
+
+
+_streams: dict[int, _Stream] = {}
+
+
+def _stream(seed: int | None) -> _Stream:
+    """The stream of `seed`, drawn once per process; a new one each time without a seed
+    (langdetect then reseeds from the system at every text)."""
+    if seed is None:
+        return _Stream(None)
+    with _lock:
+        if seed not in _streams:
+            _streams[seed] = _Stream(seed)
+        return _streams[seed]
 
 
 def detect_langs(text: str) -> list[Language]:
@@ -171,52 +323,68 @@ def guess_languages(text: str, sure_of: tuple[str, float] | None = None
     language sought is decided after 3 of langdetect's 7 trials at a bound of 0.3, and a
     text that is not is given the same answer as `detect_langs`."""
     profiles = _profiles()
-    detector = profiles.factory.create()
-    detector.append(text)
-    detector.cleaning_text()
-    ngrams = _ngrams(detector.text, profiles.known)
-    if not ngrams:
+    detector = profiles.detector()
+    drawn = np.array(_ngram_rows(_cleaned(text), profiles), dtype=np.intp)
+    count = len(drawn)
+    if not count:
         raise LangDetectException(ErrorCode.CantDetectError, "No features in text.")
     languages = len(detector.langlist)
-    sought = [i for i, name in enumerate(detector.langlist)
-              if sure_of is not None and name.split("-")[0] == sure_of[0]]
-    drawn = profiles.rows(ngrams)
+    sought = profiles.positions(sure_of[0]) if sure_of is not None else []
     table = profiles.table
+    stream = _stream(detector.seed)
+    choices = stream.choices(count)
     langprob = np.zeros(languages)
-    random = detector.random
-    random.seed(detector.seed)
-    below, count = random._randbelow, len(ngrams)  # what random.choice(ngrams) draws
     trials = detector.n_trial
-    block = np.empty((_BETWEEN_CHECKS + 1, languages))
+    pos, cached = 0, None  # the stream's position; random.gauss's cached value
+    # buffer[0]: the probabilities so far; then one row per n-gram drawn ahead, each
+    # `weight + its probabilities` (langdetect's factor), multiplied into the row before.
+    buffer = np.empty((1 + _DRAWN_AHEAD, languages))
     for _ in range(trials):
-        prob = np.full(languages, 1.0 / languages)
-        alpha = detector.alpha + random.gauss(0.0, 1.0) * Detector.ALPHA_WIDTH
+        if cached is None:
+            gauss, cached = stream.gauss_pair(pos)
+            pos += 4
+        else:
+            gauss, cached = cached, None
+        alpha = detector.alpha + gauss * Detector.ALPHA_WIDTH
         weight = alpha / Detector.BASE_FREQ
         # langdetect multiplies in one n-gram at a time and normalises after the first and
         # then after every fifth, stopping once one language passes CONV_THRESHOLD or
         # ITERATION_LIMIT n-grams are drawn: the same, five at a time. The five products
-        # are one running product (the same multiplications in the same order), and the
+        # are one product along the rows (a reduction along a strided axis multiplies row by
+        # row, in order: the same multiplications in the same order), and the
         # largest probability is the largest before the division divided (division by a
-        # positive number keeps the order, rounding included).
-        prob *= weight + table[drawn[below(count)]]
-        i = 0
+        # positive number keeps the order, rounding included). The n-grams a trial will
+        # draw do not depend on the probabilities, only where it stops does: they are
+        # drawn ahead, and the stream goes on after the last one the trial used.
+        buffer[0] = 1.0 / languages
+        i, row = 0, 0  # the n-grams drawn; buffer's row of the probabilities so far
+        steps = 1  # n-grams to multiply in before the next normalisation
+        picks, ends = choices.take(pos, _DRAWN_AHEAD)
+        np.add(table[drawn[picks]], weight, out=buffer[1:])
         while True:
+            if row + steps > _DRAWN_AHEAD:  # the n-grams drawn ahead are used up
+                buffer[0] = buffer[row]
+                pos = int(ends[row - 1])
+                picks, ends = choices.take(pos, _DRAWN_AHEAD)
+                np.add(table[drawn[picks]], weight, out=buffer[1:])
+                row = 0
+            np.multiply.reduce(buffer[row:row + steps + 1], axis=0, out=buffer[row + steps])
+            row += steps
+            i += steps
+            prob = buffer[row]
             values = prob.tolist()
             total = sum(values)
             prob /= total
-            if max(values) / total > Detector.CONV_THRESHOLD or i >= Detector.ITERATION_LIMIT:
+            if max(values) / total > Detector.CONV_THRESHOLD or i > Detector.ITERATION_LIMIT:
                 break
-            block[0] = prob
-            np.add(table[[drawn[below(count)] for _ in range(_BETWEEN_CHECKS)]], weight,
-                   out=block[1:])
-            np.multiply.accumulate(block, axis=0, out=block)
-            prob = block[-1].copy()
-            i += _BETWEEN_CHECKS
+            steps = _BETWEEN_CHECKS
+        pos = int(ends[row - 1])
         langprob += prob / trials
         if sought and max(langprob[i] for i in sought) >= sure_of[1]:  # type: ignore[index]
             return None
     return detector._sort_probability(langprob.tolist())
 
 
+_DRAWN_AHEAD = 1 + 5 * 8  # a trial of English text stops after about 26 n-grams
 _BETWEEN_CHECKS = 5  # n-grams drawn between two normalisations, as in langdetect
 

@@ -144,9 +144,17 @@ class Record:
 
 
 def _fields_of(value: Any) -> dict[str, Any]:
-    if not is_dataclass(value) or isinstance(value, type):
-        raise TypeError(f"{type(value).__name__} is not JSON serializable")
-    return {f.name: getattr(value, f.name) for f in fields(value)}
+    names = _FIELD_NAMES.get(type(value))
+    if names is None:
+        if not is_dataclass(value) or isinstance(value, type):
+            raise TypeError(f"{type(value).__name__} is not JSON serializable")
+        names = _FIELD_NAMES[type(value)] = tuple(f.name for f in fields(value))
+    return {name: getattr(value, name) for name in names}
+
+
+#: The field names of each dataclass met by `_fields_of` (dataclasses.fields builds them
+#: anew on every call, for every mention of every record stored).
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 
 
 def occurrences(text: str, s: str) -> list[int]:
