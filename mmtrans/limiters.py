@@ -575,7 +575,7 @@ def simulate(semantics: str, rpm: float, *, quantum: bool = False, seconds: floa
     at most 100 to 200 ms). So
     the pacing's own figure can be had on any machine, in a second, the same every time.
     `told_when_sent`: the limiter is told when each request reached the server, as the real
-    client's HTTP trace tells it when the bytes were written (False: it knows only when it
+    client's transport tells it when the bytes were written (False: it knows only when it
     let each one go).
     Returns `Limited.achieved()` with the client's `limiter`."""
     import asyncio
@@ -606,7 +606,7 @@ def simulate(semantics: str, rpm: float, *, quantum: bool = False, seconds: floa
             straggles = chance.random() < stragglers[0]
             await asyncio.sleep(late(arrival_jitter) + (stragglers[1] if straggles else 0.0))
             if told_when_sent:
-                limiter.sent(ticket)  # as the real client's HTTP trace tells it (llm.py)
+                limiter.sent(ticket)  # as the real client's transport tells it (transport.py)
             reply = server({}, {})
             headers = reply.headers
             if reply.status == 429:

@@ -74,3 +74,17 @@ def serve():
 
     with contextlib.ExitStack() as servers:
         yield lambda db, **options: servers.enter_context(serving(make_app(db, **options)))
+
+
+def language_answers(detect: Any, texts: list[str]) -> list[object]:
+    """What `detect` (langdetect's `detect_langs`, or mmtrans's) gives for each text: its
+    guesses and their probabilities, or its error."""
+    from langdetect import LangDetectException
+
+    out: list[object] = []
+    for text in texts:
+        try:
+            out.append([(g.lang, g.prob) for g in detect(text)])
+        except LangDetectException as e:
+            out.append(str(e))
+    return out

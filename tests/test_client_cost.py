@@ -64,7 +64,7 @@ def test_the_language_checks_detector_answers_as_langdetect_does_on_real_data():
     from pathlib import Path
 
     import pytest
-    from langdetect import DetectorFactory, LangDetectException
+    from langdetect import DetectorFactory
     from langdetect import detect_langs as langdetect_langs
 
     from mmtrans import formats
@@ -72,6 +72,7 @@ def test_the_language_checks_detector_answers_as_langdetect_does_on_real_data():
     from mmtrans.records import Record
 
     from .conftest import DATA
+    from .conftest import language_answers as answers
 
     DetectorFactory.seed = 0
     paths = [DATA / "stockmark-ner-wikipedia/ner.json",
@@ -81,16 +82,7 @@ def test_the_language_checks_detector_answers_as_langdetect_does_on_real_data():
     if len(texts) < 100:
         pytest.skip(f"needs the real datasets in {DATA}")
 
-    def guesses(detect):
-        out = []
-        for text in texts:
-            try:
-                out.append([(g.lang, g.prob) for g in detect(text)])
-            except LangDetectException as e:
-                out.append(str(e))
-        return out
-
-    assert guesses(detect_langs) == guesses(langdetect_langs)
+    assert answers(detect_langs, texts) == answers(langdetect_langs, texts)
     assert len(texts) > 800
 
 

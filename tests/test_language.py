@@ -7,20 +7,12 @@ from __future__ import annotations
 import random
 
 import pytest
-from langdetect import DetectorFactory, LangDetectException
+from langdetect import DetectorFactory
 from langdetect import detect_langs as langdetect_langs
 
 from mmtrans import language
 
-
-def answers(detect, texts: list[str]) -> list[object]:
-    out: list[object] = []
-    for text in texts:
-        try:
-            out.append([(g.lang, g.prob) for g in detect(text)])
-        except LangDetectException as e:
-            out.append(str(e))
-    return out
+from .conftest import language_answers as answers
 
 
 def test_the_stream_holds_the_words_random_gives_and_grows_on_them():
