@@ -14,7 +14,7 @@ from pathlib import Path
 from .errors import ModelError
 from .formats import read as read_records
 from .labels import load_tables, pair_tables
-from .llm import Backend, Params
+from .llm import Backend, Completion, Params
 from .payload import extract_json
 from .pipeline import run_sync
 from .records import Record
@@ -54,7 +54,15 @@ def suggest(labels: list[str], src: str, tgt: str, backend: Backend,
             f"translation: short, in the target language, the usual term of the field.")},
         {"role": "user", "content": json.dumps(labels, ensure_ascii=False)},
     ]
-    completion = run_sync(backend.complete(messages, params or Params()))
+    async def ask() -> Completion:
+        try:
+            return await backend.complete(messages, params or Params())
+        finally:
+            close = getattr(backend, "close", None)
+            if close is not None:  # its HTTP pool belongs to this event loop
+                await close()
+
+    completion = run_sync(ask())
     try:
         data = extract_json(completion.text)
     except ValueError as e:

@@ -16,6 +16,9 @@ the run depends on:
   and a dropped connection by these classes.
 - `on_sent` is told when each request's body is handed to the socket, so the rate limiter
   counts the request from when the server can first see it (`RateLimiter.sent`).
+- A request is never sent twice by the transport: a connection dropped after the request
+  went (a server that closed a kept-alive connection without saying so, one that crashed)
+  is the run's to retry and count, since the server may have taken it.
 - The proxy the environment names (HTTP_PROXY, HTTPS_PROXY, NO_PROXY, as httpx2 reads them)
   is looked up once per server, not per request: aiohttp's `trust_env` looks it up, and
   ~/.netrc, in a worker thread for every request, two hand-overs that each put the send
@@ -44,7 +47,7 @@ _ERRORS: tuple[tuple[type[BaseException], type[httpx2.TransportError]], ...] = (
     (aiohttp.ClientOSError, httpx2.ReadError),  # reset by the peer
     (aiohttp.InvalidURL, httpx2.UnsupportedProtocol),
     (aiohttp.NonHttpUrlClientError, httpx2.UnsupportedProtocol),
-    (TimeoutError, httpx2.PoolTimeout),  # aiohttp's own wait for a free connection
+    (TimeoutError, httpx2.TimeoutException),  # the whole request's bound (`_total`)
     (aiohttp.ClientError, httpx2.NetworkError),
 )
 
@@ -57,8 +60,12 @@ def httpx_error(exc: BaseException, request: httpx2.Request) -> httpx2.Transport
     return None
 
 
-#: Tries of a request whose kept-alive connection turns out closed before any answer.
-STALE_TRIES = 3
+def _total(timeout: dict[str, float | None]) -> float | None:
+    """A bound on the whole request: aiohttp has no write timeout (its read timer starts
+    once the body is written), so a server that stops taking the body would hold the
+    request until TCP gives up. The sum of the SDK's connect, write and read timeouts."""
+    parts = [timeout.get(name) for name in ("connect", "write", "read")]
+    return None if any(part is None for part in parts) else sum(parts)  # type: ignore[arg-type]
 
 
 class AiohttpTransport(httpx2.AsyncBaseTransport):
@@ -77,7 +84,6 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
         """The session, made in the running event loop on the first request."""
         trace = aiohttp.TraceConfig()
         trace.on_request_chunk_sent.append(self._chunk_sent)
-        trace.on_connection_reuseconn.append(self._reused)
         connector = aiohttp.TCPConnector(
             limit=self.limits.max_connections or 0,
             keepalive_timeout=self.limits.keepalive_expiry or 5.0,
@@ -103,35 +109,17 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
         if self.on_sent is not None:
             self.on_sent()
 
-    @staticmethod
-    async def _reused(session: aiohttp.ClientSession, context: Any,
-                      params: aiohttp.TraceConnectionReuseconnParams) -> None:
-        context.trace_request_ctx["reused"] = True
-
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         content = await request.aread()  # (a streamed body, such as a file upload, too)
         try:
-            for tries in range(1, STALE_TRIES + 1):
-                state = {"reused": False}
-                try:
-                    return await self._send(request, content, state)
-                except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
-                    # A kept-alive connection the server had closed without saying so
-                    # (no "connection: close"), found out only once written to: the same
-                    # request goes again (as the run would retry a dropped connection, but
-                    # now, and not counted as a server that drops requests).
-                    if not state["reused"] or tries == STALE_TRIES:
-                        raise
-            raise AssertionError("unreachable")  # pragma: no cover
+            return await self._send(request, content)
         except Exception as exc:
             error = httpx_error(exc, request)
             if error is None:
                 raise
             raise error from exc
 
-    async def _send(self, request: httpx2.Request, content: bytes, state: dict[str, bool]
-                    ) -> httpx2.Response:
-        """One try; `state["reused"]` says whether it went on a kept-alive connection."""
+    async def _send(self, request: httpx2.Request, content: bytes) -> httpx2.Response:
         if self._session is None:
             self._session = self._open()
         timeout = request.extensions.get("timeout", {})
@@ -141,10 +129,10 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
             request.method, url, headers=list(request.headers.multi_items()),
             proxy=proxy, proxy_auth=proxy_auth,
             data=content or None, allow_redirects=False, compress=None,
-            timeout=aiohttp.ClientTimeout(total=None, connect=timeout.get("pool"),
+            timeout=aiohttp.ClientTimeout(total=_total(timeout), connect=timeout.get("pool"),
                                           sock_connect=timeout.get("connect"),
                                           sock_read=timeout.get("read")),
-            server_hostname=request.extensions.get("sni_hostname"), trace_request_ctx=state,
+            server_hostname=request.extensions.get("sni_hostname"),
         ) as response:
             body = await response.read()
         # The body as sent (compressed, if it was): httpx2 decodes it by its headers.

@@ -294,3 +294,26 @@ def test_a_uie_folder_translates_end_to_end_into_a_folder(tmp_path):
     assert all(item["sentence"][s:e] == ent["name"] for ent in item["entities"]
                for s, e in [ent["pos"]])
     assert json.loads((out / "b2nerd_demo" / "labels.json").read_text()) == ["Location", "Person"]
+
+
+def test_labels_suggest_closes_its_connections_before_it_exits(tmp_path):
+    """The suggestion's one request goes through the run's HTTP pool (aiohttp's), which
+    must be closed in the event loop that made it: else every `labels suggest` ends with
+    "Unclosed client session" on stderr."""
+    import subprocess
+    import sys
+
+    def answer(payload, request):
+        labels = json.loads(request["messages"][1]["content"])
+        return Reply(json.dumps({label: f"FR:{label}" for label in labels}))
+
+    out = tmp_path / "suggested.tsv"
+    with FakeLLM(answer) as llm:
+        done = subprocess.run(
+            [sys.executable, "-m", "mmtrans", "labels", "suggest",
+             str(IEPILE / "EE" / "sample.json"), "--src", "zh", "--tgt", "fr", "--out",
+             str(out), "--base-url", llm.base_url], capture_output=True, text=True,
+            timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "FR:" in out.read_text(encoding="utf-8")
+    assert "Unclosed" not in done.stderr, done.stderr
