@@ -6,8 +6,8 @@ lookup apiece, so a run that keeps 32 to 190 connections open paid more of its C
 anywhere in mmtrans (bench/overhead: a record of an unpacked run costs about a fifth less
 CPU through aiohttp). aiohttp's pool learns of a closed idle connection from the event loop
 instead, for nothing. The SDK itself offers aiohttp for high concurrency
-(`openai.DefaultAioHttpClient`); this transport differs from the one it bundles in two ways
-the run depends on:
+(`openai.DefaultAioHttpClient`); this transport differs from the one it bundles where the
+run depends on it:
 
 - aiohttp's errors become httpx2's by what happened: a refused connection is a
   `ConnectError`, a server that hung up before answering a `RemoteProtocolError`, a read that
@@ -27,6 +27,7 @@ the run depends on:
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -47,7 +48,7 @@ _ERRORS: tuple[tuple[type[BaseException], type[httpx2.TransportError]], ...] = (
     (aiohttp.ClientOSError, httpx2.ReadError),  # reset by the peer
     (aiohttp.InvalidURL, httpx2.UnsupportedProtocol),
     (aiohttp.NonHttpUrlClientError, httpx2.UnsupportedProtocol),
-    (TimeoutError, httpx2.TimeoutException),  # the whole request's bound (`_total`)
+    (asyncio.TimeoutError, httpx2.TimeoutException),  # the whole request's bound (`_total`)
     (aiohttp.ClientError, httpx2.NetworkError),
 )
 
