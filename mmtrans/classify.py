@@ -18,7 +18,7 @@ from typing import Any
 
 from .errors import ConnectError, ConnectionDroppedError, FatalModelError, ModelError
 from .labels import LabelTable
-from .llm import Backend
+from .llm import Backend, close_backend
 from .payload import extract_json
 from .pipeline import Progress, ProgressCallback, Run, make_backend, run_sync
 from .prompts import Message
@@ -109,9 +109,7 @@ async def _classify(run: Run, records: list[Record]) -> None:
     try:
         await asyncio.gather(*(one(r) for r in records))
     finally:
-        close = getattr(run.backend, "close", None)
-        if close:
-            await close()
+        await close_backend(run.backend)
 
 
 def classify(input_path: str | Path, db_path: str | Path, settings: Settings,

@@ -111,6 +111,14 @@ class Backend(Protocol):
     async def complete(self, messages: list[Message], params: Params) -> Completion: ...
 
 
+async def close_backend(backend: Backend) -> None:
+    """Close `backend`'s connections, if it holds any (a batch's deferring backend holds
+    none), in the event loop that opened them."""
+    close = getattr(backend, "close", None)
+    if close is not None:
+        await close()
+
+
 class ServerFault(Exception):
     """A 200 answer that is no answer (no choices, null or empty content, a body that is not
     JSON or not a chat completion): a fault of the server, retried like a 5xx, never cached."""

@@ -35,6 +35,7 @@ from .llm import (
     LocalBackend,
     OpenAIBackend,
     choose_model,
+    close_backend,
     default_local_model,
 )
 from .packing import pack_messages, split_answer
@@ -444,9 +445,7 @@ class Run:
             for w in workers:
                 w.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
-            close = getattr(self.backend, "close", None)
-            if close:
-                await close()
+            await close_backend(self.backend)
             if self.fidelity is not None:
                 self.fidelity.close()
             if self.check_pool is not None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from .errors import ModelError
 from .formats import read as read_records
 from .labels import load_tables, pair_tables
-from .llm import Backend, Completion, Params
+from .llm import Backend, Completion, Params, close_backend
 from .payload import extract_json
 from .pipeline import run_sync
 from .records import Record
@@ -58,9 +58,7 @@ def suggest(labels: list[str], src: str, tgt: str, backend: Backend,
         try:
             return await backend.complete(messages, params or Params())
         finally:
-            close = getattr(backend, "close", None)
-            if close is not None:  # its HTTP pool belongs to this event loop
-                await close()
+            await close_backend(backend)  # its HTTP pool belongs to this event loop
 
     completion = run_sync(ask())
     try:
