@@ -183,22 +183,21 @@ _LATIN = re.compile("[A-z]")  # langdetect's 'A' <= ch <= 'z', brackets and all
 _NOT_LATIN = re.compile("[\u0300-\U0010ffff]")
 
 
-def _cleaned(text: str) -> str:
+def _cleaned(text: str, max_length: int) -> str:
     """Detector.append(text) then Detector.cleaning_text(), as one fresh detector's text
-    after them: URLs and mail addresses blanked, Vietnamese normalised, cut at
-    max_text_length (append also makes runs of spaces one, after the cut: a space after a
-    space makes no n-gram, so that is left out here); and, where letters of other scripts are more
-    than twice the Latin ones, the Latin letters removed. (langdetect means to count only
-    letters at or above U+0300 outside Latin Extended Additional, but it compares a block
-    number with a block name, so it counts every one.)"""
+    after them: URLs and mail addresses blanked, Vietnamese normalised, cut at `max_length`
+    (the detector's max_text_length; append also makes runs of spaces one, after the cut:
+    a space after a space makes no n-gram, so that is left out here); and, where letters of
+    other scripts are more than twice the Latin ones, the Latin letters removed. (langdetect
+    means to count only letters at or above U+0300 outside Latin Extended Additional, but it
+    compares a block number with a block name, so it counts every one.)"""
     text = Detector.MAIL_RE.sub(" ", Detector.URL_RE.sub(" ", text))
-    text = NGram.normalize_vi(text)[:_MAX_TEXT_LENGTH]
+    text = NGram.normalize_vi(text)[:max_length]
     if not text.isascii() and len(_LATIN.findall(text)) * 2 < len(_NOT_LATIN.findall(text)):
         text = _LATIN.sub("", text)
     return text
 
 
-_MAX_TEXT_LENGTH = 10_000  # Detector.max_text_length
 _COUNTS_KEPT = 512  # choices kept for this many n-gram counts: about 6 MB at most
 _TWO_TO_53 = 1.0 / 9007199254740992.0
 
@@ -324,7 +323,8 @@ def guess_languages(text: str, sure_of: tuple[str, float] | None = None
     text that is not is given the same answer as `detect_langs`."""
     profiles = _profiles()
     detector = profiles.detector()
-    drawn = np.array(_ngram_rows(_cleaned(text), profiles), dtype=np.intp)
+    cleaned = _cleaned(text, detector.max_text_length)
+    drawn = np.array(_ngram_rows(cleaned, profiles), dtype=np.intp)
     count = len(drawn)
     if not count:
         raise LangDetectException(ErrorCode.CantDetectError, "No features in text.")
