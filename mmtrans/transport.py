@@ -28,6 +28,7 @@ run depends on it:
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Callable
 from typing import Any
 
@@ -78,6 +79,9 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
         self.limits = limits or httpx2.Limits(max_connections=1000)
         self.on_sent = on_sent
         self._session: aiohttp.ClientSession | None = None
+        #: The SDK's certificates (certifi, not the OS's), read at the first https request:
+        #: 30 to 60 ms that a run against a local http server need not pay.
+        self._ssl: ssl.SSLContext | None = None
         #: The environment's proxy (and its credentials) for each server, by origin.
         self._proxies: dict[tuple[str, str, int | None], Any] = {}
 
@@ -85,13 +89,18 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
         """The session, made in the running event loop on the first request."""
         trace = aiohttp.TraceConfig()
         trace.on_request_chunk_sent.append(self._chunk_sent)
-        connector = aiohttp.TCPConnector(
-            limit=self.limits.max_connections or 0,
-            keepalive_timeout=self.limits.keepalive_expiry or 5.0,
-            ssl=httpx2.create_ssl_context(),  # the SDK's certificates (certifi), not the OS's
-        )
+        connector = aiohttp.TCPConnector(limit=self.limits.max_connections or 0,
+                                         keepalive_timeout=self.limits.keepalive_expiry or 5.0)
         return aiohttp.ClientSession(connector=connector, trust_env=False,
                                      trace_configs=[trace], auto_decompress=False)
+
+    def _ssl_for(self, url: yarl.URL) -> ssl.SSLContext | bool:
+        """The TLS context for `url` (aiohttp's default, unused, for plain http)."""
+        if url.scheme != "https":
+            return True
+        if self._ssl is None:
+            self._ssl = httpx2.create_ssl_context()
+        return self._ssl
 
     def _proxy(self, url: yarl.URL) -> tuple[yarl.URL | None, aiohttp.BasicAuth | None]:
         """The environment's proxy for `url`'s server (None: go direct), read once."""
@@ -128,7 +137,7 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
         proxy, proxy_auth = self._proxy(url)
         async with self._session.request(
             request.method, url, headers=list(request.headers.multi_items()),
-            proxy=proxy, proxy_auth=proxy_auth,
+            proxy=proxy, proxy_auth=proxy_auth, ssl=self._ssl_for(url),
             data=content or None, allow_redirects=False, compress=None,
             timeout=aiohttp.ClientTimeout(total=_total(timeout), connect=timeout.get("pool"),
                                           sock_connect=timeout.get("connect"),

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 
 import httpx2
 import pytest
+import yarl
 
 from mmtrans.faults import FaultServer, closed_port_url
 from mmtrans.transport import AiohttpTransport
@@ -281,3 +282,31 @@ def test_no_request_waits_for_a_worker_thread():
     with raw_server(answer) as url:
         asyncio.run(run(url))
     assert not [name for name in threads if name.startswith("asyncio_")], threads
+
+
+def test_tls_certificates_are_read_only_for_an_https_server(monkeypatch):
+    """Reading the SDK's certificates takes 30 to 60 ms, before the first request: a run
+    against a local http server does without them; an https server gets them, once."""
+    import ssl
+
+    import mmtrans.transport
+
+    made: list[ssl.SSLContext] = []
+    real = mmtrans.transport.httpx2.create_ssl_context
+
+    def counted() -> ssl.SSLContext:
+        made.append(real())
+        return made[-1]
+
+    monkeypatch.setattr(mmtrans.transport.httpx2, "create_ssl_context", counted)
+
+    def answer(conn: socket.socket) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}")
+
+    with raw_server(answer) as url:
+        fetch(url, json={}, times=2)
+    assert made == []
+    transport = AiohttpTransport()
+    https = transport._ssl_for(yarl.URL("https://api.example.invalid/v1"))
+    assert transport._ssl_for(yarl.URL("https://other.example.invalid/v1")) is https
+    assert made == [https]
