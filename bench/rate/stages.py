@@ -67,6 +67,7 @@ class Stages:
         acquire, create = RateLimiter.acquire, OpenAIBackend._create
         transport_send, open_session = AiohttpTransport.handle_async_request, \
             AiohttpTransport._open
+
         async def timed_acquire(limiter: RateLimiter, prompt_tokens: float = 0.0) -> Any:
             ticket = await acquire(limiter, prompt_tokens)
             CURRENT.set({"released": time.time(), "due": limiter.requests.tat})
