@@ -1,99 +1,206 @@
-"""The checks of a run's answers in a process of their own (`--check-processes`).
+"""The checks of a run's answers in processes of their own (`--check-processes`).
 
 `run_checks` is a pure function and the largest cost per record of a packed run (its
 langdetect above all): in a second process it runs on the machine's other core while the
 run's own process sends requests and writes the store. The same function on the same
-inputs, so the same results; one call carries a whole pack, so the cost of the hand-over
-is paid once for its records, and the checks asked for while every worker is busy go together
-in the next call (an unpacked run's records too: one hand-over for all that waited, never a
-wait that was not needed). Spawned, not forked: the run's process holds threads (the
-progress display, SQLite) that a fork would copy mid-stride.
+inputs, so the same results.
+
+Each worker is a process at the other end of a socket pair that the run's event loop reads
+and writes itself: a call goes when it is asked for (the worker reads the next from its
+socket as soon as one is done: no wait between two) and its results come back in order, no
+thread between. Through ProcessPoolExecutor, each call and its results passed a feeder or
+a manager thread that waited for the busy loop's GIL, and the worker sat idle about 40% of
+a packed run, which went no faster than with the checks in the run's own process. Workers
+are forked while the run's process has no other thread (the CLI's, before anything else
+starts): they begin with everything imported. Otherwise they are spawned, and import
+mmtrans first (about 2 s).
 """
 
 from __future__ import annotations
 
 import asyncio
 import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
+import os
+import pickle
+import signal
+import socket
+import struct
+import threading
+from collections import deque
 
 from .checks import CheckResult, run_checks
+from .errors import CheckProcessError
 from .records import Record
 
+Pairs = list[tuple[Record, Record]]
+_HEADER = struct.Struct("!I")  # each message: its length, then its pickle
 
-def check_all(pairs: list[tuple[Record, Record]], src: str, tgt: str) -> list[CheckResult]:
+
+def check_all(pairs: Pairs, src: str, tgt: str) -> list[CheckResult]:
     """`run_checks` of each (expected, target) pair, in order."""
     return [run_checks(expected, target, src, tgt) for expected, target in pairs]
 
 
-def _warm(src: str, tgt: str) -> None:
-    """Import the checks and read langdetect's profiles before the first answer comes."""
+def _warm(tgt: str) -> None:
+    """Read langdetect's profiles before the first answer comes."""
     from .language import guess_languages
 
     if tgt not in ("zh", "ja"):
         guess_languages("a text to read the language profiles by, once")
 
 
-Pairs = list[tuple[Record, Record]]
+def _serve(sock: socket.socket, src: str, tgt: str, inherited: list[int]) -> None:
+    """A worker: answer each call read from `sock`, in order, until the run closes its end
+    (or dies: the socket closes with it). `inherited`: the run's ends of the pool's sockets,
+    which a forked worker holds too and closes (else the run closing its end is no end)."""
+    for fd in inherited:
+        os.close(fd)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C and SIGTERM are the run's to
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # handle: it closes the socket
+    _warm(tgt)
+    stream = sock.makefile("rb")
+    while len(header := stream.read(_HEADER.size)) == _HEADER.size:
+        pairs = pickle.loads(stream.read(_HEADER.unpack(header)[0]))
+        try:
+            answer = pickle.dumps((True, check_all(pairs, src, tgt)), pickle.HIGHEST_PROTOCOL)
+        except Exception as e:  # the run's to raise, as it would have raised it itself
+            try:
+                answer = pickle.dumps((False, e), pickle.HIGHEST_PROTOCOL)
+            except Exception:
+                answer = pickle.dumps((False, CheckProcessError(f"a check failed: {e!r}")))
+        try:
+            sock.sendall(_HEADER.pack(len(answer)) + answer)
+        except OSError:  # the run has closed its end (stopped, or interrupted)
+            return
+
+
+class _Worker:
+    """One worker process, and the calls it has been sent and not yet answered."""
+
+    def __init__(self, context: multiprocessing.context.BaseContext, src: str, tgt: str,
+                 others: list[_Worker]) -> None:
+        self.sock, theirs = socket.socketpair()
+        forked = context.get_start_method() == "fork"
+        inherited = [w.sock.fileno() for w in [*others, self]] if forked else []
+        self.process = context.Process(  # type: ignore[attr-defined]
+            target=_serve, args=(theirs, src, tgt, inherited), daemon=True,
+            name="mmtrans-checks")
+        self.process.start()
+        theirs.close()
+        #: The caller of each call sent and not yet answered, oldest first (the order the
+        #: answers come in).
+        self.sent: deque[asyncio.Future[list[CheckResult]]] = deque()
+        self.writer: asyncio.StreamWriter | None = None
+        self.reading: asyncio.Task[None] | None = None
+        #: Calls sent, and the pairs they carried (for tests and benches).
+        self.calls = self.pairs = 0
+
+    async def open(self) -> None:
+        """Read and write the socket from the running event loop."""
+        reader, self.writer = await asyncio.open_connection(sock=self.sock)
+        self.reading = asyncio.ensure_future(self._read(reader))
+
+    def send(self, pairs: Pairs, future: asyncio.Future[list[CheckResult]]) -> None:
+        assert self.writer is not None
+        data = pickle.dumps(pairs, pickle.HIGHEST_PROTOCOL)
+        self.writer.write(_HEADER.pack(len(data)) + data)
+        self.sent.append(future)
+        self.calls += 1
+        self.pairs += len(pairs)
+
+    async def _read(self, reader: asyncio.StreamReader) -> None:
+        try:
+            while True:
+                size = _HEADER.unpack(await reader.readexactly(_HEADER.size))[0]
+                ok, value = pickle.loads(await reader.readexactly(size))
+                future = self.sent.popleft()
+                if future.done():  # its caller was cancelled
+                    continue
+                if ok:
+                    future.set_result(value)
+                else:
+                    future.set_exception(value)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            self.process.join(1)
+            error = CheckProcessError(
+                f"the process that checks the answers ended (exit code "
+                f"{self.process.exitcode}); run the same command again to resume")
+            while self.sent:
+                if not (future := self.sent.popleft()).done():
+                    future.set_exception(error)
+
+    async def stop(self) -> None:
+        """Close the run's end: the worker reads the end of its calls and exits."""
+        if self.writer is not None:
+            self.writer.close()
+        if self.reading is not None:
+            self.reading.cancel()
+            await asyncio.gather(self.reading, return_exceptions=True)
+        self.writer = self.reading = None
+
+    def close(self) -> None:
+        self.sock.close()
+        self.process.join(10)
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join()
 
 
 class CheckPool:
-    """`processes` worker processes that run the checks of a run's answers."""
+    """`processes` worker processes that run the checks of a run's answers. Made before the
+    run opens its store or starts a thread, so that they can be forked."""
 
     def __init__(self, processes: int, src: str, tgt: str) -> None:
         self.src, self.tgt = src, tgt
-        self.processes = processes
-        self._pool = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context(
-            "spawn"))
+        forkable = "fork" in multiprocessing.get_all_start_methods() \
+            and threading.active_count() == 1
+        #: How the workers were started: "fork" or "spawn".
+        self.method = "fork" if forkable else "spawn"
+        context = multiprocessing.get_context(self.method)
+        self._workers: list[_Worker] = []
         for _ in range(processes):
-            self._pool.submit(_warm, src, tgt)
-        #: Checks asked for while every worker was busy, each with the future it awaits.
-        self._waiting: list[tuple[Pairs, asyncio.Future[list[CheckResult]]]] = []
-        self._busy = 0
-        #: Calls made to the workers, and the pairs they carried (for tests and benches).
-        self.calls = 0
-        self.pairs = 0
+            self._workers.append(_Worker(context, src, tgt, self._workers))
+        self._opened: asyncio.Task[None] | None = None
+
+    @property
+    def calls(self) -> int:
+        """Calls made to the workers (for tests and benches)."""
+        return sum(w.calls for w in self._workers)
+
+    @property
+    def pairs(self) -> int:
+        """The pairs those calls carried."""
+        return sum(w.pairs for w in self._workers)
 
     async def check(self, pairs: Pairs) -> list[CheckResult]:
-        """The checks of `pairs`, run in a worker, awaited without blocking the loop: at
-        once when a worker is free, else with every check that waits with it."""
-        future: asyncio.Future[list[CheckResult]] = \
-            asyncio.get_running_loop().create_future()
-        self._waiting.append((pairs, future))
-        if self._busy < self.processes:
-            self._send()
+        """The checks of `pairs`, run in the worker with the fewest calls outstanding,
+        awaited without blocking the loop."""
+        loop = asyncio.get_running_loop()
+        if self._opened is None or self._opened.get_loop() is not loop:  # one opening for
+            self._opened = loop.create_task(self._open())  # all the checks that wait for it
+        await self._opened
+        worker = min(self._workers, key=lambda w: len(w.sent))
+        future: asyncio.Future[list[CheckResult]] = loop.create_future()
+        worker.send(pairs, future)
         return await future
 
-    def _send(self) -> None:
-        """Hand every waiting check to a worker in one call."""
-        batch, self._waiting = self._waiting, []
-        together = [pair for pairs, _ in batch for pair in pairs]
-        self._busy += 1
-        self.calls += 1
-        self.pairs += len(together)
-        done = asyncio.wrap_future(self._pool.submit(check_all, together, self.src, self.tgt))
-        done.add_done_callback(lambda finished: self._hand_back(batch, finished))
+    async def _open(self) -> None:
+        for worker in self._workers:
+            await worker.open()
 
-    def _hand_back(self, batch: list[tuple[Pairs, asyncio.Future[list[CheckResult]]]],
-                   finished: asyncio.Future[list[CheckResult]]) -> None:
-        """Give each waiting check its results (or the call's error), then send what
-        waited meanwhile."""
-        self._busy -= 1
-        error = None if finished.cancelled() else finished.exception()
-        results = iter(()) if finished.cancelled() or error else iter(finished.result())
-        for pairs, future in batch:
-            if future.done():  # its caller was cancelled
-                if error is None and not finished.cancelled():
-                    for _ in pairs:
-                        next(results)
-                continue
-            if finished.cancelled():
-                future.cancel()
-            elif error is not None:
-                future.set_exception(error)
-            else:
-                future.set_result([next(results) for _ in pairs])
-        if self._waiting and self._busy < self.processes:
-            self._send()
+    async def stop(self) -> None:
+        """Detach from the running event loop (the workers then exit)."""
+        for worker in self._workers:
+            await worker.stop()
+        self._opened = None
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        """Wait for the workers to exit."""
+        for worker in self._workers:
+            worker.close()
+
+    def __enter__(self) -> CheckPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

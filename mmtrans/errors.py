@@ -64,6 +64,10 @@ class OutputError(MmtransError):
         super().__init__(message)
 
 
+class CheckProcessError(MmtransError):
+    """A process that checks the run's answers (`--check-processes`) ended mid-run."""
+
+
 class RunBusyError(MmtransError):
     """Another process is translating the same run right now."""
 

@@ -449,7 +449,7 @@ class Run:
             if self.fidelity is not None:
                 self.fidelity.close()
             if self.check_pool is not None:
-                self.check_pool.close()
+                await self.check_pool.stop()
 
 
 def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:

@@ -303,6 +303,22 @@ def translate(
     formats.check_input(input_path)
     prompts = {strategy: load_prompt(settings.src, settings.tgt, settings.prompt, strategy)
                for strategy in {"default", settings.strategy}}
+    # The check processes first, while this process may have no other thread (they fork).
+    pool = CheckPool(settings.check_processes, settings.src, settings.tgt) \
+        if settings.check_processes > 0 and not settings.dry_run else None
+    try:
+        return _translate_new(input_path, db_path, settings, on_progress, backend, on_notice,
+                              prompts, pool)
+    finally:
+        if pool is not None:
+            pool.close()
+
+
+def _translate_new(input_path: str | Path, db_path: str | Path, settings: Settings,
+                   on_progress: ProgressCallback | None, backend: Backend | None,
+                   on_notice: Callable[[str], None] | None, prompts: dict[str, Prompt],
+                   pool: CheckPool | None) -> dict[str, Any]:
+    """`translate` once its prompts are read and its check processes started."""
     backend = backend or make_backend(settings, on_notice)
     checker = None if settings.dry_run else make_checker(
         settings.src, settings.tgt, settings.fidelity, settings.embeddings_url,
@@ -323,7 +339,7 @@ def translate(
                                                            backend, prompts, found)
             stored_input = True
             return _translate_stored(store, config, table, stored, read, settings, backend,
-                                     prompts, on_progress, on_notice, checker)
+                                     prompts, on_progress, on_notice, checker, pool)
     except BaseException:
         if created and not stored_input:
             ends = ("wal", "shm", "lock", "reserve")
@@ -336,7 +352,8 @@ def _translate_stored(store: Store, config: dict[str, Any], table: LabelTable, s
                       read: InputRead | None, settings: Settings, backend: Backend,
                       prompts: dict[str, Prompt], on_progress: ProgressCallback | None,
                       on_notice: Callable[[str], None] | None,
-                      checker: FidelityChecker | None = None) -> dict[str, Any]:
+                      checker: FidelityChecker | None = None,
+                      pool: CheckPool | None = None) -> dict[str, Any]:
     """The run of `config`, its input in the store, translated from where it stopped."""
     previous = store.previous_run(config["input_path"])
     run_id = store.upsert_run(config)
@@ -372,8 +389,7 @@ def _translate_stored(store: Store, config: dict[str, Any], table: LabelTable, s
         if on_progress:
             on_progress(progress)
         if waiting:  # a finished run reads nothing more (no record, no attempt)
-            if settings.check_processes > 0:
-                run.check_pool = CheckPool(settings.check_processes, settings.src, settings.tgt)
+            run.check_pool = pool
             with store.grouped():
                 run_sync(run.translate_all(pending))
             for batch_id, keys in run.held_asked.items():

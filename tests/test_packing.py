@@ -121,40 +121,98 @@ def test_checks_in_a_process_of_their_own_store_exactly_what_the_run_stores_alon
         assert pool == here
 
 
-def test_checks_asked_for_while_the_worker_is_busy_go_to_it_in_one_call(sample):
-    """The first check goes at once; the nine asked for meanwhile wait and go together, and
-    each caller gets its own results, as `check_all` gives them."""
-    import asyncio
-
+def _check_pairs(sample, n: int) -> list:
+    """(expected, target) pairs of `n` sample records, every third target still Japanese."""
     from mmtrans import formats
-    from mmtrans.check_pool import CheckPool, check_all
     from mmtrans.labels import load_tables
     from mmtrans.payload import parse_reply
     from mmtrans.records import Record
 
     table = load_tables(["scnm"], "ja", "en")
-    expected = [table.translate(r) for r in formats.read(sample(10)) if isinstance(r, Record)]
+    expected = [table.translate(r) for r in formats.read(sample(n)) if isinstance(r, Record)]
     pairs = []
     for i, e in enumerate(expected):
         good = good_translation(json.loads(_payload(e)))
         target, _ = parse_reply(json.dumps({**good, "text": e.text} if i % 3 == 1 else good,
                                            ensure_ascii=False), e)
         pairs.append((e, target))
+    return pairs
 
-    async def run() -> tuple[list, int, int]:
-        pool = CheckPool(1, "ja", "en")
+
+def _in_pool(processes: int, use) -> tuple:
+    """`use(pool)` awaited in an event loop of its own, and the pool after it is closed."""
+    import asyncio
+
+    from mmtrans.check_pool import CheckPool
+
+    async def run():
+        pool = CheckPool(processes, "ja", "en")
         try:
-            results = await asyncio.gather(*(pool.check([pair]) for pair in pairs))
-            return [r for (result,) in results for r in [result]], pool.calls, pool.pairs
+            return await use(pool), pool
         finally:
+            await pool.stop()
             pool.close()
 
-    results, calls, checked = asyncio.run(run())
+    return asyncio.run(run())
+
+
+def test_each_check_goes_to_the_least_busy_worker_and_each_caller_gets_its_own_results(
+        sample):
+    """Ten checks asked for at once: one call each, spread over both workers, and each
+    caller's results are those `check_all` gives for its pair."""
+    import asyncio
+
+    from mmtrans.check_pool import check_all
+
+    pairs = _check_pairs(sample, 10)
+
+    async def use(pool):
+        return await asyncio.gather(*(pool.check([pair]) for pair in pairs))
+
+    results, pool = _in_pool(2, use)
     alone = check_all(pairs, "ja", "en")
-    assert [(r.record, r.problems, r.notes) for r in results] == \
+    assert [(r.record, r.problems, r.notes) for (r,) in results] == \
         [(r.record, r.problems, r.notes) for r in alone]
     assert sum(1 for r in alone if r.problems) == 3
-    assert (calls, checked) == (2, 10)
+    assert (pool.calls, pool.pairs) == (10, 10)
+    assert [w.calls for w in pool._workers] == [5, 5]
+
+
+def test_the_workers_exit_as_soon_as_the_run_closes_its_end(sample):
+    """A forked worker holds copies of the run's ends of every socket of the pool: unless it
+    closes them, the run closing its end is no end of input, and closing the pool waits
+    10 s and then kills the workers."""
+    import time
+
+    pairs = _check_pairs(sample, 2)
+
+    async def use(pool):
+        return await pool.check(pairs)
+
+    started = time.monotonic()
+    _, pool = _in_pool(2, use)
+    assert pool.method == "fork"  # pytest's thread is its only one
+    assert [w.process.exitcode for w in pool._workers] == [0, 0]
+    assert time.monotonic() - started < 5
+
+
+def test_a_worker_that_dies_mid_run_stops_the_run_with_one_line_not_a_hang(sample):
+    import asyncio
+    import os
+    import signal
+
+    from mmtrans.errors import CheckProcessError
+
+    pairs = _check_pairs(sample, 2)
+
+    async def use(pool):
+        await pool.check(pairs)  # the worker is up and answering
+        os.kill(pool._workers[0].process.pid, signal.SIGKILL)
+        with pytest.raises(CheckProcessError, match="exit code -9"):
+            await asyncio.wait_for(pool.check(pairs), 10)  # (a hang fails, not waits)
+        return None
+
+    _in_pool(1, use)
 
 
 def _payload(record) -> str:
