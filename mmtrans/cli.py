@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import gc
 import json
 import os
 import signal
@@ -951,6 +953,11 @@ def labels_similar(
 
 
 def main() -> None:
+    # The interpreter's last collection, at exit, scans every object the command made (a
+    # run's records, the SDK's types) and frees nothing that outlives the process: 0.25 s
+    # of a 5 s packed run. Frozen at exit, they are skipped; files and the store are closed
+    # before that by their own `with`.
+    atexit.register(gc.freeze)
     try:
         app()
     except KeyboardInterrupt:

@@ -177,3 +177,20 @@ def test_a_request_key_is_the_content_key_of_the_same_request_byte_for_byte():
                 assert request_key("http://127.0.0.1:8000/v1", "m-1", messages, params) == \
                     content_key("http://127.0.0.1:8000/v1", "m-1", messages, params)
         assert prefix_key(fixed) == content_key(fixed)
+
+
+def test_the_stores_timestamp_is_formatted_once_a_second_and_follows_the_clock(monkeypatch):
+    import time
+    from datetime import datetime, timezone
+
+    from mmtrans.store import _core
+
+    clock = [1_796_000_000.2]
+    monkeypatch.setattr(time, "time", lambda: clock[0])
+    first = _core.now()
+    assert first == datetime.fromtimestamp(1_796_000_000, timezone.utc).isoformat(
+        timespec="seconds")
+    clock[0] += 0.7  # the same second
+    assert _core.now() is first
+    clock[0] += 0.2  # the next one
+    assert _core.now() == "2026-11-30T00:53:21+00:00" != first
