@@ -55,8 +55,10 @@ def _serve(sock: socket.socket, src: str, tgt: str, inherited: list[int]) -> Non
     which a forked worker holds too and closes (else the run closing its end is no end)."""
     for fd in inherited:
         os.close(fd)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C and SIGTERM are the run's to
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # handle: it closes the socket
+    # Ctrl-C and SIGTERM (to the whole process group, as a terminal or a job runner sends
+    # them) are the run's to handle: it stops, keeps what it has, and closes the socket.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _warm(tgt)
     stream = sock.makefile("rb")
     while len(header := stream.read(_HEADER.size)) == _HEADER.size:
@@ -146,16 +148,25 @@ class _Worker:
             self.process.join()
 
 
+def can_fork() -> bool:
+    """Can workers be forked now (the platform forks, and no other thread runs)?"""
+    return "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
+
+
+def auto_processes() -> int:
+    """The check processes a run gets unless told: one on a machine with a second core,
+    where it can be forked (spawned, it would import mmtrans first); else none."""
+    return 1 if (os.cpu_count() or 1) >= 2 and can_fork() else 0
+
+
 class CheckPool:
     """`processes` worker processes that run the checks of a run's answers. Made before the
     run opens its store or starts a thread, so that they can be forked."""
 
     def __init__(self, processes: int, src: str, tgt: str) -> None:
         self.src, self.tgt = src, tgt
-        forkable = "fork" in multiprocessing.get_all_start_methods() \
-            and threading.active_count() == 1
         #: How the workers were started: "fork" or "spawn".
-        self.method = "fork" if forkable else "spawn"
+        self.method = "fork" if can_fork() else "spawn"
         context = multiprocessing.get_context(self.method)
         self._workers: list[_Worker] = []
         for _ in range(processes):

@@ -180,9 +180,10 @@ def translate(
     pack: Annotated[int, typer.Option(
         min=1, help="Records per request for first answers (one instruction and example "
                     "for K records; repair turns go one by one).")] = 1,
-    check_processes: Annotated[int, typer.Option(
-        min=0, help="Processes that run the checks of the answers beside the run's own "
-                    "(0: in it).")] = 0,
+    check_processes: Annotated[int | None, typer.Option(
+        min=0, show_default="1 on a machine with two cores or more, else 0",
+        help="Processes that run the checks of the answers beside the run's own "
+             "(0: in it).")] = None,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Render and price the requests; send none, write nothing.")] = False,
     price_in: Annotated[float | None, typer.Option(

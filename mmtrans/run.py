@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import formats
-from .check_pool import CheckPool
+from .check_pool import CheckPool, auto_processes
 from .errors import ConfigError, InputError, LabelError
 from .estimate import dry_run
 from .fidelity import FidelityChecker, FidelityQueue, identity, make_checker
@@ -69,8 +69,9 @@ class Settings:
     embeddings_model: str | None = None
     #: Set by `translate` when fidelity is checked: what its verdicts depend on.
     fidelity_identity: dict[str, Any] | None = None
-    #: Worker processes for the checks of the answers (0: in the run's own process).
-    check_processes: int = 0
+    #: Worker processes for the checks of the answers (0: in the run's own process; None:
+    #: `check_pool.auto_processes()`, one where the machine has a second core).
+    check_processes: int | None = 0
 
 
 
@@ -304,8 +305,10 @@ def translate(
     prompts = {strategy: load_prompt(settings.src, settings.tgt, settings.prompt, strategy)
                for strategy in {"default", settings.strategy}}
     # The check processes first, while this process may have no other thread (they fork).
-    pool = CheckPool(settings.check_processes, settings.src, settings.tgt) \
-        if settings.check_processes > 0 and not settings.dry_run else None
+    processes = auto_processes() if settings.check_processes is None \
+        else settings.check_processes
+    pool = CheckPool(processes, settings.src, settings.tgt) \
+        if processes > 0 and not settings.dry_run else None
     try:
         return _translate_new(input_path, db_path, settings, on_progress, backend, on_notice,
                               prompts, pool)
