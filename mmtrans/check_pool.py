@@ -27,18 +27,41 @@ import socket
 import struct
 import threading
 from collections import deque
+from collections.abc import Callable
+from typing import Any
 
-from .checks import CheckResult, run_checks
+from .checks import CheckResult, Problem, run_checks
 from .errors import CheckProcessError
 from .records import Record
 
 Pairs = list[tuple[Record, Record]]
+ReplyParser = Callable[[str], tuple[Record | None, list[Problem]]]
+#: A reply parsed and checked: its target when there is one the checks did not return (the
+#: result holds it), the parser's problems, and the checks' result (None: nothing to check).
+Checked = tuple[Record | None, list[Problem], CheckResult | None]
 _HEADER = struct.Struct("!I")  # each message: its length, then its pickle
 
 
 def check_all(pairs: Pairs, src: str, tgt: str) -> list[CheckResult]:
     """`run_checks` of each (expected, target) pair, in order."""
     return [run_checks(expected, target, src, tgt) for expected, target in pairs]
+
+
+#: A reply to read: how to parse it (picklable: a partial of a module's function), the
+#: reply, and the record it should translate.
+Answer = tuple[ReplyParser, str, Record]
+
+
+def parse_and_check(answers: list[Answer], src: str, tgt: str) -> list[Checked]:
+    """Each reply parsed and its target checked: (the target, when it could not be checked,
+    the parser's problems, the checks' result). A pack's replies parsed where they are
+    checked: the run's process neither parses them nor sends the parsed records."""
+    checked: list[Checked] = []
+    for parse, reply, expected in answers:
+        target, problems = parse(reply)
+        result = run_checks(expected, target, src, tgt) if target is not None else None
+        checked.append((None if result is not None else target, problems, result))
+    return checked
 
 
 def _warm(tgt: str) -> None:
@@ -62,9 +85,9 @@ def _serve(sock: socket.socket, src: str, tgt: str, inherited: list[int]) -> Non
     _warm(tgt)
     stream = sock.makefile("rb")
     while len(header := stream.read(_HEADER.size)) == _HEADER.size:
-        pairs = pickle.loads(stream.read(_HEADER.unpack(header)[0]))
+        function, items = pickle.loads(stream.read(_HEADER.unpack(header)[0]))
         try:
-            answer = pickle.dumps((True, check_all(pairs, src, tgt)), pickle.HIGHEST_PROTOCOL)
+            answer = pickle.dumps((True, function(items, src, tgt)), pickle.HIGHEST_PROTOCOL)
         except Exception as e:  # the run's to raise, as it would have raised it itself
             try:
                 answer = pickle.dumps((False, e), pickle.HIGHEST_PROTOCOL)
@@ -91,7 +114,7 @@ class _Worker:
         theirs.close()
         #: The caller of each call sent and not yet answered, oldest first (the order the
         #: answers come in).
-        self.sent: deque[asyncio.Future[list[CheckResult]]] = deque()
+        self.sent: deque[asyncio.Future[Any]] = deque()
         self.writer: asyncio.StreamWriter | None = None
         self.reading: asyncio.Task[None] | None = None
         #: Calls sent, and the pairs they carried (for tests and benches).
@@ -102,13 +125,15 @@ class _Worker:
         reader, self.writer = await asyncio.open_connection(sock=self.sock)
         self.reading = asyncio.ensure_future(self._read(reader))
 
-    def send(self, pairs: Pairs, future: asyncio.Future[list[CheckResult]]) -> None:
+    def send(self, function: Callable[[list[Any], str, str], list[Any]], items: list[Any],
+             future: asyncio.Future[Any]) -> None:
+        """Ask for `function(items, src, tgt)`, answered to `future`."""
         assert self.writer is not None
-        data = pickle.dumps(pairs, pickle.HIGHEST_PROTOCOL)
+        data = pickle.dumps((function, items), pickle.HIGHEST_PROTOCOL)
         self.writer.write(_HEADER.pack(len(data)) + data)
         self.sent.append(future)
         self.calls += 1
-        self.pairs += len(pairs)
+        self.pairs += len(items)
 
     async def _read(self, reader: asyncio.StreamReader) -> None:
         try:
@@ -184,15 +209,23 @@ class CheckPool:
         return sum(w.pairs for w in self._workers)
 
     async def check(self, pairs: Pairs) -> list[CheckResult]:
-        """The checks of `pairs`, run in the worker with the fewest calls outstanding,
-        awaited without blocking the loop."""
+        """`check_all(pairs)` in a worker, awaited without blocking the loop."""
+        return await self._call(check_all, pairs)
+
+    async def parse_and_check(self, answers: list[Answer]) -> list[Checked]:
+        """`parse_and_check(answers)` in a worker, awaited without blocking the loop."""
+        return await self._call(parse_and_check, answers)
+
+    async def _call(self, function: Callable[[list[Any], str, str], list[Any]],
+                    items: list[Any]) -> Any:
+        """`function(items, src, tgt)` in the worker with the fewest calls outstanding."""
         loop = asyncio.get_running_loop()
         if self._opened is None or self._opened.get_loop() is not loop:  # one opening for
             self._opened = loop.create_task(self._open())  # all the checks that wait for it
         await self._opened
         worker = min(self._workers, key=lambda w: len(w.sent))
-        future: asyncio.Future[list[CheckResult]] = loop.create_future()
-        worker.send(pairs, future)
+        future: asyncio.Future[Any] = loop.create_future()
+        worker.send(function, items, future)
         return await future
 
     async def _open(self) -> None:

@@ -15,10 +15,11 @@ import itertools
 import time
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .check_pool import CheckPool, check_all
+from .check_pool import Checked, CheckPool, ReplyParser, check_all
 from .checks import CheckResult, Problem
 from .errors import (
     ConnectError,
@@ -84,12 +85,8 @@ class Progress:
 
 
 ProgressCallback = Callable[[Progress], None]
-ReplyParser = Callable[[str], tuple[Record | None, list[Problem]]]
 #: A record's first turn: the prompt's name, the payload, how to read answers, and notes.
 Opening = tuple[str, str, ReplyParser, list[str]]
-#: A record's reply parsed and checked: the target (None: unreadable), the parser's
-#: problems, and the checks' result (None when there was no target to check).
-Checked = tuple[Record | None, list[Problem], CheckResult | None]
 
 
 def make_backend(settings: Settings, on_notice: Callable[[str], None] | None = None
@@ -239,9 +236,11 @@ class Run:
             tagged = tag(expected)
             if isinstance(tagged, Tagged):
                 return ("tagged", tagged_payload(tagged),
-                        lambda reply: parse_tagged_reply(reply, tagged, expected), notes)
+                        partial(parse_tagged_reply, tagged=tagged, expected=expected), notes)
             notes.append(f"tagged strategy impossible ({tagged}): used the default strategy")
-        return "default", payload_json(expected), lambda r: parse_reply(r, expected), notes
+        # (Partials, not lambdas: a check process parses a pack's replies, and they pickle.)
+        return ("default", payload_json(expected), partial(parse_reply, expected=expected),
+                notes)
 
     def first_turn(self, expected: Record) -> tuple[list[Message], ReplyParser, list[str]]:
         """The opening messages for a record and how to read the answers."""
@@ -284,13 +283,11 @@ class Run:
 
     async def _check_pack(self, expected: list[Record], openings: list[Opening],
                           given: list[tuple[str, str] | None]) -> list[Checked | None]:
-        """Each record's part of a packed answer parsed here and checked in one call to the
+        """Each record's part of a packed answer parsed and checked in one call to the
         check pool (one hand-over for the pack instead of one a record)."""
-        parsed = [o[2](g[1]) if g is not None else (None, []) for o, g in zip(openings, given)]
-        pairs = [(e, target) for e, (target, _) in zip(expected, parsed) if target is not None]
-        results = iter(await self._check_all(pairs))
-        return [(target, problems, next(results) if target is not None else None)
-                for target, problems in parsed]
+        assert self.check_pool is not None
+        return list(await self.check_pool.parse_and_check(
+            [(o[2], g[1], e) for o, g, e in zip(openings, given, expected) if g is not None]))
 
     async def _check_all(self, pairs: list[tuple[Record, Record]]) -> list[CheckResult]:
         """`run_checks` of each (expected, target) pair: in the check pool when there is
@@ -348,7 +345,7 @@ class Run:
                 result = (await self._check_all([(expected, target)]))[0] \
                     if target is not None else None
             notes = list(strategy_notes)
-            if target is not None and result is not None:
+            if result is not None:  # its target checked
                 target, problems, notes = result.record, result.problems, notes + result.notes
                 target.meta = {**target.meta, "lang": s.tgt}  # writers pick templates by it
             closeness = 0.0

@@ -97,12 +97,18 @@ def _stored(db) -> list:
     return rows
 
 
+@pytest.mark.parametrize("strategy", ["default", "tagged"])
 def test_checks_in_a_process_of_their_own_store_exactly_what_the_run_stores_alone(
-        tmp_path, sample):
-    def script(payload, request):  # every third record comes back still in Japanese
+        tmp_path, sample, strategy):
+    """A pack's replies are parsed and checked in the check process (by the same parsers:
+    the tagged one reads tags), one record's checks at a time there when it is alone."""
+    def script(payload, request):  # of a pack of four: one still in Japanese, one unreadable
         def answer(p):
             good = good_translation({k: v for k, v in p.items() if k != "index"})
-            return {**good, "text": p["text"]} if p.get("index", 0) % 3 == 1 else good
+            index = p.get("index", 0)
+            if index == 1:
+                return {**good, "text": p["text"]}
+            return {**good, "text": 5} if index == 2 else good
         if "packed" in payload:
             return Reply(json.dumps([{"index": p["index"], **answer(p)}
                                      for p in payload["packed"]], ensure_ascii=False))
@@ -112,12 +118,16 @@ def test_checks_in_a_process_of_their_own_store_exactly_what_the_run_stores_alon
     for pack in (4, 1):
         with FakeLLM(script) as llm:
             mmtrans.translate(path, tmp_path / f"here{pack}.db",
-                              settings(llm, pack=pack, repair=0))
+                              settings(llm, pack=pack, repair=0, strategy=strategy))
         with FakeLLM(script) as llm:
             mmtrans.translate(path, tmp_path / f"pool{pack}.db",
-                              settings(llm, pack=pack, repair=0, check_processes=1))
+                              settings(llm, pack=pack, repair=0, strategy=strategy,
+                                       check_processes=1))
         here, pool = _stored(tmp_path / f"here{pack}.db"), _stored(tmp_path / f"pool{pack}.db")
-        assert [status for _, _, status, *_ in here].count("flagged") == (3 if pack > 1 else 0)
+        flagged = [json.loads(problems)[0]["code"] for _, _, status, _, problems, _ in here
+                   if status == "flagged"]
+        assert sorted(flagged) == (["format"] * 3 + ["residual_source"] * 3 if pack > 1
+                                   else [])
         assert pool == here
 
 
