@@ -10,7 +10,10 @@ requests per second, unpacked (target >= 0.9) and with `--pack 8` (target >= 4).
 reference, the same loop through the SDK's own aiohttp client (`DefaultAioHttpClient`) too:
 mmtrans sends through aiohttp (mmtrans/transport.py), and the ratio to that loop says what
 mmtrans costs beside the HTTP library it chose.
-mmtrans runs with `--no-fidelity`: this measures the client, and the fidelity check's model
+mmtrans runs with its default check processes (one on a machine with a second core: the
+checks of the answers in a forked process beside the run's; `--check-processes 0` adds the
+runs with the checks in the run's own process, for comparison) and `--no-fidelity`: this
+measures the client, and the fidelity check's model
 (on by default once its extra is installed) is bench/fidelity's to measure; with it on, a
 run of the 5,343 records took over 16 minutes on this machine.
 mmtrans's modules are byte-compiled first, as `pip install` compiles them: a source tree run
@@ -24,7 +27,7 @@ records per second and peak RSS for a fresh run, the same for a fully cached rer
 long after its start a run killed half way with SIGKILL and resumed sends its first new
 request.
 
-    python bench/overhead/run.py [--rounds 3] [--check-processes 1]
+    python bench/overhead/run.py [--rounds 3] [--check-processes 0]
                                  [--full [--records 50000] [--no-resume]]
 """
 
@@ -43,6 +46,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from mmtrans.check_pool import auto_processes
 from mmtrans.testing import ServerProcess, repeated_items
 
 STOCKMARK = Path(__file__).resolve().parents[2] / "tests/data/stockmark-ner-wikipedia/ner.json"
@@ -54,11 +58,14 @@ def make_input(path: Path, n: int) -> None:
 
 
 def command(source: Path, db: Path, base_url: str, concurrency: int,
-            pack: int = 1, check_processes: int = 0) -> list[str]:
+            pack: int = 1, check_processes: int | None = None) -> list[str]:
+    """`mmtrans translate` of `source`; `check_processes` None: its default."""
     return [sys.executable, "-m", "mmtrans", "translate", str(source), "--src", "ja",
             "--tgt", "en", "--labels", "scnm", "--db", str(db), "--base-url", base_url,
             "--model", "bench", "--concurrency", str(concurrency), "--pack", str(pack),
-            "--no-fidelity", "--check-processes", str(check_processes)]
+            "--no-fidelity",
+            *(["--check-processes", str(check_processes)] if check_processes is not None
+              else [])]
 
 
 def write_requests(source: Path, path: Path) -> int:
@@ -115,15 +122,18 @@ def compile_mmtrans() -> None:
     compileall.compile_dir(Path(mmtrans.__file__).parent, quiet=1)
 
 
-def against_bare_loop(rounds: int, concurrency: int, check_processes: int = 0
+def against_bare_loop(rounds: int, concurrency: int, check_processes: int | None = None
                       ) -> list[tuple[str, str]]:
-    """mmtrans (unpacked and --pack 8) and the bare loop in turn, `rounds` times each; with
-    `check_processes`, also both with `--check-processes` that many."""
+    """mmtrans (unpacked and --pack 8, with its default check processes) and the bare loop
+    in turn, `rounds` times each; with `check_processes`, also both with
+    `--check-processes` that many."""
     rows = []
     compile_mmtrans()
-    runs = [("bare", 0, 0), ("bare aiohttp", 0, 0), ("mmtrans", 1, 0), ("pack 8", 8, 0)]
+    runs: list[tuple[str, int, int | None]] = [
+        ("bare", 0, None), ("bare aiohttp", 0, None), ("mmtrans", 1, None),
+        ("pack 8", 8, None)]
     pool = f" --check-processes {check_processes}"
-    if check_processes:
+    if check_processes is not None:
         runs += [("mmtrans" + pool, 1, check_processes),
                  ("pack 8" + pool, 8, check_processes)]
     with tempfile.TemporaryDirectory() as tmp, ServerProcess() as server:
@@ -250,8 +260,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3, help="A B rounds against the loop")
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--check-processes", type=int, default=0,
-                        help="also run both with --check-processes N (checks beside the run)")
+    parser.add_argument("--check-processes", type=int, default=None,
+                        help="also run both with --check-processes N (0: the checks in the "
+                             "run's process)")
     parser.add_argument("--full", action="store_true",
                         help="also the 50,000-record fresh, cached and resumed runs")
     parser.add_argument("--records", type=int, default=50000, help="for --full")
@@ -263,7 +274,8 @@ def main() -> None:
     if args.bare:
         bare_loop(args.bare[0], Path(args.bare[1]), args.concurrency, args.aiohttp)
         return
-    print(f"{os.cpu_count()} cores; load {os.getloadavg()[0]:.1f} at start", flush=True)
+    print(f"{os.cpu_count()} cores; load {os.getloadavg()[0]:.1f} at start; mmtrans's "
+          f"check processes by default here: {auto_processes()}", flush=True)
     rows = against_bare_loop(args.rounds, args.concurrency, args.check_processes)
     if args.full:
         rows += full(args.records, 64 if args.concurrency == 32 else args.concurrency,
