@@ -15,6 +15,8 @@ import re
 from .prompts import Message, Prompt
 from .scripts import language_name
 
+_dumps = json.JSONEncoder(ensure_ascii=False).encode  # one encoder for every call
+
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.S)
 
 INSTRUCTION = (
@@ -60,5 +62,5 @@ def split_answer(reply: str, k: int) -> list[str] | None:
         index = item.pop("index")
         if index in by_index or not 0 <= index < k:
             return None
-        by_index[index] = json.dumps(item, ensure_ascii=False)
+        by_index[index] = _dumps(item)
     return [by_index[i] for i in range(k)]

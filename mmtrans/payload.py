@@ -16,6 +16,8 @@ import regex
 from .checks import Problem
 from .records import Argument, Event, Mention, Record, Relation
 
+_dumps = json.JSONEncoder(ensure_ascii=False).encode  # one encoder for every call
+
 _FENCE = regex.compile(r"```(?:json)?\s*(.*?)```", regex.S)
 
 
@@ -36,7 +38,7 @@ def to_payload(record: Record) -> dict[str, Any]:
 
 
 def payload_json(record: Record) -> str:
-    return json.dumps(to_payload(record), ensure_ascii=False)
+    return _dumps(to_payload(record))
 
 
 def extract_json(reply: str) -> Any:

@@ -63,14 +63,15 @@ def now(timespec: str = "seconds") -> str:
     return _this_second[1]
 
 
+#: json.dumps(value, ensure_ascii=False), and the canonical JSON of keys: each one encoder
+#: for every call (json.dumps with options builds a new one at each).
+dumps = json.JSONEncoder(ensure_ascii=False).encode
+_canonical = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode
+
+
 def content_key(*parts: Any) -> str:
     """sha256 of the canonical JSON of `parts`: the identity of a request or a run."""
-    blob = json.dumps(parts, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
-
-
-def _canonical(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(_canonical(parts).encode("utf-8")).hexdigest()
 
 
 #: The canonical JSON of the prompt's fixed messages met so far, by (role, content): they
@@ -120,7 +121,7 @@ def run_id_of(config: dict[str, Any]) -> str:
 
 def encoded(row: dict[str, Any]) -> dict[str, Any]:
     """Lists and dicts as JSON text, for the columns that hold them."""
-    return {k: json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict)) else v
+    return {k: dumps(v) if isinstance(v, (list, dict)) else v
             for k, v in row.items()}
 
 

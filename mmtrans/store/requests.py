@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import StoreError, StoreWriteError
-from ._core import FIXED_MESSAGES, Core, encoded, now, prefix_key
+from ._core import FIXED_MESSAGES, Core, dumps, encoded, now, prefix_key
 
 #: Leading messages of a request that are the prompt's fixed part (system, example in and out).
 PREFIX_MESSAGES = FIXED_MESSAGES
@@ -83,7 +83,7 @@ class RequestCache(Core):
             if prefix is not None and values["prefix"] not in self._prefixes:
                 db.conn.execute(
                     "insert or ignore into prompt_prefixes (hash, messages) values (?, ?)",
-                    [values["prefix"], json.dumps(prefix, ensure_ascii=False)])
+                    [values["prefix"], dumps(prefix)])
             db.conn.execute(sql, tuple(values.values()))
             if key in self._claimed:
                 db.conn.execute("delete from claims where key = ? and token = ?",

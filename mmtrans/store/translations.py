@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..records import Record
-from ._core import Core, now
+from ._core import Core, dumps, now
 
 #: The latest translation row of each record of run `?` (a record's current state), as a
 #: table to select from: the one place this is written.
@@ -49,8 +49,7 @@ class Translations(Core):
             "run_id": run_id, "record_id": t.record_id, "attempt": t.attempt,
             "request_key": t.request_key, "status": t.status,
             "target": t.target.to_json() if t.target else None,
-            "problems": json.dumps(t.problems, ensure_ascii=False),
-            "notes": json.dumps(t.notes, ensure_ascii=False), "created": now(),
+            "problems": dumps(t.problems), "notes": dumps(t.notes), "created": now(),
         })
 
     def _latest(self, run_id: str, columns: str = "*", where: str = "",
