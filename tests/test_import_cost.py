@@ -56,3 +56,12 @@ def test_a_command_ends_without_the_interpreters_last_collection():
     assert done.returncode == 0, done.stderr
     assert "Usage" in done.stdout
     assert "collected at exit" not in done.stdout
+
+
+def test_mmtrans_reads_urls_with_the_sdks_httpx2_and_imports_no_httpx():
+    """httpx (1), a second HTTP library, cost 50 ms of every command's start only to read
+    endpoint URLs."""
+    done = subprocess.run([sys.executable, "-c", "import sys, mmtrans.cli; "
+                           "print('httpx' in sys.modules, 'httpx2' in sys.modules)"],
+                          cwd=REPO, capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False", "True"]

@@ -265,6 +265,28 @@ def test_an_endpoint_is_one_key_however_it_is_typed(typed, key):
     assert normalise_endpoint(typed) == key
 
 
+def test_an_endpoints_key_is_what_httpx_read_before_it_was_read_with_httpx2():
+    """Run identities and cache keys hold the key: read with httpx (1) until the SDK moved
+    to httpx2, it must not change, or every run made before would start afresh."""
+    import itertools
+
+    import httpx
+
+    def with_httpx(url: str) -> str:
+        parsed = httpx.URL(url)
+        if parsed.scheme not in ("http", "https"):
+            return url.rstrip("/")
+        return str(parsed.copy_with(path=parsed.path.rstrip("/")))
+
+    spellings = ["".join(parts) for parts in itertools.product(
+        ["http://", "HTTPS://"], ["", "user:pw@"],
+        ["api.openai.com", "API.OpenAI.com", "127.0.0.1", "[::1]", "bücher.example"],
+        ["", ":80", ":443", ":08000"],
+        ["", "/", "/v1/", "/V1", "/v1//", "/a%20b", "/a b", "/ä", "/v1/../x", "/v1?q=%2F"])]
+    spellings += ["vllm:local", "vllm:local/", "ollama"]
+    assert [normalise_endpoint(u) for u in spellings] == [with_httpx(u) for u in spellings]
+
+
 @pytest.mark.parametrize("shape", ["current", "older"])
 def test_both_vllm_line_shapes_are_read_as_answers(tmp_path, sample, shape):
     path, db = sample(8), tmp_path / "b.db"
