@@ -25,6 +25,7 @@ import pickle
 import signal
 import socket
 import struct
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -40,6 +41,7 @@ ReplyParser = Callable[[str], tuple[Record | None, list[Problem]]]
 #: result holds it), the parser's problems, and the checks' result (None: nothing to check).
 Checked = tuple[Record | None, list[Problem], CheckResult | None]
 _HEADER = struct.Struct("!I")  # each message: its length, then its pickle
+_GRACE = 10  # seconds a worker has to end its call and exit once the run closes its end
 
 
 def check_all(pairs: Pairs, src: str, tgt: str) -> list[CheckResult]:
@@ -72,6 +74,18 @@ def _warm(tgt: str) -> None:
         guess_languages("a text to read the language profiles by, once")
 
 
+def _error_answer(error: Exception) -> bytes:
+    """`error` pickled, if the run can rebuild it (an error whose constructor takes other
+    arguments than its message pickles, and fails to unpickle); else a CheckProcessError
+    that names it."""
+    try:
+        answer = pickle.dumps((False, error), pickle.HIGHEST_PROTOCOL)
+        pickle.loads(answer)
+        return answer
+    except Exception:
+        return pickle.dumps((False, CheckProcessError(f"a check failed: {error!r}")))
+
+
 def _serve(sock: socket.socket, src: str, tgt: str, inherited: list[int]) -> None:
     """A worker: answer each call read from `sock`, in order, until the run closes its end
     (or dies: the socket closes with it). `inherited`: the run's ends of the pool's sockets,
@@ -89,10 +103,7 @@ def _serve(sock: socket.socket, src: str, tgt: str, inherited: list[int]) -> Non
         try:
             answer = pickle.dumps((True, function(items, src, tgt)), pickle.HIGHEST_PROTOCOL)
         except Exception as e:  # the run's to raise, as it would have raised it itself
-            try:
-                answer = pickle.dumps((False, e), pickle.HIGHEST_PROTOCOL)
-            except Exception:
-                answer = pickle.dumps((False, CheckProcessError(f"a check failed: {e!r}")))
+            answer = _error_answer(e)
         try:
             sock.sendall(_HEADER.pack(len(answer)) + answer)
         except OSError:  # the run has closed its end (stopped, or interrupted)
@@ -119,6 +130,8 @@ class _Worker:
         self.reading: asyncio.Task[None] | None = None
         #: Calls sent, and the pairs they carried (for tests and benches).
         self.calls = self.pairs = 0
+        #: Why it can take no more calls (its process ended, its answers cannot be read).
+        self.failed: Exception | None = None
 
     async def open(self) -> None:
         """Read and write the socket from the running event loop."""
@@ -129,6 +142,9 @@ class _Worker:
              future: asyncio.Future[Any]) -> None:
         """Ask for `function(items, src, tgt)`, answered to `future`."""
         assert self.writer is not None
+        if self.failed is not None:
+            future.set_exception(self.failed)
+            return
         data = pickle.dumps((function, items), pickle.HIGHEST_PROTOCOL)
         self.writer.write(_HEADER.pack(len(data)) + data)
         self.sent.append(future)
@@ -147,14 +163,24 @@ class _Worker:
                     future.set_result(value)
                 else:
                     future.set_exception(value)
+        except asyncio.CancelledError:
+            raise
         except (asyncio.IncompleteReadError, ConnectionError):
-            self.process.join(1)
-            error = CheckProcessError(
+            await asyncio.to_thread(self.process.join, 1)
+            self._fail(CheckProcessError(
                 f"the process that checks the answers ended (exit code "
-                f"{self.process.exitcode}); run the same command again to resume")
-            while self.sent:
-                if not (future := self.sent.popleft()).done():
-                    future.set_exception(error)
+                f"{self.process.exitcode}); run the same command again to resume"))
+        except Exception as e:  # an answer that cannot be read: no later one can be trusted
+            self._fail(CheckProcessError(f"the check process's answer could not be read: "
+                                         f"{e!r}"))
+
+    def _fail(self, error: Exception) -> None:
+        """Fail every call outstanding, and every call to come (also while none is out:
+        a worker that dies idle must not leave the next caller waiting for ever)."""
+        self.failed = error
+        while self.sent:
+            if not (future := self.sent.popleft()).done():
+                future.set_exception(error)
 
     async def stop(self) -> None:
         """Close the run's end: the worker reads the end of its calls and exits."""
@@ -167,31 +193,50 @@ class _Worker:
 
     def close(self) -> None:
         self.sock.close()
-        self.process.join(10)
-        if self.process.is_alive():
-            self.process.terminate()
+        self.process.join(_GRACE)
+        if self.process.is_alive():  # (it ignores SIGTERM: it is the run's to handle)
+            self.process.kill()
             self.process.join()
 
 
 def can_fork() -> bool:
-    """Can workers be forked now (the platform forks, and no other thread runs)?"""
-    return "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
+    """Can workers be forked now: on Linux (macOS forks, but its system libraries may start
+    threads that a fork leaves broken: Python spawns there), with no other thread running,
+    native ones included (a library's thread pool, which `threading` does not see)?"""
+    if not sys.platform.startswith("linux") or threading.active_count() != 1:
+        return False
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            return next((line.split()[1] for line in status if line.startswith("Threads:")),
+                        "1") == "1"
+    except OSError:
+        return True
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity, a container's cpuset), not the
+    machine's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def auto_processes() -> int:
-    """The check processes a run gets unless told: one on a machine with a second core,
-    where it can be forked (spawned, it would import mmtrans first); else none."""
-    return 1 if (os.cpu_count() or 1) >= 2 and can_fork() else 0
+    """The check processes a run gets unless told: one where the process may use a second
+    core and can fork it (spawned, a worker would import mmtrans first); else none."""
+    return 1 if usable_cores() >= 2 and can_fork() else 0
 
 
 class CheckPool:
     """`processes` worker processes that run the checks of a run's answers. Made before the
     run opens its store or starts a thread, so that they can be forked."""
 
-    def __init__(self, processes: int, src: str, tgt: str) -> None:
+    def __init__(self, processes: int, src: str, tgt: str, method: str | None = None
+                 ) -> None:
         self.src, self.tgt = src, tgt
-        #: How the workers were started: "fork" or "spawn".
-        self.method = "fork" if can_fork() else "spawn"
+        #: How the workers were started: "fork" or "spawn" (`method`: tests choose).
+        self.method = method or ("fork" if can_fork() else "spawn")
         context = multiprocessing.get_context(self.method)
         self._workers: list[_Worker] = []
         for _ in range(processes):
@@ -222,8 +267,9 @@ class CheckPool:
         loop = asyncio.get_running_loop()
         if self._opened is None or self._opened.get_loop() is not loop:  # one opening for
             self._opened = loop.create_task(self._open())  # all the checks that wait for it
-        await self._opened
-        worker = min(self._workers, key=lambda w: len(w.sent))
+        await asyncio.shield(self._opened)  # (a caller cancelled cancels it for no other)
+        live = [w for w in self._workers if w.failed is None] or self._workers
+        worker = min(live, key=lambda w: len(w.sent))
         future: asyncio.Future[Any] = loop.create_future()
         worker.send(function, items, future)
         return await future

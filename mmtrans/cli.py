@@ -182,7 +182,8 @@ def translate(
         min=1, help="Records per request for first answers (one instruction and example "
                     "for K records; repair turns go one by one).")] = 1,
     check_processes: Annotated[int | None, typer.Option(
-        min=0, show_default="1 on a machine with two cores or more, else 0",
+        min=0, show_default="1 where the run may use two cores or more and can fork (Linux), "
+                                "else 0",
         help="Processes that run the checks of the answers beside the run's own "
              "(0: in it).")] = None,
     dry_run: Annotated[bool, typer.Option(

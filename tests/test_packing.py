@@ -149,14 +149,14 @@ def _check_pairs(sample, n: int) -> list:
     return pairs
 
 
-def _in_pool(processes: int, use) -> tuple:
+def _in_pool(processes: int, use, method: str | None = None) -> tuple:
     """`use(pool)` awaited in an event loop of its own, and the pool after it is closed."""
     import asyncio
 
     from mmtrans.check_pool import CheckPool
 
     async def run():
-        pool = CheckPool(processes, "ja", "en")
+        pool = CheckPool(processes, "ja", "en", method)
         try:
             return await use(pool), pool
         finally:
@@ -190,8 +190,8 @@ def test_each_check_goes_to_the_least_busy_worker_and_each_caller_gets_its_own_r
 
 def test_the_workers_exit_as_soon_as_the_run_closes_its_end(sample):
     """A forked worker holds copies of the run's ends of every socket of the pool: unless it
-    closes them, the run closing its end is no end of input, and closing the pool waits
-    10 s and then kills the workers."""
+    closes them, the run closing its end is no end of input, and closing the pool waits its
+    10 s of grace and then kills the workers."""
     import time
 
     pairs = _check_pairs(sample, 2)
@@ -200,8 +200,7 @@ def test_the_workers_exit_as_soon_as_the_run_closes_its_end(sample):
         return await pool.check(pairs)
 
     started = time.monotonic()
-    _, pool = _in_pool(2, use)
-    assert pool.method == "fork"  # pytest's thread is its only one
+    _, pool = _in_pool(2, use, "fork")
     assert [w.process.exitcode for w in pool._workers] == [0, 0]
     assert time.monotonic() - started < 5
 
@@ -218,14 +217,102 @@ def test_a_worker_that_dies_mid_run_stops_the_run_with_one_line_not_a_hang(sampl
     async def use(pool):
         await pool.check(pairs)  # the worker is up and answering
         os.kill(pool._workers[0].process.pid, signal.SIGKILL)
-        with pytest.raises(CheckProcessError, match="exit code -9"):
-            await asyncio.wait_for(pool.check(pairs), 10)  # (a hang fails, not waits)
+        await asyncio.sleep(0.5)  # it dies idle: no call of its is outstanding
+        for _ in range(2):  # nor is any call to come left waiting
+            with pytest.raises(CheckProcessError, match="exit code -9"):
+                await asyncio.wait_for(pool.check(pairs), 10)  # (a hang fails, not waits)
         return None
 
-    _in_pool(1, use)
+    _in_pool(1, use, "fork")
+
+
+def _raises_input_error(items, src, tgt):
+    """A check that raises an error the run could not rebuild from its pickle."""
+    from mmtrans.errors import InputError
+
+    raise InputError("x.json", 3, "no such thing")
+
+
+def test_an_error_the_run_cannot_rebuild_comes_back_named_and_the_worker_goes_on(sample):
+    """InputError pickles, but takes other arguments than its message: unpickled as it is,
+    it killed the reader of the worker's answers, and every check after it waited."""
+    import asyncio
+
+    from mmtrans.errors import CheckProcessError
+
+    pairs = _check_pairs(sample, 2)
+
+    async def use(pool):
+        with pytest.raises(CheckProcessError, match="InputError"):
+            await asyncio.wait_for(pool._call(_raises_input_error, []), 10)
+        return await asyncio.wait_for(pool.check(pairs), 10)
+
+    results, _ = _in_pool(1, use, "fork")
+    assert len(results) == 2
+
+
+def test_a_caller_cancelled_while_the_pool_opens_cancels_no_other(sample):
+    import asyncio
+
+    pairs = _check_pairs(sample, 2)
+
+    async def use(pool):
+        first = asyncio.ensure_future(pool.check(pairs))
+        second = asyncio.ensure_future(pool.check(pairs))
+        await asyncio.sleep(0)  # both wait for the one opening
+        first.cancel()
+        return await asyncio.wait_for(second, 10)
+
+    results, _ = _in_pool(1, use, "fork")
+    assert len(results) == 2
+
+
+def _sleeps(items, src, tgt):
+    import time
+
+    time.sleep(60)
+
+
+def test_closing_kills_a_worker_that_does_not_end_in_its_grace(sample, monkeypatch):
+    """The worker ignores SIGTERM (the run handles it): past its grace it is killed."""
+    import asyncio
+    import time
+
+    from mmtrans import check_pool
+
+    monkeypatch.setattr(check_pool, "_GRACE", 0.5)
+
+    async def use(pool):
+        busy = asyncio.ensure_future(pool._call(_sleeps, []))
+        await asyncio.sleep(0.5)  # it is in the 60 s call
+        busy.cancel()
+        return None
+
+    started = time.monotonic()
+    _, pool = _in_pool(1, use, "fork")
+    assert time.monotonic() - started < 10
+    assert pool._workers[0].process.exitcode == -9
 
 
 def _payload(record) -> str:
     from mmtrans.payload import payload_json
 
     return payload_json(record)
+
+
+def test_a_reply_nested_too_deeply_to_read_is_a_format_problem_not_a_crash(sample):
+    """json.loads raises RecursionError, not ValueError, on 100,000 nested brackets: it
+    crashed the run with a traceback."""
+    from mmtrans import formats
+    from mmtrans.labels import load_tables
+    from mmtrans.payload import parse_reply
+    from mmtrans.records import Record
+
+    deep = '{"text": "x", "entities": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    assert split_answer("[" * 100_000 + "]" * 100_000, 1) is None
+    table = load_tables(["scnm"], "ja", "en")
+    expected = next(table.translate(r) for r in formats.read(sample(1)) if isinstance(r, Record))
+    target, problems = parse_reply(deep, expected)
+    assert target is None
+    assert [p.code for p in problems] == ["format"]
+    assert "nested too deeply" in problems[0].message
