@@ -51,7 +51,7 @@ def split_answer(reply: str, k: int) -> list[str] | None:
         return None
     try:
         items = json.loads(body[start:end + 1])
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):  # (nested too deeply to read)
         return None
     if not isinstance(items, list) or len(items) != k:
         return None

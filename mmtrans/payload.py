@@ -48,7 +48,10 @@ def extract_json(reply: str) -> Any:
     start, end = body.find("{"), body.rfind("}")
     if start < 0 or end < start:
         raise ValueError("no JSON object in the reply")
-    return json.loads(body[start:end + 1])
+    try:
+        return json.loads(body[start:end + 1])
+    except RecursionError:  # a model's answer of 100,000 nested brackets
+        raise ValueError("the reply's JSON is nested too deeply to read") from None
 
 
 def _strings(items: Any, name: str, keys: tuple[str, ...]) -> list[dict[str, Any]]:
