@@ -201,16 +201,11 @@ class _Worker:
 
 def can_fork() -> bool:
     """Can workers be forked now: on Linux (macOS forks, but its system libraries may start
-    threads that a fork leaves broken: Python spawns there), with no other thread running,
-    native ones included (a library's thread pool, which `threading` does not see)?"""
-    if not sys.platform.startswith("linux") or threading.active_count() != 1:
-        return False
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            return next((line.split()[1] for line in status if line.startswith("Threads:")),
-                        "1") == "1"
-    except OSError:
-        return True
+    threads that a fork leaves broken: Python spawns there), with no other Python thread
+    running? Native threads are not counted: importing numpy starts one for OpenBLAS (so
+    every mmtrans process has one), and a worker calls neither BLAS nor any other library
+    that keeps threads, only the checks."""
+    return sys.platform.startswith("linux") and threading.active_count() == 1
 
 
 def usable_cores() -> int:

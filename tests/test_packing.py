@@ -316,3 +316,20 @@ def test_a_reply_nested_too_deeply_to_read_is_a_format_problem_not_a_crash(sampl
     assert target is None
     assert [p.code for p in problems] == ["format"]
     assert "nested too deeply" in problems[0].message
+
+
+def test_a_cli_process_can_fork_its_worker_though_numpy_runs_a_native_thread():
+    """Counting native threads too (OpenBLAS's, started when numpy is imported) turned the
+    check process off in every run."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    done = subprocess.run(
+        [sys.executable, "-c", "import mmtrans.cli, numpy; from mmtrans.check_pool import "
+         "auto_processes, can_fork, usable_cores; print(can_fork(), auto_processes(), "
+         "usable_cores())"], cwd=Path(__file__).resolve().parents[1], capture_output=True,
+        text=True, check=True)
+    fork, processes, cores = done.stdout.split()
+    assert fork == "True"
+    assert processes == ("1" if int(cores) >= 2 else "0")
