@@ -229,7 +229,6 @@ class CheckPool:
 
     def __init__(self, processes: int, src: str, tgt: str, method: str | None = None
                  ) -> None:
-        self.src, self.tgt = src, tgt
         #: How the workers were started: "fork" or "spawn" (`method`: tests choose).
         self.method = method or ("fork" if can_fork() else "spawn")
         context = multiprocessing.get_context(self.method)
@@ -283,9 +282,3 @@ class CheckPool:
         """Wait for the workers to exit."""
         for worker in self._workers:
             worker.close()
-
-    def __enter__(self) -> CheckPool:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

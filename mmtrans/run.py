@@ -70,7 +70,8 @@ class Settings:
     #: Set by `translate` when fidelity is checked: what its verdicts depend on.
     fidelity_identity: dict[str, Any] | None = None
     #: Worker processes for the checks of the answers (0: in the run's own process; None:
-    #: `check_pool.auto_processes()`, one where the machine has a second core).
+    #: `check_pool.auto_processes()`, one where the process may use a second core and can
+    #: fork it).
     check_processes: int | None = 0
 
 
